@@ -1,0 +1,87 @@
+# sluice: every target does one job. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | cksum | cut -d' ' -f1)
+
+# Terraform: the provider comes from a local filesystem mirror (no registry access here). The default is
+# where this project's machines keep it; point TF_PLUGIN_MIRROR elsewhere on yours.
+TF_PLUGIN_MIRROR ?= /opt/tf-plugins
+ENV ?= dev
+PORT ?= 8080
+export TF_PLUGIN_MIRROR ENV PORT
+
+.PHONY: help venv test lint unit integration tf-check run demo build plan deploy destroy deploy-local \
+	bench cost loadtest loadtest-concurrency loadtest-smoke clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP) ## create .venv with the pinned runtime and dev dependencies
+
+test: lint ## install what is needed, then lint, run the whole suite and the infrastructure checks
+	$(PY) -m pytest
+	$(MAKE) --no-print-directory tf-check
+	$(MAKE) --no-print-directory loadtest-smoke
+
+lint: $(STAMP) ## ruff (format + lint) and mypy on the pure core
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy core ingest consumers
+
+unit: $(STAMP) ## only the unit tests (no sockets, no moto)
+	$(PY) -m pytest tests/unit
+
+integration: $(STAMP) ## only the integration tests (moto in-process and server mode)
+	$(PY) -m pytest tests/integration
+
+tf-check: ## terraform fmt/validate/test offline against the provider mirror, and checkov
+	bash infra/scripts/check.sh
+
+run: $(STAMP) ## run the whole pipeline locally on an embedded AWS emulator (Ctrl-C stops it)
+	$(PY) -m local run --port $(PORT)
+
+demo: $(STAMP) ## post real corpus files to a running `make run` and show what landed
+	$(PY) -m local demo --url http://127.0.0.1:$(PORT)
+
+build: $(STAMP) ## build the Lambda zips for the Lambda runtime's platform (dist/)
+	$(PY) infra/scripts/build.py
+
+plan: build ## terraform plan against real AWS with infra/envs/$(ENV).tfvars
+	bash infra/scripts/tf.sh plan
+
+deploy: build ## terraform apply against real AWS with infra/envs/$(ENV).tfvars
+	bash infra/scripts/tf.sh apply
+
+destroy: ## terraform destroy of the $(ENV) stack
+	bash infra/scripts/tf.sh destroy
+
+deploy-local: build ## apply the same Terraform against the local emulator, then destroy it again
+	bash infra/scripts/tf.sh local
+
+bench: $(STAMP) ## benchmarks: speed and cost against a baseline measured in the same run
+	$(PY) -m loadtest.bench
+
+cost: $(STAMP) ## monthly cost and capacity plan: make cost RPS=100 EVENT_BYTES=1024 BATCH=1
+	$(PY) -m loadtest.bench.cost --rps $(or $(RPS),100) --event-bytes $(or $(EVENT_BYTES),1024) --batch $(or $(BATCH),1)
+
+loadtest: $(STAMP) ## headless Locust run against the local stack, or HOST=https://... for a deployment
+	$(PY) -m loadtest.run $(if $(HOST),--host $(HOST))
+
+loadtest-concurrency: $(STAMP) ## the same burst at worker concurrency 1, 2, 4, 8: table and PNG plot
+	$(PY) -m loadtest.concurrency
+
+loadtest-smoke: $(STAMP) ## a few seconds of load against the local stack, so the suite cannot rot
+	$(PY) -m loadtest.run --smoke
+
+clean: ## remove the virtual environment, build output and caches
+	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache loadtest/out

@@ -1,0 +1,76 @@
+"""The versioned record envelope (DESIGN.md §2): building, serializing and validating it.
+
+An envelope is a plain dict, serialized with orjson. Validation uses the JSON Schema in
+``core/schema/envelope.v1.json``, compiled once (fastjsonschema) so consumers validate every record.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+VERSION = 1
+SCHEMA_PATH = Path(__file__).parent / "schema" / "envelope.v1.json"
+
+Envelope = dict[str, Any]
+
+
+class InvalidEnvelope(ValueError):
+    """A message on the queue or stream that is not a valid envelope: permanent, never retried."""
+
+
+def format_received_at(moment: datetime) -> str:
+    """RFC 3339 UTC with microseconds and a ``Z``: sorts as text, parses everywhere."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def now_received_at() -> str:
+    return format_received_at(datetime.now(UTC))
+
+
+def parse_received_at(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+# SQS accepts only #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF in a message body. orjson
+# escapes the C0 controls and rejects lone surrogates, which leaves U+FFFE and U+FFFF to escape here.
+_SQS_FORBIDDEN = {0xFFFE: "\\ufffe", 0xFFFF: "\\uffff"}
+
+
+def dumps(envelope: Envelope) -> str:
+    """The envelope as compact JSON text, safe as an SQS message body and a Kinesis record."""
+    text = orjson.dumps(envelope).decode()
+    if "\ufffe" in text or "\uffff" in text:
+        text = text.translate(_SQS_FORBIDDEN)
+    return text
+
+
+def loads(body: str | bytes) -> Envelope:
+    """Parse and validate one envelope; ``InvalidEnvelope`` (permanent) when it is not one."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEnvelope(f"not JSON: {exc}") from None
+    validate(doc)
+    return doc  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _validator() -> Any:
+    import fastjsonschema  # noqa: PLC0415 - compiled on first use, off the cold-start path
+
+    return fastjsonschema.compile(orjson.loads(SCHEMA_PATH.read_bytes()))
+
+
+def validate(doc: Any) -> None:
+    """Raise ``InvalidEnvelope`` naming the first schema violation."""
+    import fastjsonschema  # noqa: PLC0415
+
+    try:
+        _validator()(doc)
+    except fastjsonschema.JsonSchemaException as exc:
+        raise InvalidEnvelope(exc.message) from None
