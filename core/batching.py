@@ -50,10 +50,14 @@ def failed_kinesis_indexes(response: dict[str, Any]) -> list[tuple[int, str]]:
 
 def failed_sqs_ids(response: dict[str, Any]) -> dict[str, tuple[str, bool]]:
     """Entry id -> (error code, sender's fault) for each entry a SendMessageBatch response lists as failed."""
-    return {f["Id"]: (f.get("Code", "Unknown"), bool(f.get("SenderFault"))) for f in response.get("Failed", ())}
+    return {
+        f["Id"]: (f.get("Code", "Unknown"), bool(f.get("SenderFault"))) for f in response.get("Failed", ())
+    }
 
 
-def unprocessed_keys(response: dict[str, Any], table: str, key_names: tuple[str, ...]) -> list[tuple[Any, ...]]:
+def unprocessed_keys(
+    response: dict[str, Any], table: str, key_names: tuple[str, ...]
+) -> list[tuple[Any, ...]]:
     """The primary keys of the put requests a BatchWriteItem response hands back as UnprocessedItems."""
     out = []
     for request in response.get("UnprocessedItems", {}).get(table, ()):

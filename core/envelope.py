@@ -61,16 +61,16 @@ def loads(body: str | bytes) -> Envelope:
 
 @functools.cache
 def _validator() -> Any:
-    import fastjsonschema  # noqa: PLC0415 - compiled on first use, off the cold-start path
+    import fastjsonschema  # compiled on first use, off the cold-start path
 
     return fastjsonschema.compile(orjson.loads(SCHEMA_PATH.read_bytes()))
 
 
 def validate(doc: Any) -> None:
     """Raise ``InvalidEnvelope`` naming the first schema violation."""
-    import fastjsonschema  # noqa: PLC0415
+    import fastjsonschema
 
     try:
         _validator()(doc)
     except fastjsonschema.JsonSchemaException as exc:
-        raise InvalidEnvelope(exc.message) from None
+        raise InvalidEnvelope(str(exc)) from None

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from core.tenancy import TENANT_ID_RE
+
 KiB = 1024
 MiB = 1024 * KiB
 
@@ -120,8 +122,6 @@ class Settings:
             "store_budget_seconds": _float(env, "STORE_BUDGET_SECONDS", 10.0, 0.1),
             "webhook_secrets": env.get("WEBHOOK_SECRETS", ""),
         }
-        from core.tenancy import TENANT_ID_RE  # noqa: PLC0415 - keeps settings importable on its own
-
         if not TENANT_ID_RE.match(values["default_tenant"]):
             raise SettingsError(f"DEFAULT_TENANT is not a valid tenant id: {values['default_tenant']!r}")
         if values["max_decompressed_bytes"] < values["max_body_bytes"]:
