@@ -1,0 +1,199 @@
+"""Publishing envelopes durably to the SQS queue and the Kinesis stream, concurrently, with retries.
+
+boto3 lives only here, in two small adapters behind the ``RecordSink`` port. Each adapter batches at
+its service's limits and retries only the entries the service says failed, with full-jitter backoff,
+inside the request's deadline. ``publish`` runs both sinks' batches concurrently and reports the ids
+that are not on both, so the caller can answer 202 only when that set is empty.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from core import aws
+from core.batching import chunk_by_size, failed_kinesis_indexes, failed_sqs_ids
+from core.errors import error_code, is_transient
+from core.retry import Backoff, Deadline
+
+# Service limits: SendMessageBatch takes 10 entries and 256 KiB in all (configurable: AWS raised the
+# message size to 1 MiB in 2025, emulators still enforce 256 KiB); PutRecords takes 500 records and
+# 5 MiB including partition keys.
+SQS_MAX_ENTRIES = 10
+KINESIS_MAX_RECORDS = 500
+KINESIS_MAX_BYTES = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class OutRecord:
+    """One serialized envelope on its way out."""
+
+    event_id: str
+    partition_key: str
+    body: str
+    size: int  # UTF-8 bytes of body
+
+
+@dataclass
+class SinkResult:
+    """What one sink could not write (event id -> last error code) and how many retries it took."""
+
+    failed: dict[str, str] = field(default_factory=dict)
+    retries: int = 0
+    calls: int = 0
+
+    def merge(self, other: SinkResult) -> None:
+        self.failed.update(other.failed)
+        self.retries += other.retries
+        self.calls += other.calls
+
+
+class RecordSink(Protocol):
+    """A destination that takes records in batches (the port the ingest service depends on)."""
+
+    name: str
+
+    def batches(self, records: Sequence[OutRecord]) -> list[list[OutRecord]]: ...
+
+    def put_batch(self, batch: list[OutRecord], deadline: Deadline) -> SinkResult: ...
+
+
+def _retry_loop(
+    batch: list[OutRecord],
+    deadline: Deadline,
+    backoff: Backoff,
+    attempt_once: Callable[[list[OutRecord]], dict[str, tuple[str, bool]]],
+) -> SinkResult:
+    """Send ``batch``; resend only the transiently failed entries until none are left or time is up.
+
+    ``attempt_once`` returns event id -> (error code, retryable) for the entries that failed.
+    """
+    result = SinkResult()
+    pending = batch
+    attempt = 0
+    while True:
+        result.calls += 1
+        try:
+            failures = attempt_once(pending)
+        except Exception as exc:  # a whole-call failure: every entry of this attempt failed alike
+            code = error_code(exc)
+            failures = {r.event_id: (code, is_transient(exc)) for r in pending}
+        permanent = {eid: code for eid, (code, retryable) in failures.items() if not retryable}
+        result.failed.update(permanent)
+        pending = [r for r in pending if r.event_id in failures and r.event_id not in permanent]
+        if not pending:
+            return result
+        if attempt + 1 >= backoff.max_attempts or not deadline.sleep(backoff.delay(attempt)):
+            result.failed.update({r.event_id: failures[r.event_id][0] for r in pending})
+            return result
+        attempt += 1
+        result.retries += len(pending)
+
+
+class SqsPublisher:
+    """Sends records to one SQS queue with SendMessageBatch."""
+
+    name = "sqs"
+
+    def __init__(
+        self,
+        queue_url: str,
+        client: Any = None,
+        max_batch_bytes: int = 256 * 1024,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.queue_url = queue_url
+        self._client = client
+        self.max_batch_bytes = max_batch_bytes
+        self.backoff = backoff or Backoff()
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.client("sqs")
+
+    def batches(self, records: Sequence[OutRecord]) -> list[list[OutRecord]]:
+        return list(chunk_by_size(records, SQS_MAX_ENTRIES, self.max_batch_bytes, lambda r: r.size))
+
+    def put_batch(self, batch: list[OutRecord], deadline: Deadline) -> SinkResult:
+        def attempt(pending: list[OutRecord]) -> dict[str, tuple[str, bool]]:
+            entries = [{"Id": str(i), "MessageBody": r.body} for i, r in enumerate(pending)]
+            response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            failed = failed_sqs_ids(response)
+            # SenderFault means the entry itself is wrong: resending it unchanged cannot help.
+            return {pending[int(i)].event_id: (code, not sender) for i, (code, sender) in failed.items()}
+
+        return _retry_loop(batch, deadline, self.backoff, attempt)
+
+
+class KinesisPublisher:
+    """Puts records on one Kinesis stream with PutRecords."""
+
+    name = "kinesis"
+
+    def __init__(self, stream_name: str, client: Any = None, backoff: Backoff | None = None) -> None:
+        self.stream_name = stream_name
+        self._client = client
+        self.backoff = backoff or Backoff()
+
+    @property
+    def client(self) -> Any:
+        return self._client or aws.client("kinesis")
+
+    def batches(self, records: Sequence[OutRecord]) -> list[list[OutRecord]]:
+        return list(
+            chunk_by_size(
+                records, KINESIS_MAX_RECORDS, KINESIS_MAX_BYTES, lambda r: r.size + len(r.partition_key)
+            )
+        )
+
+    def put_batch(self, batch: list[OutRecord], deadline: Deadline) -> SinkResult:
+        def attempt(pending: list[OutRecord]) -> dict[str, tuple[str, bool]]:
+            entries = [{"Data": r.body.encode(), "PartitionKey": r.partition_key} for r in pending]
+            response = self.client.put_records(StreamName=self.stream_name, Records=entries)
+            # Per-record codes are ProvisionedThroughputExceededException or InternalFailure: both retryable.
+            return {pending[i].event_id: (code, True) for i, code in failed_kinesis_indexes(response)}
+
+        return _retry_loop(batch, deadline, self.backoff, attempt)
+
+
+@functools.cache
+def _executor() -> ThreadPoolExecutor:
+    # One pool per container: SQS batches of 10 are many small calls, worth overlapping.
+    return ThreadPoolExecutor(max_workers=16, thread_name_prefix="publish")
+
+
+@dataclass
+class PublishReport:
+    """Per sink results; ``missing`` are the ids that are not durably on every sink."""
+
+    results: dict[str, SinkResult]
+
+    @property
+    def missing(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for result in self.results.values():
+            out.update(result.failed)
+        return out
+
+    @property
+    def retries(self) -> int:
+        return sum(r.retries for r in self.results.values())
+
+
+def publish(
+    records: Sequence[OutRecord], sinks: Sequence[RecordSink], budget_seconds: float
+) -> PublishReport:
+    """Write ``records`` to every sink concurrently within ``budget_seconds``."""
+    deadline = Deadline(budget_seconds)
+    futures: list[tuple[str, Future[SinkResult]]] = []
+    pool = _executor()
+    for sink in sinks:
+        for batch in sink.batches(records):
+            futures.append((sink.name, pool.submit(sink.put_batch, batch, deadline)))
+    results = {sink.name: SinkResult() for sink in sinks}
+    for name, future in futures:
+        results[name].merge(future.result())
+    return PublishReport(results)

@@ -1,0 +1,167 @@
+"""The ingest use case: one HTTP request in, records durably on the queue and the stream, a receipt out.
+
+Everything AWS-shaped stays outside: the handler turns the API Gateway event into an ``HttpRequest``
+and the sinks are injected, so this module is tested with in-memory fakes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.envelope import now_received_at
+from core.settings import Settings
+from core.tenancy import is_valid_tenant_id
+from ingest.bodies import Limits, decode_body, decompress, parse_body
+from ingest.normalize import RequestFacts, normalize
+from ingest.problems import Problem
+from ingest.publish import OutRecord, RecordSink, publish
+
+ROUTE_KIND = {"POST /events": "event", "POST /ingest": "log"}
+# Headers that name the event type and the delivery id of common webhook senders.
+EVENT_TYPE_HEADERS = ("x-github-event", "x-event-type", "x-gitlab-event", "x-webhook-event")
+DELIVERY_ID_HEADERS = ("x-github-delivery", "x-delivery-id", "x-request-id-webhook")
+RETRY_AFTER_SECONDS = "2"
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """The parts of an HTTP request the ingest path uses."""
+
+    route: str
+    headers: Mapping[str, str]  # names lower-cased
+    body: str | None
+    is_base64: bool = False
+    request_id: str | None = None
+    source_ip: str | None = None
+    user_agent: str | None = None
+    auth_tenant: str | None = None  # set by the API-key authorizer
+    webhook: Any = None  # a verified webhook (ingest.webhooks.Verified) for POST /webhooks/{source}
+
+
+@dataclass
+class Receipt:
+    """The outcome of an accepted request, and the figures the handler turns into metrics."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    accepted: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    bytes_in: int = 0
+    retries: int = 0
+
+
+def _facts(request: HttpRequest, kind: str, settings: Settings) -> RequestFacts:
+    headers = request.headers
+    header_tenant = headers.get("x-tenant-id")
+    tenant: str | None = None
+    from_credential = False
+    if header_tenant is not None and not is_valid_tenant_id(header_tenant):
+        raise Problem(400, "invalid-tenant", "X-Tenant-Id must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    verified = request.webhook
+    if verified is not None:
+        tenant, from_credential = verified.tenant_id, True
+    elif settings.auth_mode == "api_key":
+        if not request.auth_tenant:
+            raise Problem(401, "unauthorized", "this API requires an API key: Authorization: Bearer <key>")
+        tenant, from_credential = request.auth_tenant, True
+    if from_credential:
+        if header_tenant is not None and header_tenant != tenant:
+            raise Problem(403, "tenant-forbidden", "X-Tenant-Id names a tenant this credential may not write")
+    else:
+        tenant = header_tenant
+    event_type = next((headers[h] for h in EVENT_TYPE_HEADERS if headers.get(h)), None)
+    delivery_id = next((headers[h] for h in DELIVERY_ID_HEADERS if headers.get(h)), None)
+    if verified is not None:
+        event_type = verified.event_type or event_type
+        delivery_id = verified.delivery_id or delivery_id
+    return RequestFacts(
+        route=request.route if request.route in ROUTE_KIND else "POST /events",
+        kind=kind,
+        received_at=now_received_at(),
+        default_tenant=settings.default_tenant,
+        tenant_id=tenant,
+        tenant_from_credential=from_credential,
+        idempotency_key=(headers.get("idempotency-key") or None),
+        delivery_id=delivery_id,
+        event_type=event_type,
+        ip=request.source_ip,
+        user_agent=request.user_agent,
+        request_id=request.request_id,
+        webhook=getattr(verified, "source", None),
+    )
+
+
+class IngestService:
+    """Validates, normalizes and publishes the records of one request."""
+
+    def __init__(self, settings: Settings, sinks: Sequence[RecordSink]) -> None:
+        self.settings = settings
+        self.limits = Limits.from_settings(settings)
+        self.sinks = sinks
+        self._partition: Callable[[dict[str, Any]], str] = (
+            (lambda e: e["tenant_id"]) if settings.partition_key == "tenant_id" else (lambda e: e["event_id"])
+        )
+
+    def read_body(self, request: HttpRequest) -> bytes:
+        """The raw body bytes, size-checked (webhook signatures are computed over exactly these)."""
+        return decode_body(request.body, request.is_base64, self.limits)
+
+    def ingest(self, request: HttpRequest, kind: str, raw: bytes | None = None) -> Receipt:
+        raw = self.read_body(request) if raw is None else raw
+        data = decompress(raw, request.headers.get("content-encoding"), self.limits)
+        parsed = parse_body(data, request.headers.get("content-type"), kind, self.limits)
+        facts = _facts(request, kind, self.settings)
+        normalized = normalize(parsed.items, facts, self.limits.max_record_bytes)
+        errors = sorted([*parsed.errors, *normalized.errors], key=lambda e: e.index)
+        rejected = Counter(e.code for e in errors)
+        if not normalized.accepted:
+            raise Problem(
+                422,
+                "all-items-invalid",
+                f"none of the {len(errors)} item(s) could be accepted",
+                extra={"errors": [e.to_dict() for e in errors[:100]], "rejected": len(errors)},
+            )
+        records = self._out_records(normalized.accepted)
+        report = publish(records, self.sinks, self.settings.publish_budget_seconds)
+        missing = report.missing
+        if missing:
+            codes = Counter(missing.values())
+            raise Problem(
+                503,
+                "publish-incomplete",
+                f"{len(missing)} of {len(records)} record(s) could not be durably queued; retry the request "
+                "with the same Idempotency-Key (or record ids) to avoid duplicates",
+                extra={"retry_after": int(RETRY_AFTER_SECONDS), "errors_by_code": dict(codes)},
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            )
+        body = {
+            "accepted": len(normalized.accepted),
+            "rejected": len(errors),
+            "event_ids": [record["event_id"] for _, record, _, _ in normalized.accepted],
+            "errors": [e.to_dict() for e in errors],
+            "request_id": request.request_id,
+        }
+        return Receipt(
+            status=202,
+            body=body,
+            accepted=len(normalized.accepted),
+            rejected=rejected,
+            bytes_in=len(raw),
+            retries=report.retries,
+        )
+
+    def _out_records(self, accepted: list[tuple[int, dict[str, Any], str, int]]) -> list[OutRecord]:
+        # The same client identity twice in one request yields the same event id: publish it once.
+        seen: set[str] = set()
+        out: list[OutRecord] = []
+        for _, record, text, size in accepted:
+            event_id = record["event_id"]
+            if event_id in seen:
+                continue
+            seen.add(event_id)
+            out.append(OutRecord(event_id, self._partition(record), text, size))
+        return out

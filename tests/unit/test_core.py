@@ -1,0 +1,138 @@
+"""The shared core: chunking at the AWS limits, failure mapping, ids, settings, wiring."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core import wiring
+from core.batching import chunk, chunk_by_size, failed_kinesis_indexes, failed_sqs_ids, unprocessed_keys
+from core.errors import is_transient
+from core.ids import derive_event_id, event_id_time_ms, new_event_id
+from core.settings import Settings, SettingsError
+
+
+def test_chunk_at_exact_limits() -> None:
+    assert [len(c) for c in chunk(list(range(25)), 25)] == [25]
+    assert [len(c) for c in chunk(list(range(26)), 25)] == [25, 1]
+    assert list(chunk([], 10)) == []
+    with pytest.raises(ValueError, match="at least 1"):
+        list(chunk([1], 0))
+
+
+@given(st.lists(st.integers(1, 300), max_size=200), st.integers(1, 12), st.integers(300, 2000))
+def test_chunk_by_size_respects_both_limits_and_keeps_order(sizes: list[int], count: int, limit: int) -> None:
+    batches = list(chunk_by_size(sizes, count, limit, lambda s: s))
+    assert [s for b in batches for s in b] == sizes
+    for batch in batches:
+        assert 1 <= len(batch) <= count
+        assert sum(batch) <= limit
+
+
+def test_chunk_by_size_fills_sqs_batches_exactly_to_256_kib() -> None:
+    # Ten 26,214-byte bodies are 262,140 bytes: one batch. An eleventh entry starts a new one.
+    assert [len(b) for b in chunk_by_size([26_214] * 11, 10, 262_144, lambda s: s)] == [10, 1]
+    # Two bodies of 131,072 bytes fill a batch exactly; a third must go to the next.
+    assert [len(b) for b in chunk_by_size([131_072] * 3, 10, 262_144, lambda s: s)] == [2, 1]
+
+
+def test_oversized_item_is_yielded_alone_not_dropped() -> None:
+    assert list(chunk_by_size([5, 50, 5], 10, 10, lambda s: s)) == [[5], [50], [5]]
+
+
+def test_kinesis_failures_map_back_to_request_positions() -> None:
+    response = {
+        "FailedRecordCount": 2,
+        "Records": [
+            {"SequenceNumber": "1", "ShardId": "s"},
+            {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "slow down"},
+            {"SequenceNumber": "2", "ShardId": "s"},
+            {"ErrorCode": "InternalFailure", "ErrorMessage": "oops"},
+        ],
+    }
+    assert failed_kinesis_indexes(response) == [
+        (1, "ProvisionedThroughputExceededException"),
+        (3, "InternalFailure"),
+    ]
+    assert failed_kinesis_indexes({"FailedRecordCount": 0, "Records": [{"SequenceNumber": "1"}]}) == []
+
+
+def test_sqs_failures_map_back_to_entry_ids() -> None:
+    response = {
+        "Successful": [{"Id": "0"}],
+        "Failed": [
+            {"Id": "1", "Code": "InternalError", "SenderFault": False},
+            {"Id": "2", "Code": "InvalidMessageContents", "SenderFault": True},
+        ],
+    }
+    assert failed_sqs_ids(response) == {"1": ("InternalError", False), "2": ("InvalidMessageContents", True)}
+
+
+def test_unprocessed_items_map_back_to_keys() -> None:
+    item = {"tenant_id": {"S": "a"}, "event_id": {"S": "e1"}, "x": {"N": "1"}}
+    response = {"UnprocessedItems": {"t": [{"PutRequest": {"Item": item}}]}}
+    assert unprocessed_keys(response, "t", ("tenant_id", "event_id")) == [({"S": "a"}, {"S": "e1"})]
+    assert unprocessed_keys({"UnprocessedItems": {}}, "t", ("tenant_id",)) == []
+
+
+def test_error_classification_by_code() -> None:
+    assert is_transient("ProvisionedThroughputExceededException")
+    assert is_transient("ThrottlingException")
+    assert not is_transient("ValidationException")
+    assert not is_transient("AccessDeniedException")
+
+
+def test_server_ids_are_uuid7_and_strictly_increasing() -> None:
+    ids = [new_event_id() for _ in range(5000)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert all(uuid.UUID(i).version == 7 for i in ids)
+    assert event_id_time_ms(ids[0]) is not None
+
+
+def test_derived_ids_are_stable_uuid5() -> None:
+    a = derive_event_id("acme", "event", "delivery-1#0")
+    assert a == derive_event_id("acme", "event", "delivery-1#0")
+    assert uuid.UUID(a).version == 5 and event_id_time_ms(a) is None
+
+
+def test_settings_defaults_are_the_design_limits() -> None:
+    s = Settings.from_env({})
+    assert (s.max_body_bytes, s.max_decompressed_bytes, s.max_records, s.max_record_bytes, s.max_depth) == (
+        1024 * 1024,
+        10 * 1024 * 1024,
+        1000,
+        256 * 1024,
+        64,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"MAX_RECORDS": "many"}, "MAX_RECORDS"),
+        ({"MAX_RECORDS": "0"}, "MAX_RECORDS"),
+        ({"AUTH_MODE": "magic"}, "AUTH_MODE"),
+        ({"REDACT_IP_ADDRESSES": "perhaps"}, "REDACT_IP_ADDRESSES"),
+        ({"DEFAULT_TENANT": "bad tenant"}, "DEFAULT_TENANT"),
+        ({"MAX_BODY_BYTES": "100", "MAX_DECOMPRESSED_BYTES": "10"}, "MAX_DECOMPRESSED_BYTES"),
+    ],
+)
+def test_bad_settings_name_the_variable(env: dict[str, str], name: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env(env)
+
+
+def test_require_names_missing_resources() -> None:
+    with pytest.raises(SettingsError, match="QUEUE_URL, STREAM_NAME"):
+        Settings.from_env({}).require("queue_url", "stream_name")
+
+
+def test_wiring_follows_aws_advice() -> None:
+    w = wiring.load()
+    # AWS: queue visibility timeout at least six times the function timeout.
+    assert w.worker.visibility_timeout_seconds >= 6 * w.worker.function_timeout_seconds
+    assert w.worker.maximum_concurrency >= 2  # the SQS event source mapping minimum
+    assert {c.name for c in w.stream_consumers} == {"archiver", "rollup"}

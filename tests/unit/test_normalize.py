@@ -1,0 +1,166 @@
+"""Items become schema-valid envelopes with the right tenant, ids, type and metadata."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+import jsonschema
+import orjson
+import pytest
+
+from core import envelope as env
+from ingest.normalize import RequestFacts, build_envelope, detect_level, normalize
+from ingest.problems import Problem
+
+SCHEMA = orjson.loads(env.SCHEMA_PATH.read_bytes())
+VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+FACTS = RequestFacts(
+    route="POST /events",
+    kind="event",
+    received_at="2026-11-22T10:15:30.123456Z",
+    default_tenant="default",
+    ip="203.0.113.7",
+    user_agent="GitHub-Hookshot/abc",
+    request_id="req-1",
+)
+LOG_FACTS = replace(FACTS, route="POST /ingest", kind="log")
+SOURCE = {"route": "POST /events", "ip": None, "user_agent": None, "request_id": None}
+
+
+def build(item: object, facts: RequestFacts = FACTS, index: int = 0) -> dict[str, object]:
+    record = build_envelope(item, index, facts, {**SOURCE, "route": facts.route})
+    VALIDATOR.validate(record)  # every envelope built in these tests is checked against the published schema
+    env.validate(record)  # and against the compiled validator the consumers use
+    return record
+
+
+def test_event_envelope_carries_the_payload_unchanged() -> None:
+    payload = {"type": "signup", "user": {"id": 1, "tags": ["a"]}, "tenant_id": "default"}
+    record = build(payload)
+    assert record["payload"] == payload
+    assert (record["v"], record["kind"], record["tenant_id"], record["type"]) == (
+        1,
+        "event",
+        "default",
+        "signup",
+    )
+    assert uuid.UUID(str(record["event_id"])).version == 7
+
+
+def test_github_event_type_combines_header_and_action() -> None:
+    facts = replace(FACTS, event_type="issues", delivery_id="d-1")
+    assert build({"action": "opened"}, facts)["type"] == "issues.opened"
+    assert build({"zen": "keep it simple"}, replace(facts, event_type="ping"))["type"] == "ping"
+
+
+def test_client_identity_gives_deterministic_ids() -> None:
+    # The record's own id, the Idempotency-Key (+ position) and the delivery id (+ position) each fix the id.
+    first = build({"event_id": "abc"})
+    again = build({"event_id": "abc"})
+    assert first["event_id"] == again["event_id"]
+    assert first["client"] == {"event_id": "abc"}
+    keyed = replace(FACTS, idempotency_key="key-1")
+    assert (
+        build({}, keyed, 3)["event_id"] == build({}, keyed, 3)["event_id"] != build({}, keyed, 4)["event_id"]
+    )
+    delivered = replace(FACTS, delivery_id="72d3162e")
+    assert build({}, delivered)["client"] == {"event_id": "72d3162e#0"}
+    assert uuid.UUID(str(build({}, delivered)["event_id"])).version == 5
+
+
+def test_same_client_id_in_two_tenants_or_kinds_gives_different_ids() -> None:
+    a = build({"event_id": "x", "tenant_id": "a"})
+    b = build({"event_id": "x", "tenant_id": "b"})
+    log = build({"log_id": "x", "text": "t", "tenant_id": "a"}, LOG_FACTS)
+    assert len({a["event_id"], b["event_id"], log["event_id"]}) == 3
+
+
+def test_tenant_from_body_when_the_request_does_not_fix_it() -> None:
+    assert build({"tenant_id": "acme"})["tenant_id"] == "acme"
+    assert build({})["tenant_id"] == "default"
+
+
+def test_body_naming_another_tenant_than_the_credential_is_403() -> None:
+    facts = replace(FACTS, tenant_id="acme", tenant_from_credential=True)
+    assert build({"tenant_id": "acme"}, facts)["tenant_id"] == "acme"
+    with pytest.raises(Problem) as info:
+        build({"tenant_id": "globex"}, facts)
+    assert info.value.status == 403
+
+
+def test_invalid_tenant_in_body_refuses_the_item() -> None:
+    result = normalize([(0, {"tenant_id": "../etc"}), (1, {"tenant_id": 5}), (2, {})], FACTS, 256 * 1024)
+    assert [(e.index, e.code) for e in result.errors] == [(0, "invalid-tenant"), (1, "invalid-tenant")]
+    assert [i for i, *_ in result.accepted] == [2]
+
+
+def test_client_timestamp_is_kept_as_a_hint() -> None:
+    assert build({"timestamp": "2026-01-01T00:00:00Z"})["client"] == {"timestamp": "2026-01-01T00:00:00Z"}
+    assert build({"ts": 1700000000.5})["client"] == {"timestamp": "1700000000.5"}
+
+
+def test_log_line_becomes_text_with_detected_level() -> None:
+    record = build("[Sun Dec 04 04:47:44 2005] [error] mod_jk child workerEnv in error state 6", LOG_FACTS)
+    assert record["kind"] == "log"
+    assert record["level"] == "ERROR"
+    assert "payload" not in record
+
+
+def test_log_object_keeps_level_and_other_fields_as_attributes() -> None:
+    record = build(
+        {"message": "disk full", "severity": "warning", "host": "h1", "attributes": {"a": 1}}, LOG_FACTS
+    )
+    assert (record["text"], record["level"]) == ("disk full", "warning")
+    assert record["attributes"] == {"a": 1, "host": "h1"}
+
+
+@pytest.mark.parametrize(
+    ("line", "level"),
+    [
+        ("081109 203615 148 INFO dfs.DataNode$PacketResponder: done", "INFO"),
+        ("2015-07-29 19:04:29,071 - WARN  [SendWorker:188978561024]", "WARN"),
+        ("kernel: warning: something", "WARN"),
+        ("Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster", None),
+        ("INFORMATION is not a level", None),
+    ],
+)
+def test_level_detection(line: str, level: str | None) -> None:
+    assert detect_level(line) == level
+
+
+@pytest.mark.parametrize(
+    ("item", "code"),
+    [
+        ([1, 2], "not-a-log"),
+        (5, "not-a-log"),
+        ({"text": 5}, "missing-text"),
+        ({"level": "info"}, "missing-text"),
+    ],
+)
+def test_unusable_log_items_are_refused(item: object, code: str) -> None:
+    result = normalize([(0, item)], LOG_FACTS, 256 * 1024)
+    assert [(e.index, e.code) for e in result.errors] == [(0, code)]
+
+
+@pytest.mark.parametrize("item", [[1], "text", 5, None])
+def test_events_must_be_objects(item: object) -> None:
+    assert normalize([(0, item)], FACTS, 256 * 1024).errors[0].code == "not-an-object"
+
+
+def test_record_over_the_size_limit_is_refused_alone() -> None:
+    result = normalize([(0, {"blob": "x" * 2000}), (1, {"small": 1})], FACTS, 1024)
+    assert [(e.index, e.code) for e in result.errors] == [(0, "record-too-large")]
+    assert [i for i, *_ in result.accepted] == [1]
+
+
+def test_record_size_counts_utf8_bytes() -> None:
+    # 400 characters but 1,200 bytes once encoded
+    assert normalize([(0, {"s": "€" * 400})], FACTS, 1000).errors[0].code == "record-too-large"
+
+
+def test_serialized_envelope_is_safe_for_sqs() -> None:
+    record = build({"s": "nul\x00 bell\x07 nonchar\ufffe\uffff end"})
+    text = env.dumps(record)
+    assert "\ufffe" not in text and "\uffff" not in text and "\x00" not in text
+    assert env.loads(text)["payload"] == record["payload"]

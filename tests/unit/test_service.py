@@ -1,0 +1,145 @@
+"""The ingest use case with in-memory sinks: receipts, partial batches, tenants, and the 503 path."""
+
+from __future__ import annotations
+
+import gzip
+
+import orjson
+import pytest
+
+from core import envelope as env
+from core.settings import Settings
+from ingest.problems import Problem
+from ingest.service import HttpRequest, IngestService
+from tests.helpers import MemorySink
+
+SETTINGS = Settings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s"})
+
+
+def make(
+    settings: Settings = SETTINGS, **fail: tuple[str, bool]
+) -> tuple[IngestService, MemorySink, MemorySink]:
+    sqs, kinesis = MemorySink("sqs"), MemorySink("kinesis", batch_size=500)
+    return IngestService(settings, [sqs, kinesis]), sqs, kinesis
+
+
+def request(
+    body: bytes | str, content_type: str = "application/json", route: str = "POST /events", **headers: str
+) -> HttpRequest:
+    text = body.decode() if isinstance(body, bytes) else body
+    hdrs = {"content-type": content_type, **{k.replace("_", "-"): v for k, v in headers.items()}}
+    return HttpRequest(route=route, headers=hdrs, body=text, request_id="r-1", source_ip="198.51.100.1")
+
+
+def test_batch_with_invalid_items_accepts_the_valid_ones_with_a_receipt() -> None:
+    # GIVEN an array with two events and two bad items
+    service, sqs, kinesis = make()
+    body = orjson.dumps([{"type": "a"}, 5, {"type": "b"}, {"tenant_id": "no way!"}])
+    # WHEN it is ingested
+    receipt = service.ingest(request(body), "event")
+    # THEN the receipt lists both accepted ids in request order and each rejected index with its code
+    assert receipt.status == 202
+    assert receipt.body["accepted"] == 2
+    assert [(e["index"], e["code"]) for e in receipt.body["errors"]] == [
+        (1, "not-an-object"),
+        (3, "invalid-tenant"),
+    ]
+    ids = receipt.body["event_ids"]
+    assert list(sqs.records) == ids and list(kinesis.records) == ids
+    assert [env.loads(sqs.records[i])["type"] for i in ids] == ["a", "b"]
+
+
+def test_every_item_invalid_is_422_with_the_item_errors() -> None:
+    service, sqs, _ = make()
+    with pytest.raises(Problem) as info:
+        service.ingest(request(b"[1, 2]"), "event")
+    assert info.value.status == 422
+    assert [e["index"] for e in info.value.extra["errors"]] == [0, 1]
+    assert not sqs.records
+
+
+def test_503_with_retry_after_when_a_record_is_not_on_every_sink() -> None:
+    # GIVEN a stream that refuses one record of the request
+    service, sqs, kinesis = make()
+    body = orjson.dumps([{"event_id": "e1"}, {"event_id": "e2"}])
+    first = service.ingest(request(body, idempotency_key="k"), "event")
+    ids = first.body["event_ids"]
+    kinesis.fail = {ids[1]: ("ProvisionedThroughputExceededException", True)}
+    # WHEN the same request is sent again THEN it is answered 503, never 202
+    with pytest.raises(Problem) as info:
+        service.ingest(request(body), "event")
+    assert info.value.status == 503
+    assert info.value.headers["Retry-After"]
+    assert info.value.extra["errors_by_code"] == {"ProvisionedThroughputExceededException": 1}
+    # AND a retry once the stream recovers maps to the same ids (no duplicates downstream)
+    kinesis.fail = {}
+    assert service.ingest(request(body), "event").body["event_ids"] == ids
+
+
+def test_duplicate_identities_in_one_request_are_published_once() -> None:
+    service, sqs, kinesis = make()
+    receipt = service.ingest(request(orjson.dumps([{"event_id": "same"}, {"event_id": "same"}])), "event")
+    assert receipt.body["accepted"] == 2
+    assert receipt.body["event_ids"][0] == receipt.body["event_ids"][1]
+    assert len(sqs.records) == len(kinesis.records) == 1
+
+
+def test_gzip_ndjson_logs() -> None:
+    service, sqs, _ = make()
+    body = gzip.compress(b'{"message":"m1","level":"info"}\n{"text":"m2"}\n')
+    req = HttpRequest(
+        route="POST /ingest",
+        headers={"content-type": "application/x-ndjson", "content-encoding": "gzip"},
+        body=__import__("base64").b64encode(body).decode(),
+        is_base64=True,
+    )
+    receipt = service.ingest(req, "log")
+    assert [env.loads(sqs.records[i])["text"] for i in receipt.body["event_ids"]] == ["m1", "m2"]
+
+
+def test_header_tenant_applies_to_every_item() -> None:
+    service, sqs, _ = make()
+    receipt = service.ingest(request(b"[{}, {}]", x_tenant_id="acme"), "event")
+    assert {env.loads(sqs.records[i])["tenant_id"] for i in receipt.body["event_ids"]} == {"acme"}
+
+
+def test_invalid_header_tenant_is_400() -> None:
+    service, _, _ = make()
+    with pytest.raises(Problem) as info:
+        service.ingest(request(b"{}", x_tenant_id="a/b"), "event")
+    assert (info.value.status, info.value.code) == (400, "invalid-tenant")
+
+
+def test_api_key_mode_takes_the_tenant_only_from_the_authorizer() -> None:
+    settings = Settings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s", "AUTH_MODE": "api_key"})
+    service, sqs, _ = make(settings)
+    base = request(b"{}")
+    with pytest.raises(Problem) as info:
+        service.ingest(base, "event")
+    assert info.value.status == 401
+    authed = HttpRequest(route=base.route, headers=base.headers, body="{}", auth_tenant="acme")
+    ids = service.ingest(authed, "event").body["event_ids"]
+    assert env.loads(sqs.records[ids[0]])["tenant_id"] == "acme"
+    for headers, body in [
+        ({**base.headers, "x-tenant-id": "globex"}, "{}"),
+        (base.headers, '{"tenant_id":"globex"}'),
+    ]:
+        with pytest.raises(Problem) as info:
+            service.ingest(
+                HttpRequest(route=base.route, headers=headers, body=body, auth_tenant="acme"), "event"
+            )
+        assert info.value.status == 403
+
+
+def test_partition_key_follows_the_setting() -> None:
+    settings = Settings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s", "PARTITION_KEY": "tenant_id"})
+    service, _, _ = make(settings)
+    records = service._out_records(service_accepted(service))
+    assert {r.partition_key for r in records} == {"acme"}
+
+
+def service_accepted(service: IngestService) -> list[tuple[int, dict[str, object], str, int]]:
+    from ingest.normalize import RequestFacts, normalize
+
+    facts = RequestFacts("POST /events", "event", "2026-11-22T10:15:30.123456Z", "acme")
+    return normalize([(0, {}), (1, {})], facts, 1024).accepted
