@@ -142,7 +142,7 @@ def test_a_lookup_returning_an_invalid_tenant_is_denied() -> None:
 
 
 def test_the_key_never_appears_in_logs_or_metrics_but_its_key_id_does(
-    log_output: io.StringIO, capsys: pytest.CaptureFixture[str]
+    log_output: io.StringIO, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     # GIVEN one request of each outcome, all with keys the test knows
     keys = FakeKeys()
@@ -163,6 +163,9 @@ def test_the_key_never_appears_in_logs_or_metrics_but_its_key_id_does(
         secret_part = key[len("slk_") + 8 :]  # everything beyond the public key id
         assert secret_part not in logs
         assert secret_part not in stdout
+        # the raw LogRecords too (message, args and every extra field), as any other handler would see them
+        assert all(secret_part not in repr(vars(record)) for record in caplog.records)
+    assert len(caplog.records) == 4
     records = [orjson.loads(line) for line in logs.splitlines()]
     assert [r.get("reason") for r in records] == [
         None,
