@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from core.settings import Settings
 from ingest.problems import PROBLEM_CONTENT_TYPE, Problem
 from ingest.publish import KinesisPublisher, RecordSink, SqsPublisher
 from ingest.service import HttpRequest, IngestService
+from ingest.webhooks import SignatureError, configured_sources, verify_delivery
 
 
 def _json(obj: Any) -> str:
@@ -63,8 +66,21 @@ def _request(route: str) -> HttpRequest:
     )
 
 
-def _ingest(route: str, kind: str) -> Response[str]:
-    receipt = service().ingest(_request(route), kind)
+def _ingest(route: str, kind: str, webhook_source: str | None = None) -> Response[str]:
+    svc = service()
+    request = _request(route)
+    raw = svc.read_body(request)
+    if webhook_source is not None:
+        # The signature is over the exact bytes sent, so it is checked before anything decodes them.
+        try:
+            verified = verify_delivery(
+                configured_sources(), webhook_source, request.headers, raw, time.time()
+            )
+        except SignatureError as exc:
+            code = "unknown-webhook-source" if exc.code == "unknown_source" else "signature-invalid"
+            raise Problem(exc.status, code, exc.message, extra={"reason": exc.code}) from None
+        request = replace(request, webhook=verified)
+    receipt = svc.ingest(request, kind, raw=raw)
     metrics.add_metric(name="RecordsAccepted", unit=MetricUnit.Count, value=receipt.accepted)
     metrics.add_metric(name="BytesIn", unit=MetricUnit.Bytes, value=receipt.bytes_in)
     if receipt.retries:
@@ -92,6 +108,11 @@ def post_events() -> Response[str]:
 @app.post("/ingest")
 def post_ingest() -> Response[str]:
     return _ingest("POST /ingest", "log")
+
+
+@app.post("/webhooks/<source>")
+def post_webhook(source: str) -> Response[str]:
+    return _ingest("POST /events", "event", webhook_source=source)
 
 
 @app.get("/health")

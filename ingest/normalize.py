@@ -53,6 +53,7 @@ class RequestFacts:
     user_agent: str | None = None
     request_id: str | None = None
     webhook: str | None = None
+    id_field: str | None = None  # a body field that is the sender's delivery id (Stripe's "id": "evt_...")
 
 
 class ItemRejected(Exception):
@@ -154,6 +155,8 @@ def build_envelope(item: Any, index: int, facts: RequestFacts, source: dict[str,
             raise ItemRejected("not-an-object", f"an event must be a JSON object, got {type(item).__name__}")
         tenant = _tenant_for(item, facts)
         own_id = _client_id(item.get("event_id"))
+        if own_id is None and facts.id_field:
+            own_id = _client_id(item.get(facts.id_field))
         record: env.Envelope = {"v": env.VERSION, "kind": "event", "tenant_id": tenant, "event_id": ""}
         body_fields: dict[str, Any] = {"payload": item}
         event_type = _event_type(item, facts)

@@ -92,6 +92,8 @@ def _facts(request: HttpRequest, kind: str, settings: Settings) -> RequestFacts:
         user_agent=request.user_agent,
         request_id=request.request_id,
         webhook=getattr(verified, "source", None),
+        # A verified sender without a delivery header (Stripe) names each event by its body's "id".
+        id_field="id" if verified is not None and not verified.delivery_id else None,
     )
 
 

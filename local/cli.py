@@ -209,9 +209,9 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
 def cmd_keys(args: argparse.Namespace) -> int:
     stack = _connect(args.state_dir)
     os.environ["API_KEYS_TABLE_NAME"] = stack.api_keys_table_name
-    from ingest import keys_cli
+    from ingest.keys_cli import main as keys_main
 
-    return int(keys_cli.main(args.rest))
+    return int(keys_main(args.rest))
 
 
 # --- demo -------------------------------------------------------------------------------------
