@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
+from core.observability import discard_metrics_if_disabled
 from core.settings import Settings
 from ingest.problems import PROBLEM_CONTENT_TYPE, Problem
 from ingest.publish import KinesisPublisher, RecordSink, SqsPublisher
@@ -169,4 +170,7 @@ def on_error(exc: Exception) -> Response[str]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return app.resolve(event, context)
+    try:
+        return app.resolve(event, context)
+    finally:
+        discard_metrics_if_disabled(metrics)
