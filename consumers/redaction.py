@@ -27,7 +27,7 @@ import orjson
 
 DEFAULT_RULES_PATH = Path(__file__).parent / "redaction_rules.json"
 MARKER_PREFIX = "[REDACTED:"
-SECRET_FIELD_RULE = "credential_field"
+SECRET_FIELD_RULE = "credential_field"  # noqa: S105 - a rule name, not a secret
 
 Counts = dict[str, int]
 
@@ -239,9 +239,13 @@ class Redactor:
             return out
         if kind is list:
             return [self._walk(item, w) for item in value]
-        if kind is str and w.rules:
-            if (w.one is None or w.one in value) and (w.many is None or w.many.search(value)):
-                return self._apply(w.rules, value, w.counts)
+        if (
+            kind is str
+            and w.rules
+            and (w.one is None or w.one in value)
+            and (w.many is None or w.many.search(value))
+        ):
+            return self._apply(w.rules, value, w.counts)
         return value
 
 
