@@ -1,4 +1,5 @@
-"""The storage adapters of the consumers, each behind a small ``Protocol`` port.
+"""The storage adapters of the consumers, behind ``Protocol`` ports (here, ``consumers.archive``,
+``consumers.counters``).
 
 - ``DynamoEventStore``: the worker's BatchWriteItem loop (events table).
 - ``S3Archive``: the archiver's object writes.
@@ -121,12 +122,6 @@ class DynamoEventStore:
         self._write(requests[half:], deadline, report)
 
 
-class ArchiveWriter(Protocol):
-    def put(self, key: str, body: bytes) -> None:
-        """Store ``body`` under ``key`` (overwriting); raise on failure."""
-        ...
-
-
 class S3Archive:
     """Puts archive objects into one bucket. Overwrites are the point: keys are deterministic."""
 
@@ -148,23 +143,6 @@ class S3Archive:
             ContentType="application/x-ndjson",
             ContentEncoding="gzip",
         )
-
-
-class RollupStore(Protocol):
-    def read_checkpoint(self, shard_key: str) -> str | None:
-        """The highest sequence number applied for the shard, or None before the first batch."""
-        ...
-
-    def apply(
-        self,
-        shard_key: str,
-        deltas: Mapping[tuple[str, str], tuple[int, int]],
-        old: str | None,
-        new: str,
-    ) -> None:
-        """Add (count, bytes) to each (tenant, bucket) and move the checkpoint from ``old`` to ``new``,
-        atomically; raise when the checkpoint is no longer ``old``."""
-        ...
 
 
 CHECKPOINT_TENANT = "#checkpoint"  # not a valid tenant id (core.tenancy), so it cannot collide with one
@@ -199,6 +177,8 @@ class DynamoRollupStore:
         old: str | None,
         new: str,
     ) -> None:
+        """Add (count, bytes) to each (tenant, bucket) and move the checkpoint from ``old`` to ``new``,
+        atomically; raises (TransactionCanceledException) when the checkpoint is no longer ``old``."""
         ops: list[dict[str, Any]] = []
         for (tenant, bucket), (count, size) in deltas.items():
             minute, _, kind = bucket.partition("#")

@@ -1,4 +1,4 @@
-"""The SQS worker end to end against moto: partial batch failures, redelivery, redaction, whole-batch failure."""
+"""The SQS worker against moto: partial batch failures, redelivery, redaction, whole-batch failure."""
 
 from __future__ import annotations
 
@@ -69,11 +69,13 @@ class Throttling:
     """A thin fake around the real moto client: chosen event ids come back as UnprocessedItems
     (``times`` calls in a row), or the whole call raises ProvisionedThroughputExceededException."""
 
-    def __init__(self, real: Any, unprocessed: set[str] = frozenset(), times: int = 10**9, raise_all: bool = False):  # type: ignore[assignment]
+    def __init__(
+        self, real: Any, unprocessed: set[str] = frozenset(), times: int = 10**9, raise_all: bool = False
+    ):  # type: ignore[assignment]
         self.real, self.unprocessed, self.times, self.raise_all = real, set(unprocessed), times, raise_all
         self.calls = 0
 
-    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803
+    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
         self.calls += 1
         if self.raise_all:
             from botocore.exceptions import ClientError
@@ -82,7 +84,7 @@ class Throttling:
                 {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
                 "BatchWriteItem",
             )
-        (table, requests), = RequestItems.items()
+        ((table, requests),) = RequestItems.items()
         held = [r for r in requests if r["PutRequest"]["Item"]["event_id"]["S"] in self.unprocessed]
         if self.times > 0 and held:
             self.times -= 1
@@ -104,8 +106,14 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         client = boto3.client("dynamodb", region_name=REGION)
         client.create_table(
             TableName=TABLE,
-            KeySchema=[{"AttributeName": "tenant_id", "KeyType": "HASH"}, {"AttributeName": "event_id", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "tenant_id", "AttributeType": "S"}, {"AttributeName": "event_id", "AttributeType": "S"}],
+            KeySchema=[
+                {"AttributeName": "tenant_id", "KeyType": "HASH"},
+                {"AttributeName": "event_id", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "tenant_id", "AttributeType": "S"},
+                {"AttributeName": "event_id", "AttributeType": "S"},
+            ],
             BillingMode="PAY_PER_REQUEST",
         )
         worker.settings.cache_clear()
@@ -135,13 +143,18 @@ def stored(client: Any, tenant: str = "acme") -> list[dict[str, Any]]:
     return [{k: d.deserialize(v) for k, v in item.items()} for page in pages for item in page["Items"]]
 
 
-def test_poison_and_throttled_records_are_exactly_the_batch_item_failures(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_poison_and_throttled_records_are_exactly_the_batch_item_failures(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # GIVEN 30 good records (two chunks of 25), two poison records, and two writes DynamoDB keeps unprocessed
     good = [make_envelope() for _ in range(30)]
     throttled_ids = {good[3]["event_id"], good[27]["event_id"]}
     fake = Throttling(dynamodb, unprocessed=throttled_ids)
     use_client(monkeypatch, fake)
-    bodies = [envelope.dumps(e) for e in good] + ["not json {", orjson.dumps({"v": 1, "kind": "event"}).decode()]
+    bodies = [envelope.dumps(e) for e in good] + [
+        "not json {",
+        orjson.dumps({"v": 1, "kind": "event"}).decode(),
+    ]
     event = sqs_event(bodies)
     ids = [r["messageId"] for r in event["Records"]]
 
@@ -165,7 +178,9 @@ def test_poison_and_throttled_records_are_exactly_the_batch_item_failures(dynamo
     assert b"octo.cat@example.com" not in orjson.dumps(items, default=str)
 
 
-def test_unprocessed_items_are_retried_within_the_call(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unprocessed_items_are_retried_within_the_call(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # GIVEN DynamoDB hands one write back twice before accepting it
     good = [make_envelope() for _ in range(5)]
     fake = Throttling(dynamodb, unprocessed={good[0]["event_id"]}, times=2)
@@ -202,7 +217,9 @@ def test_duplicate_event_ids_in_one_batch_are_one_write(dynamodb: Any) -> None:
     assert len(stored(dynamodb)) == 2
 
 
-def test_whole_batch_failure_reports_every_record_instead_of_raising(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_whole_batch_failure_reports_every_record_instead_of_raising(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # GIVEN DynamoDB throttles every call for the whole budget
     use_client(monkeypatch, Throttling(dynamodb, raise_all=True))
     event = sqs_event([envelope.dumps(make_envelope()) for _ in range(4)])
@@ -222,16 +239,26 @@ def test_an_all_poison_batch_is_reported_not_raised(dynamodb: Any) -> None:
 def test_stored_item_shape(dynamodb: Any) -> None:
     # GIVEN an event and a log
     ev = make_envelope()
-    log = make_envelope(kind="log", type=None, text="login ok for bob@example.org password=hunter2", level="info", attributes={"n": 1.25})
+    log = make_envelope(
+        kind="log",
+        type=None,
+        text="login ok for bob@example.org password=hunter2",
+        level="info",
+        attributes={"n": 1.25},
+    )
     del log["payload"]
     # WHEN
     worker.lambda_handler(sqs_event([envelope.dumps(ev), envelope.dumps(log)]), FakeContext())
     # THEN
     items = {i["event_id"]: i for i in stored(dynamodb)}
     e, g = items[ev["event_id"]], items[log["event_id"]]
-    assert e["kind"] == "event" and e["type"] == "issues.opened" and e["storage"] == "native"
+    assert e["kind"] == "event"
+    assert e["type"] == "issues.opened"
+    assert e["storage"] == "native"
     assert e["payload"]["score"] == pytest.approx(0.5)
     assert e["source"]["ip"] == "203.0.113.7"  # IPs are kept unless REDACT_IP_ADDRESSES
     assert e["expires_at"] == 1795342530 + 30 * 86400  # 2026-11-22T10:15:30Z + RETENTION_DAYS
     assert g["text"] == "login ok for [REDACTED:email] password=[REDACTED:credential]"
-    assert g["level"] == "info" and "type" not in g and "payload" not in g
+    assert g["level"] == "info"
+    assert "type" not in g
+    assert "payload" not in g
