@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -70,7 +71,67 @@ def _ipv4_ok(candidate: str) -> bool:
     return True
 
 
-VALIDATORS: dict[str, Callable[[str], bool]] = {"luhn": luhn_ok, "ipv4": _ipv4_ok, "ipv6": _ipv6_ok}
+_SEPARATED = re.compile(r"([ -])")
+
+
+def _card_windows(candidate: str, marker: str) -> tuple[str, int]:
+    """Replace the card numbers inside a run of digit groups; (new text, how many).
+
+    The pattern takes the whole run of digits and single separators, so a card beside another number
+    ("qty 2 4111 1111 1111 1111") arrives with extra groups. Windows of whole groups are tried, longest
+    first, left to right: 13 to 19 digits, either one unbroken run or at most 5 groups of at least 3
+    digits (4-4-4-4, 4-6-5, 4-4-4-4-3...), passing Luhn. Without the group rule one in ten runs of small
+    numbers ("1 2 3 ... 13") would pass Luhn by chance.
+    """
+    parts = _SEPARATED.split(candidate)  # digit groups at even positions, separators at odd ones
+    groups = parts[0::2]
+    out: list[str] = []
+    hits = 0
+    start = 0
+    while start < len(groups):
+        found = None
+        ends = []
+        digits = 0
+        for end in range(start + 1, min(len(groups), start + 5) + 1):
+            size = len(groups[end - 1])
+            if end - start > 1 and (size < 3 or len(groups[start]) < 3):
+                break
+            digits += size
+            if digits > 19:
+                break
+            if digits >= 13:
+                ends.append(end)
+        for end in reversed(ends):
+            if luhn_ok("".join(groups[start:end])):
+                found = end
+                break
+        if found is None:
+            out.append(groups[start])
+            if start < len(groups) - 1:
+                out.append(parts[2 * start + 1])
+            start += 1
+            continue
+        out.append(marker)
+        hits += 1
+        if found < len(groups):
+            out.append(parts[2 * found - 1])
+        start = found
+    return "".join(out), hits
+
+
+def _check(ok: Callable[[str], bool]) -> Callable[[str, str], tuple[str, int]]:
+    def validate(candidate: str, marker: str) -> tuple[str, int]:
+        return (marker, 1) if ok(candidate) else (candidate, 0)
+
+    return validate
+
+
+# A validator gets a match and the rule's marker and returns (replacement, replacements made).
+VALIDATORS: dict[str, Callable[[str, str], tuple[str, int]]] = {
+    "luhn": _card_windows,
+    "ipv4": _check(_ipv4_ok),
+    "ipv6": _check(_ipv6_ok),
+}
 
 
 @dataclass(frozen=True)
@@ -83,7 +144,7 @@ class Rule:
     contains: tuple[str, ...]
     contains_ci: tuple[str, ...]
     min_length: int
-    validator: Callable[[str], bool] | None
+    validator: Callable[[str, str], tuple[str, int]] | None
     has_value_group: bool
 
 
@@ -172,8 +233,10 @@ class Redactor:
             def replace(m: re.Match[str], rule: Rule = rule) -> str:
                 nonlocal hits
                 whole = m.group(0)
-                if rule.validator is not None and not rule.validator(whole):
-                    return whole
+                if rule.validator is not None:
+                    replacement, n = rule.validator(whole, rule.marker)
+                    hits += n
+                    return replacement
                 hits += 1
                 if rule.has_value_group and m.start("value") >= 0:
                     base = m.start()
@@ -193,7 +256,7 @@ class Redactor:
         value was parsed from): the gate of ``active_rules`` runs on it once, so the walk only applies
         the rules that can match. When nothing can match, ``value`` itself is returned, uncopied.
         """
-        text = orjson.dumps(value).decode() if serialized is None else serialized
+        text = _json_text(value) if serialized is None else serialized
         rules = self.active_rules(text)
         keys = self.may_name_secret_fields(text)
         if not rules and not keys:
@@ -258,6 +321,13 @@ class _Walk:
     many: re.Pattern[str] | None
     keys: bool
     counts: Counts
+
+
+def _json_text(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # integers beyond 64 bits: orjson refuses them, the standard library does not
+        return json.dumps(value)
 
 
 def redact(value: Any, redactor: Redactor) -> tuple[Any, Counts]:
