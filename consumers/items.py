@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from consumers.redaction import Counts, Redactor
+from consumers.redaction import Counts, Redactor, json_text
 from core.envelope import Envelope, InvalidEnvelope, parse_received_at, validate
 from core.errors import PermanentError
 
@@ -72,7 +72,7 @@ def redact_envelope(env: Envelope, redactor: Redactor, body: str | None = None) 
     ``body`` is the message text the envelope was parsed from: the redactor's gate runs on it once.
     """
     counts: Counts = {}
-    text = body if body is not None else orjson.dumps(env).decode()
+    text = body if body is not None else json_text(env)
     out = dict(env)
     for field in (*_REDACTED_FIELDS, "payload", "text", "level", "attributes"):
         if field in env:
@@ -174,14 +174,14 @@ def build_item(
         pass
     if json_source in body_fields:
         as_json = {k: v for k, v in body_fields.items() if k != json_source}
-        as_json[json_field] = orjson.dumps(body_fields[json_source]).decode()
+        as_json[json_field] = json_text(body_fields[json_source])
         try:
             native, size = to_dynamo(as_json)
             if head_size + size <= ITEM_BYTES_BUDGET:
                 return PreparedItem(key, {**head, **native, "storage": "json"}, "json", counts)
         except NotNative:
             pass
-    compressed = gzip.compress(orjson.dumps(body_fields), compresslevel=6, mtime=0)
+    compressed = gzip.compress(json_text(body_fields).encode(), compresslevel=6, mtime=0)
     if head_size + len(compressed) + 16 <= ITEM_BYTES_BUDGET:
         return PreparedItem(key, {**head, "body_gz": compressed, "storage": "gzip"}, "gzip", counts)
     raise PermanentError("item_too_large", f"item is over {MAX_ITEM_BYTES} bytes even gzipped")

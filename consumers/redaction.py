@@ -256,7 +256,7 @@ class Redactor:
         value was parsed from): the gate of ``active_rules`` runs on it once, so the walk only applies
         the rules that can match. When nothing can match, ``value`` itself is returned, uncopied.
         """
-        text = _json_text(value) if serialized is None else serialized
+        text = json_text(value) if serialized is None else serialized
         rules = self.active_rules(text)
         keys = self.may_name_secret_fields(text)
         if not rules and not keys:
@@ -323,7 +323,8 @@ class _Walk:
     counts: Counts
 
 
-def _json_text(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """JSON text of any JSON value (orjson, or the standard library for integers beyond 64 bits)."""
     try:
         return orjson.dumps(value).decode()
     except TypeError:  # integers beyond 64 bits: orjson refuses them, the standard library does not

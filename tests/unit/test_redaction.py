@@ -227,7 +227,7 @@ def test_no_rule_leaks_the_value_it_matched(before: str, s1: str, secret: str, s
 def test_credential_pairs_keep_the_key_and_lose_the_value(
     before: str, s1: str, pair: tuple[str, str], s2: str, after: str
 ) -> None:
-    text, value = pair
+    text, _value = pair
     out = R.redact_text(before + s1 + text + s2 + after, {})
     assert text not in out
     assert text.split("=")[0] + "=[REDACTED:credential]" in out
