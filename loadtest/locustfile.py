@@ -1,3 +1,5 @@
+# Locust ships without type hints: its decorators and base-class methods are untyped.
+# mypy: disable-error-code="untyped-decorator,no-untyped-call"
 """Producers for the sluice HTTP API: analytics and telemetry events, webhooks and log lines.
 
     python -m locust -f loadtest/locustfile.py --headless --host http://127.0.0.1:8080 \
@@ -207,7 +209,7 @@ class SelectedShape(LoadTestShape):
     def tick(self) -> tuple[int, float] | None:
         if self.schedule is None:
             assert self.runner is not None
-            o = self.runner.environment.parsed_options
+            o: Any = self.runner.environment.parsed_options
             self.schedule = shapes.build(
                 o.shape, o.num_users or 1, o.spawn_rate or float(o.num_users or 1), o.run_time or 60,
                 spike_factor=o.spike_factor, baseline_seconds=o.baseline_seconds,
@@ -223,7 +225,8 @@ class SelectedShape(LoadTestShape):
 
     def _record_phase(self, phase: shapes.Phase) -> None:
         assert self.runner is not None
-        out_dir = self.runner.environment.parsed_options.out_dir
+        options: Any = self.runner.environment.parsed_options
+        out_dir = options.out_dir
         if not out_dir:
             return
         path = Path(out_dir) / "phases.csv"

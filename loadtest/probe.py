@@ -43,8 +43,8 @@ class PipelineProbe:
                  endpoint_url: str | None = None, region: str | None = None,
                  sqs: Any = None, dynamodb: Any = None) -> None:  # fmt: skip
         self.queue_url, self.dlq_url, self.table_name = queue_url, dlq_url, table_name
-        self.sqs = sqs or (_client("sqs", endpoint_url, region) if queue_url or dlq_url else None)
-        self.ddb = dynamodb or (_client("dynamodb", endpoint_url, region) if table_name else None)
+        self.sqs: Any = sqs or (_client("sqs", endpoint_url, region) if queue_url or dlq_url else None)
+        self.ddb: Any = dynamodb or (_client("dynamodb", endpoint_url, region) if table_name else None)
 
     def _depths(self, url: str) -> tuple[int, int]:
         attrs = self.sqs.get_queue_attributes(
@@ -72,22 +72,23 @@ class PipelineProbe:
             page = self.ddb.query(**kwargs)
             count += page["Count"]
             if "LastEvaluatedKey" not in page:
-                return count
+                return int(count)
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def timestamps(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[Any, Any]]:
         """``(tenant, event_id) -> (received_at, stored_at)`` for the keys that are stored."""
         found: dict[tuple[str, str], tuple[Any, Any]] = {}
+        table = str(self.table_name)
         for part in chunk(list(dict.fromkeys(keys)), 100):
             request: dict[str, Any] = {
-                self.table_name: {
+                table: {
                     "Keys": [{"tenant_id": {"S": t}, "event_id": {"S": e}} for t, e in part],
                     "ProjectionExpression": "tenant_id, event_id, received_at, stored_at",
                 }
             }
             for attempt in range(8):
                 page = self.ddb.batch_get_item(RequestItems=request)
-                for item in page.get("Responses", {}).get(self.table_name, []):
+                for item in page.get("Responses", {}).get(table, []):
                     key = (item["tenant_id"]["S"], item["event_id"]["S"])
                     found[key] = (_scalar(item.get("received_at")), _scalar(item.get("stored_at")))
                 request = page.get("UnprocessedKeys") or {}

@@ -57,11 +57,13 @@ class RunOptions:
     spike_seconds: float = 10.0
     cycles: int = 2
     tenants: int = 8
+    sample_every: int = 20
     max_error_rate: float = 0.01
     max_p95_ms: float = 2000.0
     drain_timeout: float = 180.0
     out: Path | None = None
     worker_concurrency: int | None = None
+    visibility_timeout: int | None = None
     stack_env: dict[str, str] = field(default_factory=dict)
     queue_url: str | None = None
     dlq_url: str | None = None
@@ -76,7 +78,7 @@ class RunOptions:
         # Correctness strict (no failed request, nothing lost); latency generous: CI runs this on a
         # loaded 2-core machine where a p95 of seconds says nothing about the code.
         return cls(shape="steady", users=3, spawn_rate=3, run_time=10, rps_per_user=2.0, tenants=3,
-                   max_error_rate=0.0, max_p95_ms=15000.0, drain_timeout=60.0)  # fmt: skip
+                   sample_every=1, max_error_rate=0.0, max_p95_ms=15000.0, drain_timeout=60.0)  # fmt: skip
 
     def schedule(self) -> shapes.Schedule:
         return shapes.build(self.shape, self.users, self.spawn_rate or self.users, self.run_time,
@@ -143,6 +145,7 @@ def locust_command(o: RunOptions, host: str, out: Path, run_id: str) -> list[str
            "--shape", o.shape, "--spike-factor", str(o.spike_factor),
            "--baseline-seconds", str(o.baseline_seconds), "--spike-seconds", str(o.spike_seconds),
            "--cycles", str(o.cycles), "--rps-per-user", str(o.rps_per_user), "--tenants", str(o.tenants),
+           "--sample-every", str(o.sample_every),
            "--run-id", run_id, "--out-dir", str(out), "--max-error-rate", str(o.max_error_rate),
            "--max-p95-ms", str(o.max_p95_ms), "--stop-timeout", "30"]  # fmt: skip
     if o.shape != "steady":
@@ -220,7 +223,7 @@ def execute(o: RunOptions) -> RunResult:
         probe: PipelineProbe | None = None
         if o.host is None:
             state_dir = Path(tempfile.mkdtemp(prefix="sluice-loadtest-"))
-            stack_proc = LocalStackProcess(state_dir, o.worker_concurrency, o.stack_env)
+            stack_proc = LocalStackProcess(state_dir, o.worker_concurrency, o.stack_env, o.visibility_timeout)
             t0 = time.monotonic()
             say(f"starting a local stack (state in {state_dir}) ...")
             stack = stack_proc.start()
@@ -337,9 +340,9 @@ def _measure(o: RunOptions, out: Path, run_id: str, probe: PipelineProbe | None,
                 if got is None or got[0] is None or got[1] is None:
                     writer.writerow([*key, "", "", ""])
                     continue
-                lag = measures.lag_seconds(got[0], got[1])
-                lags.append(lag)
-                writer.writerow([*key, got[0], got[1], f"{lag:.4f}"])
+                seconds = measures.lag_seconds(got[0], got[1])
+                lags.append(seconds)
+                writer.writerow([*key, got[0], got[1], f"{seconds:.4f}"])
         lag = measures.LagSummary.of(lags)
         summary["lag_samples"] = lag.samples
         summary["lag_samples_missing"] = len(set(samples)) - len(stamps)
@@ -417,6 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-p95-ms", type=float, help="threshold on request latency")
     p.add_argument("--drain-timeout", type=float, help="seconds to wait for the queue to empty")
     p.add_argument("--worker-concurrency", type=int, help="local stack: worker maximum concurrency")
+    p.add_argument("--visibility-timeout", type=int, help="local stack: queue visibility timeout (s)")
     p.add_argument("--simulated-cost-ms-per-kchar", type=float,
                    help="local stack: per-record worker cost (SIMULATED_COST_MS_PER_KCHAR)")  # fmt: skip
     p.add_argument("--out", type=Path, help="output folder (default: loadtest/out/<timestamp>)")
@@ -433,7 +437,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
     o = RunOptions.smoke() if args.smoke else RunOptions()
     for name in ("host", "shape", "users", "spawn_rate", "run_time", "rps_per_user", "spike_factor",
                  "baseline_seconds", "spike_seconds", "cycles", "tenants", "max_error_rate", "max_p95_ms",
-                 "drain_timeout", "worker_concurrency", "out", "queue_url", "dlq_url", "table", "region",
+                 "drain_timeout", "worker_concurrency", "visibility_timeout", "out", "queue_url", "dlq_url", "table", "region",
                  "api_keys_file"):  # fmt: skip
         value = getattr(args, name)
         if value is not None:
