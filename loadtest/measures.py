@@ -83,6 +83,24 @@ def drain_time(series: Sequence[tuple[float, int]], after: float, level: int = 0
     return None
 
 
+def stalled_in_flight(samples: Sequence[tuple[float, int, int]], min_seconds: float = 10.0) -> int:
+    """The most messages seen held in flight, unchanged, with nothing visible, for ``min_seconds`` or more.
+
+    ``samples`` are (time, visible, in_flight). A worker that is alive takes visible messages and
+    deletes what it finished, so in-flight messages that neither finish nor come back are stuck: a
+    receive whose answer never reached the poller, or a delete that did not take. They reappear only
+    after the queue's visibility timeout, and every record among them is late by that much.
+    """
+    worst, start, held = 0, None, -1
+    for t, visible, in_flight in samples:
+        if visible == 0 and in_flight > 0 and in_flight == held:
+            if start is not None and t - start >= min_seconds:
+                worst = max(worst, in_flight)
+            continue
+        start, held = (t, in_flight) if visible == 0 and in_flight > 0 else (None, -1)
+    return worst
+
+
 def peak(series: Iterable[tuple[float, int]]) -> int:
     return max((v for _, v in series), default=0)
 

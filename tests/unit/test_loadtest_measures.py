@@ -101,3 +101,13 @@ def test_table_aligns_columns() -> None:
     assert lines[0].startswith("measure") and set(lines[1]) <= {"-", " "}
     assert lines[2].endswith("1.23") and lines[3].endswith("12,345") and lines[4].endswith("-")
     assert len({len(line) for line in lines}) == 1
+
+
+def test_stalled_in_flight_finds_messages_held_without_progress() -> None:
+    # GIVEN 90 messages in flight, nothing visible, unchanged for 12 s, then redelivered
+    samples = [(0.0, 50, 100), (1.0, 0, 90), *[(1.0 + i, 0, 90) for i in range(1, 13)], (14.0, 90, 0)]
+    assert m.stalled_in_flight(samples) == 90
+    # A busy worker (in flight changing) or a short pause is not a stall
+    busy = [(float(i), 0, 90 + i % 2) for i in range(30)]
+    assert m.stalled_in_flight(busy) == 0
+    assert m.stalled_in_flight([(0.0, 0, 5), (5.0, 0, 5), (6.0, 0, 0)]) == 0
