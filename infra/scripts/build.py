@@ -71,7 +71,7 @@ def install_dependencies(requirements: list[str], arch: str, constraints: Path, 
         "--target", str(tmp),
         *requirements,
     ]  # fmt: skip
-    subprocess.run(cmd, check=True)  # noqa: S603 - fixed command, our own arguments
+    subprocess.run(cmd, check=True)  # noqa: S603 (fixed command, our own arguments)
     tmp.rename(target)
     return target
 
@@ -95,7 +95,12 @@ def dependency_files(deps: Path) -> dict[str, Path]:
     for path in deps.rglob("*"):
         rel = path.relative_to(deps)
         # bin/ holds console scripts with this machine's interpreter path: useless in Lambda.
-        if path.is_file() and "__pycache__" not in rel.parts and rel.parts[0] != "bin" and path.suffix != ".pyc":
+        if (
+            path.is_file()
+            and "__pycache__" not in rel.parts
+            and rel.parts[0] != "bin"
+            and path.suffix != ".pyc"
+        ):
             files[rel.as_posix()] = path
     return files
 
@@ -137,8 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out / f"sluice-lambda-{args.arch}.zip"
     write_zip(out, files)
     print(f"dependencies: {', '.join(requirements)} (boto3/botocore: provided by the Lambda runtime)")
-    print(f"{out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}  {out.stat().st_size:,} bytes  "
-          f"{len(files)} files ({len(ours)} project)  sha256 {sha256(out)}")
+    print(
+        f"{out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}  {out.stat().st_size:,} bytes  "
+        f"{len(files)} files ({len(ours)} project)  sha256 {sha256(out)}"
+    )
     return 0
 
 
