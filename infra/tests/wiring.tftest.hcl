@@ -61,7 +61,7 @@ run "dlq_redrive_and_visibility_follow_wiring" {
     error_message = "Queue and DLQ retention must come from core/wiring.json."
   }
   assert {
-    condition     = contains(jsondecode(aws_sqs_queue_redrive_allow_policy.dlq.redrive_allow_policy).sourceQueueArns, aws_sqs_queue.events.arn)
+    condition     = contains(jsondecode(aws_sqs_queue_redrive_allow_policy.dlq[0].redrive_allow_policy).sourceQueueArns, aws_sqs_queue.events.arn)
     error_message = "The DLQ must allow redrive from the events queue only."
   }
 }
