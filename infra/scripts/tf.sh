@@ -53,14 +53,25 @@ real_aws() {
   # A clear error before Terraform's own, and a look at which account this is about to change.
   local py="$ROOT/.venv/bin/python"
   [[ -x "$py" ]] || py="python3"
-  local who
-  if ! who="$("$py" - <<'PY' 2>&1
-import boto3
-ident = boto3.client("sts").get_caller_identity()
+  local who rc=0
+  who="$("$py" - <<'PY' 2>&1
+import sys
+try:
+    import boto3
+except ImportError:
+    sys.exit(3)
+try:
+    ident = boto3.client("sts").get_caller_identity()
+except Exception as exc:  # no credentials, expired token, no region...
+    print(f"{type(exc).__name__}: {exc}")
+    sys.exit(1)
 print(f"account {ident['Account']} as {ident['Arn']}")
 PY
-  )"; then
-    die "no usable AWS credentials (configure AWS_PROFILE, SSO or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY): ${who##*$'\n'}"
+  )" || rc=$?
+  if ((rc == 3)); then
+    who="(not checked: no boto3 for $py; run \`make venv\`)"
+  elif ((rc != 0)); then
+    die "no usable AWS credentials (configure AWS_PROFILE, SSO, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY): ${who##*$'\n'}"
   fi
   echo "AWS: $who, ENV=$ENV"
 
