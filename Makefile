@@ -36,7 +36,7 @@ test: lint ## install what is needed, then lint, run the whole suite and the inf
 lint: $(STAMP) ## ruff (format + lint) and mypy on the pure core
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy core ingest consumers
+	$(VENV)/bin/mypy core ingest consumers local
 
 unit: $(STAMP) ## only the unit tests (no sockets, no moto)
 	$(PY) -m pytest tests/unit

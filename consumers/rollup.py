@@ -21,6 +21,7 @@ from consumers.batch import Staged
 from consumers.counters import Countable, RollupStore, apply_rollup, bucket_of
 from consumers.store import DynamoRollupStore
 from consumers.stream import decode, duplicate_positions, shard_id_of, stream_processor
+from core.observability import discard_metrics_if_disabled
 from core.settings import Settings
 
 logger = Logger(json_serializer=lambda o: orjson.dumps(o, default=str).decode())
@@ -84,6 +85,9 @@ processor = stream_processor(commit)
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    try:
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    finally:
+        discard_metrics_if_disabled(metrics)

@@ -11,7 +11,7 @@ failures too, every time: SQS then moves the message to the DLQ after ``max_rece
 permission or setting, at the cost of a few cheap redeliveries of a poison message. Each one is counted
 (``PermanentFailures_<code>``) and logged with its message id and reason, never its body.
 
-``SIMULATED_COST_MS_PER_KCHAR`` burns CPU per record so load tests can study worker concurrency.
+``SIMULATED_COST_MS_PER_KCHAR`` adds a fixed amount of work time per record so load tests can study worker concurrency.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from consumers.store import DynamoEventStore, EventStore
 from core import wiring
 from core.envelope import now_received_at
 from core.errors import PermanentError
+from core.observability import discard_metrics_if_disabled
 from core.retry import Deadline
 from core.settings import Settings
 
@@ -64,12 +65,14 @@ def redactor() -> redaction.Redactor:
 
 
 def simulate_cost(chars: int, ms_per_kchar: float) -> None:
-    """Busy CPU for ``ms_per_kchar`` ms per 1000 characters (load tests only; 0 is off)."""
-    if ms_per_kchar <= 0:
-        return
-    end = time.perf_counter() + chars / 1000 * ms_per_kchar / 1000
-    while time.perf_counter() < end:
-        pass
+    """Spend ``ms_per_kchar`` ms per 1000 characters of work (load tests only; 0 is off).
+
+    It sleeps rather than spins: on AWS each concurrent invocation has its own vCPU, so per-record
+    work in N environments takes the time of one. Locally the environments are threads of one
+    process, where a busy loop would serialize on the GIL and hide what concurrency buys.
+    """
+    if ms_per_kchar > 0:
+        time.sleep(chars / 1000 * ms_per_kchar / 1000)
 
 
 def record_handler(record: SQSRecord) -> PreparedItem:
@@ -149,6 +152,9 @@ processor = StagedBatchProcessor(EventType.SQS, commit)
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    try:
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    finally:
+        discard_metrics_if_disabled(metrics)
