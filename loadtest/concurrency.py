@@ -50,6 +50,7 @@ def experiment_options(concurrency: int, cost: float, quick: bool, out: Path) ->
         spike_seconds=8 if quick else 15,
         cycles=1,
         tenants=4,
+        sample_every=2,  # few requests per setting: sample more of them for the lag percentiles
         max_error_rate=0.01,
         max_p95_ms=30000.0,  # latency is not what this experiment judges; errors and losses are
         drain_timeout=150 if quick else 240,
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--quick", action="store_true", help="shorter phases (about half the time)")
     p.add_argument("--settings", default="1,2,4,8", help="comma-separated maximum concurrency values")
-    p.add_argument("--cost-ms-per-kchar", type=float, default=10.0,
+    p.add_argument("--cost-ms-per-kchar", type=float, default=30.0,
                    help="worker cost per 1000 characters of record (SIMULATED_COST_MS_PER_KCHAR)")  # fmt: skip
     p.add_argument("--out", type=Path, help="output folder (default: loadtest/out/concurrency-<timestamp>)")
     args = p.parse_args(argv)
