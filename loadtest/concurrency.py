@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from loadtest import measures
-from loadtest.run import DEFAULT_OUT, RunOptions, RunResult, execute, read_phases
+from loadtest.run import DEFAULT_OUT, RunOptions, RunResult, execute, read_phases, stop_on_sigterm
 
 COLUMNS = (
     ("worker_concurrency", "concurrency"),
@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="output folder (default: loadtest/out/concurrency-<timestamp>)")
     args = p.parse_args(argv)
     settings = [int(s) for s in args.settings.split(",") if s.strip()]
+    stop_on_sigterm()
     out = args.out or DEFAULT_OUT / time.strftime("concurrency-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
