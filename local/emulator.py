@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -84,11 +83,11 @@ def start(port: int = DEFAULT_EMULATOR_PORT, log_path: Path | None = None) -> Em
             f"port {port} is already in use: is another `make run` or an emulator running? Stop it, or point "
             f"AWS_ENDPOINT_URL=http://127.0.0.1:{port} at it to reuse it."
         )
-    binary = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
-    command = [binary] if binary else [sys.executable, "-m", "moto.server"]
+    command = [sys.executable, "-m", "local.moto_server"]
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - lives as long as the child
+    repo = Path(__file__).resolve().parent.parent
     process = subprocess.Popen(  # noqa: S603 - fixed command, no shell
-        [*command, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
+        [*command, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT, cwd=repo
     )
     url = f"http://127.0.0.1:{port}"
     try:

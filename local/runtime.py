@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from core import aws, wiring
 from local import emulator as emu
 from local import stack as stk
 from local.http import LocalApiGateway
-from local.sources import KinesisEventSource, SqsEventSource, load_handler
+from local.sources import ContainerPool, KinesisEventSource, SqsEventSource
 
 
 @dataclass
@@ -25,9 +26,26 @@ class RuntimeOptions:
     worker_concurrency: int | None = None  # default: the wiring's maximum_concurrency
     visibility_timeout: int | None = None  # default: the wiring's (180 s); tests shorten it
     auth: bool = False
+    api_concurrency: int = 16  # ingest environments, like a reserved concurrency for the ingest function
     verbose: bool = False
     state_dir: Path = Path(".local")
     extra_env: dict[str, str] = field(default_factory=dict)
+
+
+# Modules whose functools caches hold settings and clients built from the environment.
+HANDLER_MODULES = ("ingest.handler", "ingest.authorizer", "ingest.webhooks", "consumers.worker",
+                   "consumers.archiver", "consumers.rollup")  # fmt: skip
+
+
+def reset_handler_caches() -> None:
+    """Forget settings and adapters cached by handler modules: the environment just changed."""
+    import importlib
+
+    for name in HANDLER_MODULES:
+        module = importlib.import_module(name)
+        for value in vars(module).values():
+            if callable(getattr(value, "cache_clear", None)) and getattr(value, "__module__", None) == name:
+                value.cache_clear()
 
 
 class LocalRuntime:
@@ -73,18 +91,22 @@ class LocalRuntime:
         aws.client.cache_clear()
         self.stack = stk.create(self.emulator.url, o.prefix, o.visibility_timeout)
         os.environ.update(self.stack.handler_env())
+        reset_handler_caches()
         w = wiring.load()
+        concurrency = o.worker_concurrency or w.worker.maximum_concurrency
         self.worker = SqsEventSource(
-            self.stack.queue_url, self.stack.queue_arn, load_handler(w.handlers["worker"]), w.worker,
-            max_concurrency=o.worker_concurrency,
+            self.stack.queue_url, self.stack.queue_arn, ContainerPool(w.handlers["worker"], concurrency), w.worker,
+            max_concurrency=concurrency,
         )  # fmt: skip
         self.consumers = [
-            KinesisEventSource(self.stack.stream_name, self.stack.stream_arn, load_handler(c.handler), c,
+            KinesisEventSource(self.stack.stream_name, self.stack.stream_arn, ContainerPool(c.handler, 64), c,
                                self.stack.stream_failures_url)
             for c in w.stream_consumers
         ]  # fmt: skip
-        authorizer = load_handler(w.handlers["authorizer"]) if o.auth else None
-        self.gateway = LocalApiGateway(load_handler(w.handlers["ingest"]), authorizer)
+        # API Gateway calls the functions concurrently: a pool of environments per function, sized like
+        # the HTTP server's thread pool.
+        authorizer = ContainerPool(w.handlers["authorizer"], o.api_concurrency) if o.auth else None
+        self.gateway = LocalApiGateway(ContainerPool(w.handlers["ingest"], o.api_concurrency), authorizer)
         self.worker.start()
         for consumer in self.consumers:
             consumer.start()
@@ -94,6 +116,8 @@ class LocalRuntime:
 
     def _configure_environment(self) -> None:
         o = self.options
+        # Powertools warns on every invocation without metrics; harmless in Lambda, noise here.
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
         defaults = {
             "POWERTOOLS_SERVICE_NAME": "sluice-local",
             "POWERTOOLS_METRICS_NAMESPACE": "sluice-local",

@@ -18,6 +18,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib
+import importlib.util
+import queue
 import threading
 import time
 import uuid
@@ -31,7 +33,9 @@ from aws_lambda_powertools import Logger
 from core import aws
 from core.wiring import QueueWiring, StreamConsumerWiring
 
-logger = Logger(service="sluice-local")
+# Its own service name: Powertools loggers of one service share a level, and the handlers' must follow
+# POWERTOOLS_LOG_LEVEL, which the runtime sets after this module is imported.
+logger = Logger(service="sluice-local-runtime", level="WARNING")
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
@@ -39,6 +43,51 @@ def load_handler(dotted: str) -> Handler:
     """``"consumers.worker.lambda_handler"`` -> the function, imported the way Lambda does."""
     module, _, name = dotted.rpartition(".")
     return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
+
+def load_container(dotted: str) -> Handler:
+    """A handler in a private copy of its module: one Lambda execution environment.
+
+    Lambda runs one invocation at a time per environment, so handler modules keep per-invocation state
+    at module level (Powertools' resolver holds the current event, a BatchProcessor its records).
+    Local mode runs invocations concurrently in one process; giving each concurrent slot its own copy
+    of the handler module is what keeps them apart, as separate environments are on AWS.
+    """
+    module_name, _, name = dotted.rpartition(".")
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot find handler module {module_name!r}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)  # type: ignore[no-any-return]
+
+
+class ContainerPool:
+    """At most ``size`` execution environments of one function; an invocation takes a free one.
+
+    Environments are created on first need (a cold start) and reused after; when all are busy the
+    caller waits, as a function at its concurrency limit would throttle.
+    """
+
+    def __init__(self, dotted: str, size: int) -> None:
+        self.dotted, self.size = dotted, size
+        self._free: queue.SimpleQueue[Handler] = queue.SimpleQueue()
+        self._slots = threading.Semaphore(size)
+        self._lock = threading.Lock()
+        self.created = 0
+
+    def __call__(self, event: dict[str, Any], context: Any) -> Any:
+        with self._slots:
+            try:
+                handler = self._free.get_nowait()
+            except queue.Empty:
+                with self._lock:
+                    self.created += 1
+                handler = load_container(self.dotted)
+            try:
+                return handler(event, context)
+            finally:
+                self._free.put(handler)
 
 
 @dataclass

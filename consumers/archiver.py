@@ -1,0 +1,96 @@
+"""Kinesis consumer: archive each batch to S3 as redacted gzip NDJSON, one object per (tenant, hour).
+
+The layout, the deterministic keys and why a retried or partially redelivered batch overwrites rather
+than duplicates are in ``consumers.archive``; checkpoint semantics in ``consumers.stream``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from typing import Any
+
+import orjson
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from consumers import redaction
+from consumers.archive import ArchiveLine, ArchiveWriter, archive_batch, archive_line, group_of
+from consumers.batch import Staged
+from consumers.store import S3Archive
+from consumers.stream import decode, duplicate_positions, shard_id_of, stream_processor
+from core.settings import Settings
+
+logger = Logger(json_serializer=lambda o: orjson.dumps(o, default=str).decode())
+metrics = Metrics()
+
+
+@functools.cache
+def settings() -> Settings:
+    s = Settings.from_env()
+    s.require("archive_bucket")
+    return s
+
+
+@functools.cache
+def archive() -> ArchiveWriter:
+    return S3Archive(settings().archive_bucket)
+
+
+def record_handler(record: KinesisStreamRecord) -> tuple[ArchiveLine, str, dict[str, int]] | None:
+    decoded = decode(record)
+    if decoded.envelope is None:
+        metrics.add_metric(name=f"Skipped_{decoded.invalid}", unit=MetricUnit.Count, value=1)
+        logger.error(
+            "not a valid envelope; skipped",
+            extra={"sequence_number": decoded.sequence_number, "code": decoded.invalid},
+        )
+        return None
+    s = settings()
+    env = decoded.envelope
+    line, counts = archive_line(
+        env, redaction.load(s.redaction_rules_path, s.redact_ip_addresses), decoded.data.decode()
+    )
+    # The index is filled in by commit, which knows the batch position.
+    return ArchiveLine(-1, decoded.sequence_number, group_of(env), line), env["event_id"], counts
+
+
+def commit(staged: list[Staged], context: LambdaContext | None) -> dict[int, BaseException]:
+    kept = [s for s in staged if s.value is not None]
+    if not kept:
+        return {}
+    dupes = duplicate_positions((s.index, s.value[0].group[0], s.value[1]) for s in kept)
+    lines = [
+        ArchiveLine(s.index, s.value[0].sequence_number, s.value[0].group, s.value[0].line)
+        for s in kept
+        if s.index not in dupes
+    ]
+    failed = archive_batch(lines, shard_id_of(staged[0].record), archive())
+    redactions: Counter[str] = Counter()
+    for s in kept:
+        if s.index not in failed:
+            redactions.update(s.value[2])
+    metrics.add_metric(name="RecordsArchived", unit=MetricUnit.Count, value=len(lines) - len(failed))
+    if dupes:
+        metrics.add_metric(name="DuplicatesDropped", unit=MetricUnit.Count, value=len(dupes))
+    if failed:
+        metrics.add_metric(name="ArchiveFailures", unit=MetricUnit.Count, value=len(failed))
+        logger.warning("archive write failed; the shard is retried from the first failed record")
+    for rule, n in redactions.items():
+        metrics.add_metric(name=f"Redactions_{rule}", unit=MetricUnit.Count, value=n)
+    return failed
+
+
+processor = stream_processor(commit)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

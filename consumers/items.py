@@ -1,0 +1,241 @@
+"""From a validated envelope to the DynamoDB item the worker stores (DESIGN.md §3), as plain data.
+
+The item keeps the envelope's shape: ``tenant_id`` (partition key), ``event_id`` (sort key), ``kind``,
+``received_at``, ``type``, ``client``, ``source``, then the redacted body (``payload`` for an event;
+``text``, ``level``, ``attributes`` for a log), ``expires_at`` (TTL) and ``stored_at``.
+
+DynamoDB cannot hold every JSON document as a native map, so the body is stored in the first form that
+fits, and ``storage`` says which:
+
+- ``native``: a map with numbers as ``Decimal`` (boto3 refuses floats);
+- ``json``: the body as one JSON string (``payload_json``, or ``attributes_json`` for a log) when it is
+  nested deeper than DynamoDB's 32 levels, holds a number DynamoDB cannot represent (more than 38
+  significant digits, outside 1e-130..1e126), or an empty map key;
+- ``gzip``: ``body_gz``, the gzipped JSON of the whole body, when the item would exceed 400 KB
+  (a native map of small numbers takes ~2.5x its JSON size); a body that does not fit even then is
+  a permanent ``item_too_large`` failure.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Context, Inexact, Rounded
+from typing import Any
+
+import orjson
+
+from consumers.redaction import Counts, Redactor, json_text
+from core.envelope import Envelope, InvalidEnvelope, parse_received_at, validate
+from core.errors import PermanentError
+
+Key = tuple[str, str]  # (tenant_id, event_id)
+
+MAX_ITEM_BYTES = 400 * 1024
+# Our size estimate follows the published rules but rounds numbers loosely: keep a margin under the limit.
+ITEM_BYTES_BUDGET = MAX_ITEM_BYTES - 8 * 1024
+# DynamoDB nests documents at most 32 levels; the body map sits one level below the item.
+MAX_NATIVE_DEPTH = 31
+BATCH_WRITE_MAX_ITEMS = 25  # BatchWriteItem limit
+
+_DYNAMO_NUMBER = Context(prec=38, Emin=-128, Emax=126, traps=[Inexact, Rounded])
+_REDACTED_FIELDS = ("type", "client", "source")
+
+
+class NotNative(ValueError):
+    """A value DynamoDB cannot store as a native attribute (depth, number range, empty key)."""
+
+
+@dataclass(frozen=True)
+class PreparedItem:
+    """One record ready to write: its key, the item (plain Python, Decimal numbers) and redaction counts."""
+
+    key: Key
+    item: dict[str, Any]
+    storage: str
+    redactions: Counts
+
+
+@dataclass(frozen=True)
+class WriteUnit:
+    """One put request and every record id whose outcome is the outcome of that put."""
+
+    key: Key
+    item: dict[str, Any]
+    record_ids: tuple[str, ...]
+
+
+def redact_envelope(env: Envelope, redactor: Redactor, body: str | None = None) -> tuple[Envelope, Counts]:
+    """A copy of the envelope with every free-form field redacted (not the ids, kind and timestamps).
+
+    ``body`` is the message text the envelope was parsed from: the redactor's gate runs on it once.
+    """
+    counts: Counts = {}
+    text = body if body is not None else json_text(env)
+    out = dict(env)
+    for field in (*_REDACTED_FIELDS, "payload", "text", "level", "attributes"):
+        if field in env:
+            out[field] = redactor.redact_value(env[field], counts, text)
+    return out, counts
+
+
+def to_dynamo(value: Any, depth: int = 0) -> tuple[Any, int]:
+    """The value with numbers as Decimal, and its DynamoDB size estimate in bytes; ``NotNative`` otherwise.
+
+    Sizes follow the DynamoDB item size rules: strings and binary by length, numbers ~1 byte per two
+    significant digits plus one, 1 byte for null and booleans, 3 bytes per map or list plus 1 per element.
+    """
+    kind = type(value)
+    if kind is str:
+        return value, len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
+    if kind is dict:
+        if depth >= MAX_NATIVE_DEPTH:
+            raise NotNative("nested deeper than DynamoDB's 32 levels")
+        out: dict[str, Any] = {}
+        size = 3
+        for key, item in value.items():
+            if not key:
+                raise NotNative("empty map key")
+            out[key], item_size = to_dynamo(item, depth + 1)
+            size += 1 + len(key.encode("utf-8", "surrogatepass")) + item_size
+        return out, size
+    if kind is list:
+        if depth >= MAX_NATIVE_DEPTH:
+            raise NotNative("nested deeper than DynamoDB's 32 levels")
+        items = []
+        size = 3
+        for item in value:
+            converted, item_size = to_dynamo(item, depth + 1)
+            items.append(converted)
+            size += 1 + item_size
+        return items, size
+    if value is None or kind is bool:
+        return value, 1
+    if kind is int or kind is float:
+        try:
+            number = _DYNAMO_NUMBER.create_decimal(repr(value) if kind is float else value)
+        except (Inexact, Rounded):
+            raise NotNative("number outside DynamoDB's 38-digit range") from None
+        if number and not (-130 <= number.adjusted() <= 125):
+            raise NotNative("number outside DynamoDB's exponent range")
+        return number, 1 + (len(number.as_tuple().digits) + 1) // 2
+    raise NotNative(f"unsupported type {kind.__name__}")
+
+
+def _expires_at(received_at: str, retention_days: int) -> int | None:
+    if retention_days <= 0:
+        return None
+    return int(parse_received_at(received_at).timestamp()) + retention_days * 86_400
+
+
+def build_item(
+    env: Envelope,
+    redactor: Redactor,
+    *,
+    retention_days: int,
+    stored_at: str,
+    body: str | None = None,
+) -> PreparedItem:
+    """The DynamoDB item for a validated envelope: redacted, typed for DynamoDB, under the size limit.
+
+    Raises ``PermanentError("item_too_large")`` when even the gzipped body does not fit.
+    """
+    red, counts = redact_envelope(env, redactor, body)
+    head: dict[str, Any] = {
+        "tenant_id": red["tenant_id"],
+        "event_id": red["event_id"],
+        "v": red["v"],
+        "kind": red["kind"],
+        "received_at": red["received_at"],
+        "stored_at": stored_at,
+    }
+    for field in _REDACTED_FIELDS:
+        if red.get(field) is not None:
+            head[field] = red[field]
+    expires_at = _expires_at(red["received_at"], retention_days)
+    if expires_at is not None:
+        head["expires_at"] = expires_at
+    head, head_size = to_dynamo(head)
+
+    if red["kind"] == "event":
+        body_fields = {"payload": red["payload"]}
+        json_field, json_source = "payload_json", "payload"
+    else:
+        body_fields = {k: red[k] for k in ("text", "level", "attributes") if red.get(k) is not None}
+        json_field, json_source = "attributes_json", "attributes"
+
+    key = (red["tenant_id"], red["event_id"])
+    try:
+        native, size = to_dynamo(body_fields)
+        if head_size + size <= ITEM_BYTES_BUDGET:
+            return PreparedItem(key, {**head, **native, "storage": "native"}, "native", counts)
+    except NotNative:
+        pass
+    if json_source in body_fields:
+        as_json = {k: v for k, v in body_fields.items() if k != json_source}
+        as_json[json_field] = json_text(body_fields[json_source])
+        try:
+            native, size = to_dynamo(as_json)
+            if head_size + size <= ITEM_BYTES_BUDGET:
+                return PreparedItem(key, {**head, **native, "storage": "json"}, "json", counts)
+        except NotNative:
+            pass
+    compressed = gzip.compress(json_text(body_fields).encode(), compresslevel=6, mtime=0)
+    if head_size + len(compressed) + 16 <= ITEM_BYTES_BUDGET:
+        return PreparedItem(key, {**head, "body_gz": compressed, "storage": "gzip"}, "gzip", counts)
+    raise PermanentError("item_too_large", f"item is over {MAX_ITEM_BYTES} bytes even gzipped")
+
+
+def plan_writes(entries: Iterable[tuple[str, PreparedItem]]) -> list[WriteUnit]:
+    """One put per key, in first-seen order: BatchWriteItem rejects a request naming a key twice.
+
+    ``entries`` are (record id, prepared item). Records sharing a key (a redelivered or re-sent record)
+    are the same record by construction (the id is derived from the client's identity), so the last
+    one's item is written and all of them share its outcome.
+    """
+    units: dict[Key, tuple[dict[str, Any], list[str]]] = {}
+    for record_id, prepared in entries:
+        if prepared.key in units:
+            ids = units[prepared.key][1]
+            ids.append(record_id)
+            units[prepared.key] = (prepared.item, ids)
+        else:
+            units[prepared.key] = (prepared.item, [record_id])
+    return [WriteUnit(key, item, tuple(ids)) for key, (item, ids) in units.items()]
+
+
+def item_key(item: dict[str, Any]) -> Key:
+    """The primary key of an item in either form (plain values or DynamoDB attribute values)."""
+    tenant, event = item["tenant_id"], item["event_id"]
+    if isinstance(tenant, dict):
+        return tenant["S"], event["S"]
+    return tenant, event
+
+
+def unprocessed_item_keys(response: dict[str, Any], table: str) -> list[Key]:
+    """The keys of the put requests a BatchWriteItem response hands back as ``UnprocessedItems``."""
+    return [item_key(r["PutRequest"]["Item"]) for r in response.get("UnprocessedItems", {}).get(table, ())]
+
+
+def failed_record_ids(units: Sequence[WriteUnit], failed_keys: Iterable[Key]) -> list[str]:
+    """Every record id whose write failed, given the keys that failed."""
+    failed = set(failed_keys)
+    return [rid for unit in units if unit.key in failed for rid in unit.record_ids]
+
+
+def prepare_record(body: str, redactor: Redactor, *, retention_days: int, stored_at: str) -> PreparedItem:
+    """Parse, validate, redact and shape one message body; ``PermanentError`` when it cannot be stored.
+
+    Codes: ``not_json``, ``invalid_envelope`` (schema), ``item_too_large``. The error message never
+    holds the body, so it is safe to log.
+    """
+    try:
+        env = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise PermanentError("not_json", f"not JSON: {exc}") from None
+    try:
+        validate(env)
+    except InvalidEnvelope as exc:
+        raise PermanentError("invalid_envelope", str(exc)[:300]) from None
+    return build_item(env, redactor, retention_days=retention_days, stored_at=stored_at, body=body)

@@ -1,0 +1,89 @@
+"""Kinesis consumer: counts and bytes per (tenant, kind, minute) in the rollup table, exact under redelivery.
+
+The checkpoint-in-the-transaction design, its atomicity and why it needs ``parallelization_factor = 1``
+are in ``consumers.counters``; checkpoint semantics of the stream in ``consumers.stream``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import orjson
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from consumers.batch import Staged
+from consumers.counters import Countable, RollupStore, apply_rollup, bucket_of
+from consumers.store import DynamoRollupStore
+from consumers.stream import decode, duplicate_positions, shard_id_of, stream_processor
+from core.settings import Settings
+
+logger = Logger(json_serializer=lambda o: orjson.dumps(o, default=str).decode())
+metrics = Metrics()
+
+
+@functools.cache
+def settings() -> Settings:
+    s = Settings.from_env()
+    s.require("rollup_table_name")
+    return s
+
+
+@functools.cache
+def rollup_store() -> RollupStore:
+    return DynamoRollupStore(settings().rollup_table_name)
+
+
+def record_handler(record: KinesisStreamRecord) -> tuple[Countable, str] | None:
+    decoded = decode(record)
+    if decoded.envelope is None:
+        metrics.add_metric(name=f"Skipped_{decoded.invalid}", unit=MetricUnit.Count, value=1)
+        logger.error(
+            "not a valid envelope; skipped",
+            extra={"sequence_number": decoded.sequence_number, "code": decoded.invalid},
+        )
+        return None
+    env = decoded.envelope
+    countable = Countable(-1, decoded.sequence_number, env["tenant_id"], bucket_of(env), len(decoded.data))
+    return countable, env["event_id"]
+
+
+def shard_key(record: KinesisStreamRecord) -> str:
+    """The checkpoint's name: one per (stream, shard), so a new stream or a child shard starts fresh."""
+    return f"rollup#{record.event_source_arn}#{shard_id_of(record)}"
+
+
+def commit(staged: list[Staged], context: LambdaContext | None) -> dict[int, BaseException]:
+    kept = [s for s in staged if s.value is not None]
+    if not kept:
+        return {}
+    dupes = duplicate_positions((s.index, s.value[0].tenant_id, s.value[1]) for s in kept)
+    records = [
+        Countable(s.index, c.sequence_number, c.tenant_id, c.bucket, c.size, s.index not in dupes)
+        for s in kept
+        for c in (s.value[0],)
+    ]
+    outcome = apply_rollup(records, shard_key(staged[0].record), rollup_store())
+    metrics.add_metric(name="RecordsCounted", unit=MetricUnit.Count, value=outcome.applied)
+    if outcome.skipped:
+        metrics.add_metric(name="AlreadyApplied", unit=MetricUnit.Count, value=outcome.skipped)
+    if outcome.failed:
+        metrics.add_metric(name="RollupFailures", unit=MetricUnit.Count, value=len(outcome.failed))
+        logger.warning("rollup transaction failed; the shard is retried from the first failed record")
+    return outcome.failed
+
+
+processor = stream_processor(commit)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

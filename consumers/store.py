@@ -1,0 +1,219 @@
+"""The storage adapters of the consumers, behind ``Protocol`` ports (here, ``consumers.archive``,
+``consumers.counters``).
+
+- ``DynamoEventStore``: the worker's BatchWriteItem loop (events table).
+- ``S3Archive``: the archiver's object writes.
+- ``DynamoRollupStore``: the rollup's checkpoint read and counter transactions.
+
+boto3 lives here and only here; the consumers' logic takes the ports, so unit tests use in-memory fakes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from boto3.dynamodb.types import TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from consumers.items import BATCH_WRITE_MAX_ITEMS, Key, item_key, unprocessed_item_keys
+from core import aws
+from core.batching import chunk
+from core.errors import PermanentError, TransientError, error_code, is_transient
+from core.retry import Backoff, Deadline
+
+_serializer = TypeSerializer()
+DEFAULT_BACKOFF = Backoff()
+
+
+def serialize_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain item (Decimal numbers, bytes for binary) as DynamoDB attribute values."""
+    return {k: _serializer.serialize(v) for k, v in item.items()}
+
+
+@dataclass
+class WriteReport:
+    """What a batch of puts came to: the keys that could not be written and why, and retry counts."""
+
+    failures: dict[Key, Exception] = field(default_factory=dict)
+    unprocessed_retries: int = 0
+    throttled_calls: int = 0
+
+
+class EventStore(Protocol):
+    def put_items(self, items: Sequence[Mapping[str, Any]], deadline: Deadline) -> WriteReport:
+        """Write every item (unique keys); report the ones that failed."""
+        ...
+
+
+class DynamoEventStore:
+    """Writes items with BatchWriteItem, 25 at a time, retrying ``UnprocessedItems`` with backoff.
+
+    The loop is ours, not ``Table.batch_writer``'s, so that every key that still failed when the time
+    budget ran out is known and can be mapped back to its SQS message. A call that fails as a whole is
+    retried when the error is transient (throttling, 5xx, connection); a permanent error (validation)
+    is bisected down to the one item that causes it, so a bad item cannot fail its 24 neighbours.
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        client: Any = None,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.table_name = table_name
+        self._client = client
+        self._backoff = backoff
+        self._sleep = sleep
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = aws.client("dynamodb")
+        return self._client
+
+    def put_items(self, items: Sequence[Mapping[str, Any]], deadline: Deadline) -> WriteReport:
+        report = WriteReport()
+        for part in chunk([serialize_item(item) for item in items], BATCH_WRITE_MAX_ITEMS):
+            self._write(list(part), deadline, report)
+        return report
+
+    def _write(self, requests: list[dict[str, Any]], deadline: Deadline, report: WriteReport) -> None:
+        pending = {item_key(item): item for item in requests}
+        attempt = 0
+        last_error: Exception = TransientError("UnprocessedItems")
+        while pending:
+            try:
+                response = self.client.batch_write_item(
+                    RequestItems={self.table_name: [{"PutRequest": {"Item": i}} for i in pending.values()]}
+                )
+            except (ClientError, BotoCoreError) as exc:
+                if not is_transient(exc):
+                    self._isolate(list(pending.values()), exc, deadline, report)
+                    return
+                report.throttled_calls += 1
+                last_error = TransientError(error_code(exc))
+            else:
+                left = unprocessed_item_keys(response, self.table_name)
+                pending = {k: pending[k] for k in left if k in pending}
+                if not pending:
+                    return
+                report.unprocessed_retries += len(pending)
+                last_error = TransientError("UnprocessedItems")
+            attempt += 1
+            delay = self._backoff.delay(attempt)
+            if attempt >= self._backoff.max_attempts or deadline.remaining() <= delay:
+                break
+            self._sleep(delay)
+        for key in pending:
+            report.failures[key] = last_error
+
+    def _isolate(
+        self, requests: list[dict[str, Any]], exc: Exception, deadline: Deadline, report: WriteReport
+    ) -> None:
+        if len(requests) == 1:
+            report.failures[item_key(requests[0])] = PermanentError(error_code(exc), str(exc)[:200])
+            return
+        half = len(requests) // 2
+        self._write(requests[:half], deadline, report)
+        self._write(requests[half:], deadline, report)
+
+
+class S3Archive:
+    """Puts archive objects into one bucket. Overwrites are the point: keys are deterministic."""
+
+    def __init__(self, bucket: str, client: Any = None) -> None:
+        self.bucket = bucket
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = aws.client("s3")
+        return self._client
+
+    def put(self, key: str, body: bytes) -> None:
+        self.client.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=body,
+            ContentType="application/x-ndjson",
+            ContentEncoding="gzip",
+        )
+
+
+CHECKPOINT_TENANT = "#checkpoint"  # not a valid tenant id (core.tenancy), so it cannot collide with one
+
+
+class DynamoRollupStore:
+    """Counters and the per-shard checkpoint in the rollup table, applied in one TransactWriteItems."""
+
+    def __init__(self, table_name: str, client: Any = None) -> None:
+        self.table_name = table_name
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = aws.client("dynamodb")
+        return self._client
+
+    def read_checkpoint(self, shard_key: str) -> str | None:
+        response = self.client.get_item(
+            TableName=self.table_name,
+            Key={"tenant_id": {"S": CHECKPOINT_TENANT}, "bucket": {"S": shard_key}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return None if item is None else str(item["sequence_number"]["S"])
+
+    def apply(
+        self,
+        shard_key: str,
+        deltas: Mapping[tuple[str, str], tuple[int, int]],
+        old: str | None,
+        new: str,
+    ) -> None:
+        """Add (count, bytes) to each (tenant, bucket) and move the checkpoint from ``old`` to ``new``,
+        atomically; raises (TransactionCanceledException) when the checkpoint is no longer ``old``."""
+        ops: list[dict[str, Any]] = []
+        for (tenant, bucket), (count, size) in deltas.items():
+            minute, _, kind = bucket.partition("#")
+            ops.append(
+                {
+                    "Update": {
+                        "TableName": self.table_name,
+                        "Key": {"tenant_id": {"S": tenant}, "bucket": {"S": bucket}},
+                        "UpdateExpression": "SET #k = :k, #m = :m ADD #c :c, #b :b",
+                        "ExpressionAttributeNames": {
+                            "#k": "kind",
+                            "#m": "minute",
+                            "#c": "record_count",
+                            "#b": "byte_count",
+                        },
+                        "ExpressionAttributeValues": {
+                            ":k": {"S": kind},
+                            ":m": {"S": minute},
+                            ":c": {"N": str(count)},
+                            ":b": {"N": str(size)},
+                        },
+                    }
+                }
+            )
+        checkpoint: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": {"tenant_id": {"S": CHECKPOINT_TENANT}, "bucket": {"S": shard_key}},
+            "UpdateExpression": "SET #s = :new",
+            "ExpressionAttributeNames": {"#s": "sequence_number"},
+            "ExpressionAttributeValues": {":new": {"S": new}},
+        }
+        if old is None:
+            checkpoint["ConditionExpression"] = "attribute_not_exists(#s)"
+        else:
+            checkpoint["ConditionExpression"] = "#s = :old"
+            checkpoint["ExpressionAttributeValues"][":old"] = {"S": old}
+        ops.append({"Update": checkpoint})
+        self.client.transact_write_items(TransactItems=ops)

@@ -1,0 +1,154 @@
+"""The SQS worker: redact each envelope, store it in DynamoDB in batches of 25, report partial failures.
+
+Powertools batch processing with a commit phase (``consumers.batch``): the record handler prepares an
+item per message; the commit writes them all with BatchWriteItem and reports the messages whose write
+still failed after retries inside the time budget. Only those, and the messages that could not be
+prepared, appear in ``batchItemFailures``; SQS deletes the rest.
+
+Permanent failures (not JSON, not a valid envelope, an item too large even gzipped) are reported as
+failures too, every time: SQS then moves the message to the DLQ after ``max_receive_count`` receives
+(core/wiring.json). That keeps one DLQ path, owned by the queue's redrive policy, with no extra
+permission or setting, at the cost of a few cheap redeliveries of a poison message. Each one is counted
+(``PermanentFailures_<code>``) and logged with its message id and reason, never its body.
+
+``SIMULATED_COST_MS_PER_KCHAR`` burns CPU per record so load tests can study worker concurrency.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections import Counter
+from typing import Any
+
+import orjson
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from consumers import redaction
+from consumers.batch import Staged, StagedBatchProcessor
+from consumers.items import PreparedItem, plan_writes, prepare_record
+from consumers.store import DynamoEventStore, EventStore
+from core import wiring
+from core.envelope import now_received_at
+from core.errors import PermanentError
+from core.retry import Deadline
+from core.settings import Settings
+
+# Leave this much of the invocation for building the response and flushing metrics.
+RESPONSE_RESERVE_SECONDS = 2.0
+
+logger = Logger(json_serializer=lambda o: orjson.dumps(o, default=str).decode())
+metrics = Metrics()
+
+
+@functools.cache
+def settings() -> Settings:
+    s = Settings.from_env()
+    s.require("table_name")
+    return s
+
+
+@functools.cache
+def event_store() -> EventStore:
+    return DynamoEventStore(settings().table_name)
+
+
+def redactor() -> redaction.Redactor:
+    s = settings()
+    return redaction.load(s.redaction_rules_path, s.redact_ip_addresses)
+
+
+def simulate_cost(chars: int, ms_per_kchar: float) -> None:
+    """Busy CPU for ``ms_per_kchar`` ms per 1000 characters (load tests only; 0 is off)."""
+    if ms_per_kchar <= 0:
+        return
+    end = time.perf_counter() + chars / 1000 * ms_per_kchar / 1000
+    while time.perf_counter() < end:
+        pass
+
+
+def record_handler(record: SQSRecord) -> PreparedItem:
+    s = settings()
+    body = record.body
+    simulate_cost(len(body), s.simulated_cost_ms_per_kchar)
+    try:
+        return prepare_record(body, redactor(), retention_days=s.retention_days, stored_at=now_received_at())
+    except PermanentError as exc:
+        receives = int(record.attributes.approximate_receive_count or 1)
+        metrics.add_metric(name=f"PermanentFailures_{exc.code}", unit=MetricUnit.Count, value=1)
+        logger.error(
+            "record cannot be stored; reported as failed until the queue moves it to the DLQ",
+            extra={
+                "message_id": record.message_id,
+                "code": exc.code,
+                "reason": str(exc),
+                "body_chars": len(body),
+                "receive_count": receives,
+                "to_dlq_next": receives >= wiring.load().worker.max_receive_count,
+            },
+        )
+        raise
+
+
+def store_budget(context: LambdaContext | None) -> Deadline:
+    """The retry budget: STORE_BUDGET_SECONDS, cut to what the invocation has left minus a reserve."""
+    budget = settings().store_budget_seconds
+    if context is not None:
+        left = context.get_remaining_time_in_millis() / 1000 - RESPONSE_RESERVE_SECONDS
+        budget = max(0.0, min(budget, left))
+    return Deadline(budget)
+
+
+def commit(staged: list[Staged], context: LambdaContext | None) -> dict[int, BaseException]:
+    """Write the prepared items; the batch positions whose write failed, with the reason."""
+    if not staged:
+        return {}
+    units = plan_writes((s.record.message_id, s.value) for s in staged)
+    report = event_store().put_items([u.item for u in units], store_budget(context))
+    index_of = {s.record.message_id: s.index for s in staged}
+    failed: dict[int, BaseException] = {}
+    for unit in units:
+        if unit.key in report.failures:
+            for record_id in unit.record_ids:
+                failed[index_of[record_id]] = report.failures[unit.key]
+    _count(staged, failed, report.unprocessed_retries, report.throttled_calls)
+    return failed
+
+
+def _count(staged: list[Staged], failed: dict[int, BaseException], retries: int, throttled: int) -> None:
+    redactions: Counter[str] = Counter()
+    for s in staged:
+        if s.index not in failed:
+            redactions.update(s.value.redactions)
+    metrics.add_metric(name="RecordsStored", unit=MetricUnit.Count, value=len(staged) - len(failed))
+    permanent = Counter(e.code for e in failed.values() if isinstance(e, PermanentError))
+    for code, n in permanent.items():
+        metrics.add_metric(name=f"PermanentFailures_{code}", unit=MetricUnit.Count, value=n)
+    transient = len(failed) - sum(permanent.values())
+    if transient:
+        metrics.add_metric(name="TransientFailures", unit=MetricUnit.Count, value=transient)
+        logger.warning(
+            "writes failed after retries; records go back to the queue", extra={"count": transient}
+        )
+    if retries:
+        metrics.add_metric(name="UnprocessedRetries", unit=MetricUnit.Count, value=retries)
+    if throttled:
+        metrics.add_metric(name="ThrottledCalls", unit=MetricUnit.Count, value=throttled)
+    for rule, n in redactions.items():
+        metrics.add_metric(name=f"Redactions_{rule}", unit=MetricUnit.Count, value=n)
+
+
+processor = StagedBatchProcessor(EventType.SQS, commit)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

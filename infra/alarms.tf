@@ -1,0 +1,121 @@
+locals {
+  alarm_actions = var.alarm_sns_topic_arn == null ? [] : [var.alarm_sns_topic_arn]
+
+  # Queue depth alarms: any message on these queues is a record the pipeline could not process.
+  queue_depth_alarms = {
+    dlq             = { queue = aws_sqs_queue.dlq.name, what = "records the worker gave up on (DLQ)" }
+    stream_failures = { queue = aws_sqs_queue.stream_failures.name, what = "stream batches a consumer gave up on" }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "queue_depth" {
+  for_each = local.queue_depth_alarms
+
+  alarm_name          = "${local.name}-${replace(each.key, "_", "-")}-not-empty"
+  alarm_description   = "${each.value.what}: inspect and redrive."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = each.value.queue }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "worker" {
+  for_each = toset(["Errors", "Throttles"])
+
+  alarm_name          = "${local.name}-worker-${lower(each.key)}"
+  alarm_description   = "The worker function reports ${each.key}."
+  namespace           = "AWS/Lambda"
+  metric_name         = each.key
+  dimensions          = { FunctionName = aws_lambda_function.this["worker"].function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "consumer_iterator_age" {
+  for_each = local.stream_consumers
+
+  alarm_name          = "${local.name}-${each.key}-iterator-age"
+  alarm_description   = "The ${each.key} consumer lags behind the stream (records risk expiring after ${local.wiring.stream.retention_hours} h)."
+  namespace           = "AWS/Lambda"
+  metric_name         = "IteratorAge"
+  dimensions          = { FunctionName = aws_lambda_function.this[each.key].function_name }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 5
+  datapoints_to_alarm = 3
+  threshold           = var.iterator_age_alarm_ms
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "api_5xx_rate" {
+  alarm_name          = "${local.name}-api-5xx-rate"
+  alarm_description   = "More than ${var.api_5xx_rate_alarm_percent}% of API requests end in 5xx."
+  evaluation_periods  = 1
+  threshold           = var.api_5xx_rate_alarm_percent
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "rate"
+    expression  = "IF(requests > 0, 100 * errors / requests, 0)"
+    label       = "5xx %"
+    return_data = true
+  }
+
+  metric_query {
+    id = "errors"
+    metric {
+      namespace   = "AWS/ApiGateway"
+      metric_name = "5xx"
+      dimensions  = { ApiId = aws_apigatewayv2_api.http.id, Stage = aws_apigatewayv2_stage.default.name }
+      stat        = "Sum"
+      period      = 300
+    }
+  }
+
+  metric_query {
+    id = "requests"
+    metric {
+      namespace   = "AWS/ApiGateway"
+      metric_name = "Count"
+      dimensions  = { ApiId = aws_apigatewayv2_api.http.id, Stage = aws_apigatewayv2_stage.default.name }
+      stat        = "Sum"
+      period      = 300
+    }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "ingest_duration_p99" {
+  alarm_name          = "${local.name}-ingest-duration-p99"
+  alarm_description   = "The ingest function's p99 duration is above ${var.ingest_p99_alarm_ms} ms."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Duration"
+  dimensions          = { FunctionName = aws_lambda_function.this["ingest"].function_name }
+  extended_statistic  = "p99"
+  period              = 300
+  evaluation_periods  = 3
+  datapoints_to_alarm = 2
+  threshold           = var.ingest_p99_alarm_ms
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}

@@ -1,0 +1,113 @@
+locals {
+  # route -> whether the API key authorizer guards it (when var.auth_enabled). Webhooks are authenticated
+  # by their signature inside the ingest function; health and the OpenAPI document are public.
+  routes = {
+    "POST /events"            = true
+    "POST /ingest"            = true
+    "GET /health"             = false
+    "GET /openapi.json"       = false
+    "POST /webhooks/{source}" = false
+  }
+}
+
+resource "aws_apigatewayv2_api" "http" {
+  name          = "${local.name}-api"
+  protocol_type = "HTTP"
+  description   = "sluice ingestion API (${local.name})"
+
+  dynamic "cors_configuration" {
+    for_each = length(var.cors_allowed_origins) > 0 ? [1] : []
+    content {
+      allow_origins = var.cors_allowed_origins
+      allow_methods = ["GET", "POST", "OPTIONS"]
+      allow_headers = ["authorization", "content-type", "content-encoding", "idempotency-key", "x-tenant-id"]
+      max_age       = 300
+    }
+  }
+}
+
+resource "aws_apigatewayv2_integration" "ingest" {
+  api_id                 = aws_apigatewayv2_api.http.id
+  integration_type       = "AWS_PROXY"
+  integration_uri        = aws_lambda_function.this["ingest"].invoke_arn
+  payload_format_version = "2.0"
+  timeout_milliseconds   = 30000
+}
+
+resource "aws_apigatewayv2_authorizer" "api_key" {
+  count = var.auth_enabled ? 1 : 0
+
+  api_id                            = aws_apigatewayv2_api.http.id
+  name                              = "${local.name}-api-key"
+  authorizer_type                   = "REQUEST"
+  authorizer_uri                    = aws_lambda_function.this["authorizer"].invoke_arn
+  authorizer_payload_format_version = "2.0"
+  enable_simple_responses           = true
+  identity_sources                  = ["$request.header.Authorization"]
+  authorizer_result_ttl_in_seconds  = 300
+}
+
+resource "aws_apigatewayv2_route" "this" {
+  for_each = local.routes
+
+  api_id             = aws_apigatewayv2_api.http.id
+  route_key          = each.key
+  target             = "integrations/${aws_apigatewayv2_integration.ingest.id}"
+  authorization_type = each.value && var.auth_enabled ? "CUSTOM" : "NONE"
+  authorizer_id      = each.value && var.auth_enabled ? aws_apigatewayv2_authorizer.api_key[0].id : null
+}
+
+resource "aws_cloudwatch_log_group" "api_access" {
+  name              = "/aws/apigateway/${local.name}-api"
+  retention_in_days = var.log_retention_days
+}
+
+resource "aws_apigatewayv2_stage" "default" {
+  api_id      = aws_apigatewayv2_api.http.id
+  name        = "$default"
+  auto_deploy = true
+
+  default_route_settings {
+    throttling_burst_limit   = var.throttling_burst_limit
+    throttling_rate_limit    = var.throttling_rate_limit
+    detailed_metrics_enabled = true
+  }
+
+  access_log_settings {
+    destination_arn = aws_cloudwatch_log_group.api_access.arn
+    format = jsonencode({
+      requestId          = "$context.requestId"
+      requestTime        = "$context.requestTime"
+      ip                 = "$context.identity.sourceIp"
+      userAgent          = "$context.identity.userAgent"
+      routeKey           = "$context.routeKey"
+      status             = "$context.status"
+      protocol           = "$context.protocol"
+      responseLength     = "$context.responseLength"
+      latencyMs          = "$context.responseLatency"
+      integrationStatus  = "$context.integrationStatus"
+      integrationLatency = "$context.integrationLatency"
+      integrationError   = "$context.integrationErrorMessage"
+      authorizerError    = "$context.authorizer.error"
+      tenant             = "$context.authorizer.tenant_id"
+    })
+  }
+}
+
+resource "aws_lambda_permission" "api_ingest" {
+  statement_id  = "AllowApiGatewayInvoke"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.this["ingest"].function_name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_apigatewayv2_api.http.execution_arn}/*"
+}
+
+resource "aws_lambda_permission" "api_authorizer" {
+  count = var.auth_enabled ? 1 : 0
+
+  statement_id  = "AllowApiGatewayAuthorizer"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.this["authorizer"].function_name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_apigatewayv2_api.http.execution_arn}/authorizers/${aws_apigatewayv2_authorizer.api_key[0].id}"
+}

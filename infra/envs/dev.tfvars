@@ -1,0 +1,11 @@
+env                     = "dev"
+region                  = "eu-west-1"
+cost_center             = "sluice-dev"
+deletion_protection     = false
+log_retention_days      = 14
+log_level               = "DEBUG"
+throttling_burst_limit  = 100
+throttling_rate_limit   = 50
+tenant_reader_tenant_id = "demo"
+archive_expiration_days = 30
+archive_transition_days = 0

@@ -1,0 +1,149 @@
+# One role per function, each allowed exactly what its code and its event source mapping use.
+# Statements are data (local.function_statements) so that tests can check every one of them.
+
+locals {
+  kinesis_read_actions = [
+    "kinesis:DescribeStream",
+    "kinesis:DescribeStreamSummary",
+    "kinesis:GetRecords",
+    "kinesis:GetShardIterator",
+    "kinesis:ListShards",
+  ]
+
+  function_statements_all = {
+    ingest = [
+      { sid = "PublishToQueue", actions = ["sqs:SendMessage"], resources = [aws_sqs_queue.events.arn] },
+      { sid = "PublishToStream", actions = ["kinesis:PutRecord", "kinesis:PutRecords"], resources = [aws_kinesis_stream.events.arn] },
+    ]
+    authorizer = [
+      { sid = "LookUpApiKeys", actions = ["dynamodb:GetItem"], resources = [aws_dynamodb_table.api_keys.arn] },
+    ]
+    worker = [
+      # What the SQS event source mapping does on the function's behalf.
+      { sid = "ConsumeQueue", actions = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"], resources = [aws_sqs_queue.events.arn] },
+      { sid = "StoreEvents", actions = ["dynamodb:BatchWriteItem", "dynamodb:PutItem"], resources = [aws_dynamodb_table.events.arn] },
+    ]
+    archiver = [
+      { sid = "ReadStream", actions = local.kinesis_read_actions, resources = [aws_kinesis_stream.events.arn] },
+      { sid = "WriteArchive", actions = ["s3:PutObject"], resources = ["${aws_s3_bucket.archive.arn}/*"] },
+      { sid = "ReportFailedBatches", actions = ["sqs:SendMessage"], resources = [aws_sqs_queue.stream_failures.arn] },
+    ]
+    rollup = [
+      { sid = "ReadStream", actions = local.kinesis_read_actions, resources = [aws_kinesis_stream.events.arn] },
+      { sid = "WriteRollups", actions = ["dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem"], resources = [aws_dynamodb_table.rollup.arn] },
+      { sid = "ReportFailedBatches", actions = ["sqs:SendMessage"], resources = [aws_sqs_queue.stream_failures.arn] },
+    ]
+  }
+
+  function_statements = {
+    for fn in keys(local.functions) : fn => concat(
+      local.function_statements_all[fn],
+      [{
+        sid       = "WriteOwnLogs"
+        actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+        resources = ["${aws_cloudwatch_log_group.function[fn].arn}:*"]
+      }],
+      # X-Ray has no resource-level permissions: "*" is the only possible resource for these two.
+      var.xray_enabled ? [{
+        sid       = "WriteTraces"
+        actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+        resources = ["*"]
+      }] : [],
+    )
+  }
+}
+
+data "aws_iam_policy_document" "lambda_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+
+    # Only functions of this account may use the roles (confused-deputy guard).
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "function" {
+  for_each = local.functions
+
+  name               = "${local.name}-${each.key}"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+}
+
+data "aws_iam_policy_document" "function" {
+  for_each = local.function_statements
+
+  dynamic "statement" {
+    for_each = each.value
+    content {
+      sid       = statement.value.sid
+      effect    = "Allow"
+      actions   = statement.value.actions
+      resources = statement.value.resources
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "function" {
+  for_each = local.functions
+
+  name   = "${local.name}-${each.key}"
+  role   = aws_iam_role.function[each.key].id
+  policy = data.aws_iam_policy_document.function[each.key].json
+}
+
+# --- Example: a role that reads one tenant's events only ---------------------------------------------
+
+data "aws_iam_policy_document" "tenant_reader_assume" {
+  count = var.tenant_reader_tenant_id == null ? 0 : 1
+
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "AWS"
+      identifiers = length(var.tenant_reader_principal_arns) > 0 ? var.tenant_reader_principal_arns : ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "tenant_reader" {
+  count = var.tenant_reader_tenant_id == null ? 0 : 1
+
+  statement {
+    sid       = "ReadOwnTenantOnly"
+    effect    = "Allow"
+    actions   = ["dynamodb:Query", "dynamodb:GetItem"]
+    resources = [aws_dynamodb_table.events.arn]
+
+    # Every key the request touches must have this tenant as its partition key.
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "dynamodb:LeadingKeys"
+      values   = [var.tenant_reader_tenant_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "tenant_reader" {
+  count = var.tenant_reader_tenant_id == null ? 0 : 1
+
+  name               = "${local.name}-tenant-reader"
+  assume_role_policy = data.aws_iam_policy_document.tenant_reader_assume[0].json
+}
+
+resource "aws_iam_role_policy" "tenant_reader" {
+  count = var.tenant_reader_tenant_id == null ? 0 : 1
+
+  name   = "${local.name}-tenant-reader"
+  role   = aws_iam_role.tenant_reader[0].id
+  policy = data.aws_iam_policy_document.tenant_reader[0].json
+}

@@ -1,0 +1,153 @@
+"""Build the Lambda code zip: ``make build`` (ARCH=arm64|x86_64, default arm64).
+
+One zip for all five functions (their handlers differ), holding the project packages and the runtime
+dependencies, rather than a dependency layer plus a code zip:
+  * ingest and the consumers share ``core`` (envelope, schema, wiring) and must run the same version
+    of it; one artefact per build makes a half-updated pipeline impossible;
+  * the dependencies are small (a few MB zipped, far below the 50 MB direct-upload limit), so a layer
+    would save little upload time and add a second versioned artefact to publish and pin;
+  * one sha256 identifies exactly what runs (Terraform's source_code_hash).
+
+boto3/botocore are left out: the Lambda python3.12 runtime provides them (pinned only for local runs).
+
+The zip is reproducible: same sources + same constraints.txt give the same bytes (sorted entries,
+fixed timestamps and permissions, no bytecode - pip's ``--no-compile``, since .pyc files embed
+build-machine details and would be for the wrong interpreter anyway).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("core", "ingest", "consumers")
+PROJECT_SUFFIXES = {".py", ".json"}
+PROVIDED_BY_RUNTIME = {"boto3", "botocore"}
+PYTHON_VERSION = "3.12"
+# Lambda's python3.12 runtime is Amazon Linux 2023 (glibc 2.34): manylinux2014 and manylinux_2_28 both fit.
+PLATFORMS = {
+    "arm64": ("manylinux2014_aarch64", "manylinux_2_28_aarch64"),
+    "x86_64": ("manylinux2014_x86_64", "manylinux_2_28_x86_64"),
+}
+FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can store
+
+
+def runtime_requirements(pyproject: Path) -> list[str]:
+    """[project.dependencies] of pyproject.toml, less what the Lambda runtime already has."""
+    deps: list[str] = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    keep = []
+    for dep in deps:
+        name = re.split(r"[\s<>=!~;\[]", dep, maxsplit=1)[0]
+        if name.lower().replace("_", "-") not in PROVIDED_BY_RUNTIME:
+            keep.append(dep)
+    return sorted(keep)
+
+
+def install_dependencies(requirements: list[str], arch: str, constraints: Path, cache: Path) -> Path:
+    """pip-install the requirements for the Lambda platform into a directory cached by their inputs."""
+    key_src = "\n".join([*requirements, arch, PYTHON_VERSION, constraints.read_text()])
+    target = cache / f"deps-{arch}-{hashlib.sha256(key_src.encode()).hexdigest()[:16]}"
+    if target.is_dir():
+        return target
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
+    for platform in PLATFORMS[arch]:
+        cmd += ["--platform", platform]
+    cmd += [
+        "--only-binary=:all:",
+        "--python-version", PYTHON_VERSION,
+        "--implementation", "cp",
+        "-c", str(constraints),
+        "--target", str(tmp),
+        *requirements,
+    ]  # fmt: skip
+    subprocess.run(cmd, check=True)  # noqa: S603 (fixed command, our own arguments)
+    tmp.rename(target)
+    return target
+
+
+def project_files(root: Path) -> dict[str, Path]:
+    """Archive name -> file for the project packages: only .py and .json (no tests, caches, notes)."""
+    files: dict[str, Path] = {}
+    for package in PACKAGES:
+        base = root / package
+        if not base.is_dir():
+            print(f"note: {package}/ not found, nothing to package from it", file=sys.stderr)
+            continue
+        for path in base.rglob("*"):
+            if path.is_file() and path.suffix in PROJECT_SUFFIXES and "__pycache__" not in path.parts:
+                files[path.relative_to(root).as_posix()] = path
+    return files
+
+
+def dependency_files(deps: Path) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for path in deps.rglob("*"):
+        rel = path.relative_to(deps)
+        # bin/ holds console scripts with this machine's interpreter path: useless in Lambda.
+        if (
+            path.is_file()
+            and "__pycache__" not in rel.parts
+            and rel.parts[0] != "bin"
+            and path.suffix != ".pyc"
+        ):
+            files[rel.as_posix()] = path
+    return files
+
+
+def write_zip(out: Path, files: dict[str, Path]) -> None:
+    tmp = out.with_suffix(".zip.tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=FIXED_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            executable = os.access(files[name], os.X_OK) and files[name].suffix in {".so", ""}
+            info.external_attr = ((0o755 if executable else 0o644) | 0o100000) << 16
+            info.create_system = 3  # Unix, whatever machine builds it
+            zf.writestr(info, files[name].read_bytes(), compresslevel=9)
+    tmp.replace(out)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--arch", default=os.environ.get("ARCH") or "arm64", choices=sorted(PLATFORMS))
+    parser.add_argument("--out", type=Path, default=ROOT / "dist")
+    parser.add_argument("--cache", type=Path, default=ROOT / "build" / "lambda")
+    args = parser.parse_args(argv)
+
+    requirements = runtime_requirements(ROOT / "pyproject.toml")
+    deps = install_dependencies(requirements, args.arch, ROOT / "constraints.txt", args.cache)
+    files = dependency_files(deps)
+    ours = project_files(ROOT)
+    clash = sorted(set(files) & set(ours))
+    if clash:
+        raise SystemExit(f"project files clash with dependency files: {clash[:5]}")
+    files.update(ours)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"sluice-lambda-{args.arch}.zip"
+    write_zip(out, files)
+    print(f"dependencies: {', '.join(requirements)} (boto3/botocore: provided by the Lambda runtime)")
+    print(
+        f"{out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}  {out.stat().st_size:,} bytes  "
+        f"{len(files)} files ({len(ours)} project)  sha256 {sha256(out)}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

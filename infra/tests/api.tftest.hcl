@@ -1,0 +1,128 @@
+# Routes, authorizer, throttling, access logs and CORS of the HTTP API.
+
+mock_provider "aws" {
+  source = "./tests/mocks"
+}
+
+variables {
+  env             = "test"
+  lambda_zip_path = "tests/fixtures/lambda.zip"
+}
+
+run "authorizer_guards_events_and_ingest" {
+  command = apply
+
+  assert {
+    condition     = toset(keys(aws_apigatewayv2_route.this)) == toset(["POST /events", "POST /ingest", "GET /health", "GET /openapi.json", "POST /webhooks/{source}"])
+    error_message = "The API must expose exactly the documented routes."
+  }
+  assert {
+    condition = alltrue([for r in ["POST /events", "POST /ingest"] :
+    aws_apigatewayv2_route.this[r].authorization_type == "CUSTOM" && aws_apigatewayv2_route.this[r].authorizer_id == aws_apigatewayv2_authorizer.api_key[0].id])
+    error_message = "POST /events and POST /ingest must use the API key authorizer."
+  }
+  assert {
+    condition = alltrue([for r in ["GET /health", "GET /openapi.json", "POST /webhooks/{source}"] :
+    aws_apigatewayv2_route.this[r].authorization_type == "NONE" && aws_apigatewayv2_route.this[r].authorizer_id == null])
+    error_message = "Health, OpenAPI and webhooks (signature-checked in the function) take no authorizer."
+  }
+  assert {
+    condition = (aws_apigatewayv2_authorizer.api_key[0].authorizer_type == "REQUEST" &&
+      aws_apigatewayv2_authorizer.api_key[0].enable_simple_responses &&
+      aws_apigatewayv2_authorizer.api_key[0].authorizer_payload_format_version == "2.0" &&
+      aws_apigatewayv2_authorizer.api_key[0].identity_sources == toset(["$request.header.Authorization"]) &&
+      aws_apigatewayv2_authorizer.api_key[0].authorizer_result_ttl_in_seconds == 300 &&
+    aws_apigatewayv2_authorizer.api_key[0].authorizer_uri == aws_lambda_function.this["authorizer"].invoke_arn)
+    error_message = "The authorizer must be a REQUEST, simple-response, payload 2.0 Lambda authorizer on the Authorization header, cached 300 s."
+  }
+  assert {
+    condition     = aws_lambda_function.this["ingest"].environment[0].variables.AUTH_MODE == "api_key"
+    error_message = "With auth on, the functions must run with AUTH_MODE=api_key."
+  }
+  assert {
+    condition     = aws_lambda_permission.api_authorizer[0].function_name == aws_lambda_function.this["authorizer"].function_name
+    error_message = "API Gateway must be allowed to invoke the authorizer."
+  }
+}
+
+run "integration_uses_payload_2" {
+  command = apply
+
+  assert {
+    condition     = aws_apigatewayv2_integration.ingest.payload_format_version == "2.0" && aws_apigatewayv2_integration.ingest.integration_uri == aws_lambda_function.this["ingest"].invoke_arn
+    error_message = "Every route goes to the ingest function with payload format 2.0."
+  }
+  assert {
+    condition     = alltrue([for r in aws_apigatewayv2_route.this : r.target == "integrations/${aws_apigatewayv2_integration.ingest.id}"])
+    error_message = "Every route must target the ingest integration."
+  }
+}
+
+run "stage_is_throttled_and_logged" {
+  command = apply
+
+  variables {
+    throttling_burst_limit = 42
+    throttling_rate_limit  = 21
+  }
+
+  assert {
+    condition = (aws_apigatewayv2_stage.default.name == "$default" && aws_apigatewayv2_stage.default.auto_deploy &&
+      aws_apigatewayv2_stage.default.default_route_settings[0].throttling_burst_limit == 42 &&
+    aws_apigatewayv2_stage.default.default_route_settings[0].throttling_rate_limit == 21)
+    error_message = "The $default stage must auto-deploy and throttle with the configured limits."
+  }
+  assert {
+    condition = (aws_apigatewayv2_stage.default.access_log_settings[0].destination_arn == aws_cloudwatch_log_group.api_access.arn &&
+    can(jsondecode(aws_apigatewayv2_stage.default.access_log_settings[0].format).requestId))
+    error_message = "Access logs must go to the API log group in JSON format."
+  }
+  assert {
+    condition     = length(aws_apigatewayv2_api.http.cors_configuration) == 0
+    error_message = "No CORS configuration unless origins are given."
+  }
+}
+
+run "cors_lists_explicit_origins" {
+  command = apply
+
+  variables {
+    cors_allowed_origins = ["https://app.example.com"]
+  }
+
+  assert {
+    condition     = aws_apigatewayv2_api.http.cors_configuration[0].allow_origins == toset(["https://app.example.com"])
+    error_message = "CORS must allow exactly the configured origins."
+  }
+}
+
+run "cors_wildcard_is_refused" {
+  command = plan
+
+  variables {
+    cors_allowed_origins = ["*"]
+  }
+
+  expect_failures = [var.cors_allowed_origins]
+}
+
+run "auth_disabled_leaves_routes_open" {
+  command = apply
+
+  variables {
+    auth_enabled = false
+  }
+
+  assert {
+    condition     = length(aws_apigatewayv2_authorizer.api_key) == 0 && !contains(keys(aws_lambda_function.this), "authorizer")
+    error_message = "Without auth there is no authorizer and no authorizer function."
+  }
+  assert {
+    condition     = alltrue([for r in aws_apigatewayv2_route.this : r.authorization_type == "NONE"])
+    error_message = "Without auth no route uses an authorizer."
+  }
+  assert {
+    condition     = aws_lambda_function.this["ingest"].environment[0].variables.AUTH_MODE == "none"
+    error_message = "Without auth the functions run with AUTH_MODE=none."
+  }
+}

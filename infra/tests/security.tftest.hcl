@@ -1,0 +1,150 @@
+# Encryption, recovery, expiry and least privilege, on the resources the module actually creates.
+
+mock_provider "aws" {
+  source = "./tests/mocks"
+}
+
+variables {
+  env                     = "test"
+  lambda_zip_path         = "tests/fixtures/lambda.zip"
+  tenant_reader_tenant_id = "acme"
+}
+
+run "encryption_is_on_everywhere" {
+  command = apply
+
+  assert {
+    condition     = alltrue([for q in [aws_sqs_queue.events, aws_sqs_queue.dlq, aws_sqs_queue.stream_failures] : q.sqs_managed_sse_enabled])
+    error_message = "Every SQS queue must have server-side encryption."
+  }
+  assert {
+    condition     = aws_kinesis_stream.events.encryption_type == "KMS" && aws_kinesis_stream.events.kms_key_id == "alias/aws/kinesis"
+    error_message = "The Kinesis stream must be KMS-encrypted."
+  }
+  assert {
+    condition     = alltrue([for t in [aws_dynamodb_table.events, aws_dynamodb_table.rollup, aws_dynamodb_table.api_keys] : t.server_side_encryption[0].enabled])
+    error_message = "Every DynamoDB table must have server-side encryption with KMS."
+  }
+  assert {
+    condition     = one(one(aws_s3_bucket_server_side_encryption_configuration.archive.rule).apply_server_side_encryption_by_default).sse_algorithm == "aws:kms"
+    error_message = "The archive bucket must default to KMS encryption."
+  }
+}
+
+run "tables_recover_and_expire" {
+  command = apply
+
+  assert {
+    condition     = alltrue([for t in [aws_dynamodb_table.events, aws_dynamodb_table.rollup, aws_dynamodb_table.api_keys] : t.point_in_time_recovery[0].enabled && t.billing_mode == "PAY_PER_REQUEST"])
+    error_message = "Every table must be on-demand with point-in-time recovery."
+  }
+  assert {
+    condition     = aws_dynamodb_table.events.ttl[0].enabled && aws_dynamodb_table.events.ttl[0].attribute_name == "expires_at"
+    error_message = "The events table must expire items by TTL on expires_at."
+  }
+  assert {
+    condition     = aws_dynamodb_table.events.hash_key == "tenant_id" && aws_dynamodb_table.events.range_key == "event_id" && aws_dynamodb_table.rollup.range_key == "bucket" && aws_dynamodb_table.api_keys.hash_key == "key_hash"
+    error_message = "Table keys must match DESIGN.md (tenant_id/event_id, tenant_id/bucket, key_hash)."
+  }
+}
+
+run "archive_bucket_is_private_and_tls_only" {
+  command = apply
+
+  assert {
+    condition = (aws_s3_bucket_public_access_block.archive.block_public_acls && aws_s3_bucket_public_access_block.archive.block_public_policy &&
+    aws_s3_bucket_public_access_block.archive.ignore_public_acls && aws_s3_bucket_public_access_block.archive.restrict_public_buckets)
+    error_message = "The archive bucket must block every kind of public access."
+  }
+  assert {
+    condition     = one(aws_s3_bucket_ownership_controls.archive.rule).object_ownership == "BucketOwnerEnforced"
+    error_message = "The archive bucket must disable ACLs (BucketOwnerEnforced)."
+  }
+  assert {
+    condition = anytrue([for s in data.aws_iam_policy_document.archive_bucket.statement :
+      s.effect == "Deny" && anytrue([for c in s.condition : c.variable == "aws:SecureTransport" && contains(c.values, "false")])
+    ])
+    error_message = "The bucket policy must deny requests without TLS."
+  }
+  assert {
+    condition     = length(aws_s3_bucket_versioning.archive) == 0
+    error_message = "Versioning is off unless archive_versioning_enabled."
+  }
+}
+
+run "function_policies_are_scoped" {
+  command = apply
+
+  assert {
+    condition = alltrue(flatten([for fn, doc in data.aws_iam_policy_document.function : [for s in doc.statement :
+    !anytrue([for a in s.actions : strcontains(a, "*")])]]))
+    error_message = "No function policy may use a wildcard action."
+  }
+  assert {
+    condition = alltrue(flatten([for fn, doc in data.aws_iam_policy_document.function : [for s in doc.statement :
+    !contains(s.resources, "*")]]))
+    error_message = "No function policy may use resource \"*\" (X-Ray is off here)."
+  }
+  assert {
+    condition     = toset(flatten([for s in data.aws_iam_policy_document.function["ingest"].statement : tolist(s.actions)])) == toset(["sqs:SendMessage", "kinesis:PutRecord", "kinesis:PutRecords", "logs:CreateLogStream", "logs:PutLogEvents"])
+    error_message = "The ingest function may only publish to the queue and the stream, and write its logs."
+  }
+  assert {
+    condition = alltrue([for s in data.aws_iam_policy_document.function["worker"].statement :
+      s.sid != "StoreEvents" || (s.resources == toset([aws_dynamodb_table.events.arn]) && s.actions == toset(["dynamodb:BatchWriteItem", "dynamodb:PutItem"]))
+    ])
+    error_message = "The worker may only BatchWriteItem/PutItem on the events table."
+  }
+  assert {
+    condition = alltrue([for s in data.aws_iam_policy_document.function["authorizer"].statement :
+      s.sid == "WriteOwnLogs" || (s.resources == toset([aws_dynamodb_table.api_keys.arn]) && s.actions == toset(["dynamodb:GetItem"]))
+    ])
+    error_message = "The authorizer may only GetItem on the api keys table."
+  }
+  assert {
+    condition = alltrue([for fn in ["archiver", "rollup"] : anytrue([for s in data.aws_iam_policy_document.function[fn].statement :
+    s.actions == toset(["sqs:SendMessage"]) && s.resources == toset([aws_sqs_queue.stream_failures.arn])])])
+    error_message = "Stream consumers must be allowed to send failed batches to the stream-failures queue (and only there)."
+  }
+  assert {
+    condition     = alltrue([for fn, doc in data.aws_iam_policy_document.function : anytrue([for s in doc.statement : s.sid == "WriteOwnLogs" && s.resources == toset(["${aws_cloudwatch_log_group.function[fn].arn}:*"])])])
+    error_message = "Each function may write only to its own log group."
+  }
+  assert {
+    condition     = alltrue([for fn, role in aws_iam_role_policy.function : role.role == aws_iam_role.function[fn].id]) && length(aws_iam_role.function) == 5
+    error_message = "There must be one role per function, each with its own policy."
+  }
+}
+
+run "xray_is_the_only_wildcard_resource" {
+  command = apply
+
+  variables {
+    xray_enabled = true
+  }
+
+  assert {
+    condition = alltrue(flatten([for fn, doc in data.aws_iam_policy_document.function : [for s in doc.statement :
+    !contains(s.resources, "*") || s.actions == toset(["xray:PutTraceSegments", "xray:PutTelemetryRecords"])]]))
+    error_message = "Only the X-Ray write actions (no resource-level permissions) may use resource \"*\"."
+  }
+  assert {
+    condition     = alltrue([for f in aws_lambda_function.this : f.tracing_config[0].mode == "Active"])
+    error_message = "xray_enabled must turn on active tracing."
+  }
+}
+
+run "tenant_reader_is_limited_to_its_tenant" {
+  command = apply
+
+  assert {
+    condition = (one(data.aws_iam_policy_document.tenant_reader[0].statement).actions == toset(["dynamodb:Query", "dynamodb:GetItem"]) &&
+    one(data.aws_iam_policy_document.tenant_reader[0].statement).resources == toset([aws_dynamodb_table.events.arn]))
+    error_message = "tenant_reader may only Query/GetItem the events table."
+  }
+  assert {
+    condition = anytrue([for c in one(data.aws_iam_policy_document.tenant_reader[0].statement).condition :
+    c.test == "ForAllValues:StringEquals" && c.variable == "dynamodb:LeadingKeys" && length(c.values) == 1 && contains(c.values, "acme")])
+    error_message = "tenant_reader must be limited by dynamodb:LeadingKeys to its tenant."
+  }
+}

@@ -1,0 +1,208 @@
+"""Item building, write planning and UnprocessedItems mapping: pure, no AWS."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+
+from consumers import redaction
+from consumers.items import (
+    ITEM_BYTES_BUDGET,
+    MAX_NATIVE_DEPTH,
+    NotNative,
+    PreparedItem,
+    build_item,
+    failed_record_ids,
+    plan_writes,
+    prepare_record,
+    to_dynamo,
+    unprocessed_item_keys,
+)
+from core import envelope
+from core.errors import PermanentError
+
+R = redaction.load()
+STORED_AT = "2026-11-22T10:15:31.000000Z"
+
+
+def env(**overrides: Any) -> dict[str, Any]:
+    doc = {
+        "v": 1,
+        "kind": "event",
+        "tenant_id": "acme",
+        "event_id": "0193a5f0-0000-7000-8000-000000000001",
+        "received_at": "2026-11-22T10:15:30.123456Z",
+        "type": "issues.opened",
+        "source": {"route": "POST /events", "ip": "203.0.113.7"},
+        "payload": {"a": 1},
+    }
+    doc.update(overrides)
+    return doc
+
+
+def build(doc: dict[str, Any], retention_days: int = 30) -> PreparedItem:
+    return build_item(doc, R, retention_days=retention_days, stored_at=STORED_AT)
+
+
+def nested(depth: int) -> dict[str, Any]:
+    doc: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth - 1):
+        doc = {"n": doc}
+    return doc
+
+
+def test_floats_become_decimal_and_big_numbers_keep_their_digits() -> None:
+    item = build(env(payload={"f": 0.1, "i": 10**20, "neg": -2.5e-7, "b": True, "z": None})).item
+    assert item["payload"] == {
+        "f": Decimal("0.1"),
+        "i": Decimal(10**20),
+        "neg": Decimal("-2.5E-7"),
+        "b": True,
+        "z": None,
+    }
+    assert item["storage"] == "native"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"x": 1.7e308},  # beyond DynamoDB's exponent range
+        {"x": 1e-200},
+        {"x": 123456789012345678901234567890123456789},  # 39 significant digits
+        {"": "empty map key"},
+        nested(MAX_NATIVE_DEPTH + 1),
+        nested(64),  # the deepest an envelope may be
+    ],
+)
+def test_bodies_dynamodb_cannot_hold_natively_are_stored_as_json(payload: dict[str, Any]) -> None:
+    prepared = build(env(payload=payload))
+    assert prepared.storage == "json"
+    assert "payload" not in prepared.item
+    assert json.loads(prepared.item["payload_json"]) == payload  # exact, even the 39-digit integer
+
+
+def test_depth_limit_boundary() -> None:
+    assert build(env(payload=nested(MAX_NATIVE_DEPTH - 1))).storage == "native"
+    with pytest.raises(NotNative):
+        to_dynamo({"payload": nested(MAX_NATIVE_DEPTH)})
+
+
+def test_log_items_carry_text_level_and_attributes_not_payload() -> None:
+    doc = env(
+        kind="log", type=None, text="user bob@example.com logged in", level="info", attributes={"k": 1.5}
+    )
+    del doc["payload"]
+    item = build(doc).item
+    assert item["text"] == "user [REDACTED:email] logged in"
+    assert item["level"] == "info"
+    assert item["attributes"] == {"k": Decimal("1.5")}
+    assert "type" not in item
+    assert "payload" not in item
+
+
+def test_deep_log_attributes_go_to_attributes_json() -> None:
+    doc = env(kind="log", text="x", attributes=nested(40))
+    del doc["payload"]
+    prepared = build(doc)
+    assert prepared.storage == "json"
+    assert prepared.item["text"] == "x"
+    assert orjson.loads(prepared.item["attributes_json"]) == nested(40)
+
+
+def test_ttl_from_received_at_and_none_when_retention_is_zero() -> None:
+    assert build(env()).item["expires_at"] == Decimal(1795342530 + 7 * 86400) - 7 * 86400 + 30 * 86400
+    assert "expires_at" not in build(env(), retention_days=0).item
+
+
+def test_redaction_reaches_payload_source_and_client_and_counts_per_rule() -> None:
+    doc = env(
+        payload={"user": {"email": "a@b.com", "password": "x"}, "note": "card 4111111111111111"},
+        source={"route": "POST /events", "user_agent": "bot (contact ops@example.org)"},
+        client={"event_id": "sent-by-c@d.io"},
+    )
+    prepared = build(doc)
+    assert prepared.item["payload"] == {
+        "user": {"email": "[REDACTED:email]", "password": "[REDACTED:credential]"},
+        "note": "card [REDACTED:card]",
+    }
+    assert prepared.item["source"]["user_agent"] == "bot (contact [REDACTED:email])"
+    assert prepared.item["client"]["event_id"] == "[REDACTED:email]"  # '-' is valid in a local part
+    assert prepared.redactions == {"email": 3, "credential_field": 1, "card": 1}
+    assert prepared.key == ("acme", doc["event_id"])
+
+
+def test_an_item_over_400kb_as_a_native_map_falls_back_to_json_then_gzip() -> None:
+    # A list of small numbers: 2 bytes each in JSON, 3 as a DynamoDB list element: 280 KB -> 420 KB.
+    many_zeros = {"zeros": [0] * 140_000}
+    prepared = build(env(payload=many_zeros))
+    assert prepared.storage == "json"
+    big_text = {"blob": "".join(f"line {i} of a very repetitive log\n" for i in range(20_000))}
+    prepared = build(env(payload=big_text))
+    assert prepared.storage == "gzip"
+    assert orjson.loads(gzip.decompress(prepared.item["body_gz"])) == {"payload": big_text}
+    assert len(prepared.item["body_gz"]) < ITEM_BYTES_BUDGET
+
+
+def test_an_incompressible_giant_body_is_a_permanent_failure() -> None:
+    import os
+
+    noise = {"blob": os.urandom(600_000).hex()}
+    with pytest.raises(PermanentError) as info:
+        build(env(payload=noise))
+    assert info.value.code == "item_too_large"
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [("not json", "not_json"), ("[]", "invalid_envelope"), ('{"v": 2}', "invalid_envelope")],
+)
+def test_prepare_record_classifies_bad_bodies_without_echoing_them(body: str, code: str) -> None:
+    with pytest.raises(PermanentError) as info:
+        prepare_record(body, R, retention_days=1, stored_at=STORED_AT)
+    assert info.value.code == code
+
+
+def test_prepare_record_accepts_a_dumped_envelope() -> None:
+    prepared = prepare_record(envelope.dumps(env()), R, retention_days=1, stored_at=STORED_AT)
+    assert prepared.item["stored_at"] == STORED_AT
+
+
+# --- planning writes --------------------------------------------------------------------------------
+
+
+def prepared(event_id: str, marker: str = "") -> PreparedItem:
+    return PreparedItem(
+        ("acme", event_id), {"tenant_id": "acme", "event_id": event_id, "m": marker}, "native", {}
+    )
+
+
+def test_plan_writes_dedupes_keys_last_item_wins_and_all_ids_share_the_outcome() -> None:
+    units = plan_writes(
+        [("m1", prepared("e1", "first")), ("m2", prepared("e2")), ("m3", prepared("e1", "second"))]
+    )
+    assert [u.key for u in units] == [("acme", "e1"), ("acme", "e2")]
+    assert units[0].item["m"] == "second"
+    assert units[0].record_ids == ("m1", "m3")
+    assert failed_record_ids(units, [("acme", "e1")]) == ["m1", "m3"]
+
+
+def test_unprocessed_items_map_back_to_keys() -> None:
+    response = {
+        "UnprocessedItems": {
+            "events": [
+                {
+                    "PutRequest": {
+                        "Item": {"tenant_id": {"S": "acme"}, "event_id": {"S": "e7"}, "x": {"N": "1"}}
+                    }
+                },
+                {"PutRequest": {"Item": {"tenant_id": {"S": "globex"}, "event_id": {"S": "e9"}}}},
+            ]
+        }
+    }
+    assert unprocessed_item_keys(response, "events") == [("acme", "e7"), ("globex", "e9")]
+    assert unprocessed_item_keys({"UnprocessedItems": {}}, "events") == []
