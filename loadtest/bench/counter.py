@@ -48,7 +48,12 @@ def _units(service: str, operation: str, params: dict[str, Any]) -> tuple[int, i
         return 0, 0
     if service == "dynamodb":
         if operation == "BatchWriteItem":
-            items = [w["PutRequest"]["Item"] for ws in params["RequestItems"].values() for w in ws if "PutRequest" in w]
+            items = [
+                w["PutRequest"]["Item"]
+                for ws in params["RequestItems"].values()
+                for w in ws
+                if "PutRequest" in w
+            ]
             deletes = sum(1 for ws in params["RequestItems"].values() for w in ws if "DeleteRequest" in w)
             return sum(cost.dynamodb_wru(cost.dynamodb_item_size(i)) for i in items) + deletes, len(items)
         if operation == "PutItem":
@@ -74,13 +79,17 @@ class AwsCallCounter:
     def attach(self, client: Any) -> None:
         service = client.meta.service_model.service_name
         events = client.meta.events
-        events.register(f"before-parameter-build.{service}", self._before, unique_id=f"bench-params-{id(self)}")
+        events.register(
+            f"before-parameter-build.{service}", self._before, unique_id=f"bench-params-{id(self)}"
+        )
         events.register(f"before-call.{service}", self._sized, unique_id=f"bench-before-{id(self)}")
         events.register(f"after-call.{service}", self._after, unique_id=f"bench-after-{id(self)}")
 
     def detach(self, client: Any) -> None:
         service = client.meta.service_model.service_name
-        client.meta.events.unregister(f"before-parameter-build.{service}", unique_id=f"bench-params-{id(self)}")
+        client.meta.events.unregister(
+            f"before-parameter-build.{service}", unique_id=f"bench-params-{id(self)}"
+        )
         client.meta.events.unregister(f"before-call.{service}", unique_id=f"bench-before-{id(self)}")
         client.meta.events.unregister(f"after-call.{service}", unique_id=f"bench-after-{id(self)}")
 

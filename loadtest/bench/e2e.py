@@ -148,7 +148,9 @@ def _attach(counter: Any) -> None:
 def _start_http(app: Any, port: int) -> Any:
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     threading.Thread(target=server.run, daemon=True).start()
     _wait_until(lambda: bool(server.started), 15, 0.05)
@@ -159,19 +161,21 @@ def _start_http(app: Any, port: int) -> Any:
 
 
 def scenario_pipeline(args: argparse.Namespace) -> dict[str, Any]:
+    from loadtest.bench.counter import AwsCallCounter
     from local import runtime as rt_mod
     from local.emulator import free_port
-    from loadtest.bench.counter import AwsCallCounter
 
     durations = Durations()
-    original = rt_mod.load_handler
     names = {"ingest.handler": "ingest", "consumers.worker": "worker"}
 
-    def load_timed(dotted: str) -> Any:
-        module = dotted.rpartition(".")[0]
-        return durations.wrap(names.get(module, "consumers"), original(dotted))
+    class TimedPool(rt_mod.ContainerPool):  # type: ignore[misc,name-defined]
+        """The runtime's pool of execution environments, timing every invocation."""
 
-    rt_mod.load_handler = load_timed  # type: ignore[assignment]
+        def __call__(self, event: Any, context: Any) -> Any:
+            name = names.get(self.dotted.rpartition(".")[0], "consumers")
+            return durations.wrap(name, super().__call__)(event, context)
+
+    rt_mod.ContainerPool = TimedPool  # type: ignore[attr-defined,misc]
     options = rt_mod.RuntimeOptions(
         port=free_port(), emulator_port=free_port(), prefix="bench", state_dir=Path(args.state_dir),
         extra_env={"POWERTOOLS_LOG_LEVEL": "INFO", "POWERTOOLS_METRICS_DISABLED": "false",
@@ -246,7 +250,9 @@ def _raw_capacity(endpoint_url: str, records: int, concurrency: int) -> dict[str
         )
         got = 0
         while got < 100:
-            messages = sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            messages = sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
             if not messages:
                 break
             got += len(messages)
@@ -277,12 +283,12 @@ def _raw_capacity(endpoint_url: str, records: int, concurrency: int) -> dict[str
 
 def scenario_baseline(args: argparse.Namespace) -> dict[str, Any]:
     from core import aws, wiring
+    from loadtest.bench import baseline
+    from loadtest.bench.counter import AwsCallCounter
     from local import emulator as emu
     from local import stack as stk
     from local.http import LocalApiGateway
     from local.sources import SqsEventSource
-    from loadtest.bench import baseline
-    from loadtest.bench.counter import AwsCallCounter
 
     stk.use_fake_credentials()
     emulator = emu.start(emu.free_port(), log_path=Path(args.state_dir) / "baseline-emulator.log")

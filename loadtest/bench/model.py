@@ -169,7 +169,9 @@ def usage_lines(usage: Usage, prices: Mapping[str, float], kinesis_mode: str = "
     ]  # fmt: skip
     for fn in sorted(usage.lambda_invocations):
         n = usage.lambda_invocations[fn]
-        lines.append(Line(f"Lambda {fn} requests", n, "invocations", n * p["lambda_per_million_requests"] / 1e6))
+        lines.append(
+            Line(f"Lambda {fn} requests", n, "invocations", n * p["lambda_per_million_requests"] / 1e6)
+        )
         gbs = usage.lambda_gb_seconds.get(fn, 0.0)
         lines.append(Line(f"Lambda {fn} duration", gbs, "GB-s", gbs * p["lambda_arm64_per_gb_second"]))
     lines.append(
@@ -195,7 +197,9 @@ def usage_lines(usage: Usage, prices: Mapping[str, float], kinesis_mode: str = "
     lines.append(
         Line("CloudWatch Logs ingestion", gb_logs, "GB", gb_logs * p["cloudwatch_logs_per_gb_ingested"])
     )
-    lines.append(Line("S3 PUT (archive)", usage.s3_puts, "requests", usage.s3_puts * p["s3_put_per_thousand"] / 1e3))
+    lines.append(
+        Line("S3 PUT (archive)", usage.s3_puts, "requests", usage.s3_puts * p["s3_put_per_thousand"] / 1e3)
+    )
     return lines
 
 
@@ -282,12 +286,16 @@ def estimate_usage(
     # Ingest: SendMessageBatch of up to 10 entries within the batch byte cap, PutRecords of up to 500.
     per_call = max(1, min(10, profile.sqs_batch_max_bytes // envelope))
     full, rest = divmod(batch, per_call)
-    sends_per_request = full * sqs_requests(per_call * envelope) + (sqs_requests(rest * envelope) if rest else 0)
+    sends_per_request = full * sqs_requests(per_call * envelope) + (
+        sqs_requests(rest * envelope) if rest else 0
+    )
     # Worker: the event source receives 10 at a time and deletes 10 at a time.
     receives = _calls(records, 10) * sqs_requests(10 * envelope)
     deletes = _calls(records, 10)
     worker_batch = effective_batch(rate_per_second, profile.worker_batch_size, profile.worker_window_seconds)
-    consumer_batch = effective_batch(rate_per_second, profile.consumer_batch_size, profile.consumer_window_seconds)
+    consumer_batch = effective_batch(
+        rate_per_second, profile.consumer_batch_size, profile.consumer_window_seconds
+    )
     worker_invocations = records / worker_batch
     consumer_invocations = profile.stream_consumers * records / consumer_batch
     gb = profile.memory_mb / 1024
@@ -308,7 +316,11 @@ def estimate_usage(
         records=records,
         api_requests=requests,
         api_units=requests * api_units(body),
-        lambda_invocations={"ingest": requests, "worker": worker_invocations, "consumers": consumer_invocations},
+        lambda_invocations={
+            "ingest": requests,
+            "worker": worker_invocations,
+            "consumers": consumer_invocations,
+        },
         lambda_gb_seconds={"ingest": ingest_s * gb, "worker": worker_s * gb, "consumers": consumer_s * gb},
         sqs_requests=requests * sends_per_request + receives + deletes,
         kinesis_put_units=records * kinesis_put_units(envelope),
