@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     prices = model.load_prices()
     profile: dict[str, Any] = {"envelope_overhead_bytes": cpu.envelope_overhead_bytes()}
     if not args.skip_e2e:
-        small, large = (100, 1000) if quick else (300, 4000)
+        small, large = (60, 600) if quick else (200, 2000)
         print("end to end: pipeline ...", file=sys.stderr)
         pipe = e2e.run_child("pipeline", [(1, small), (100, large)], raw_records=large)
         print("end to end: baseline ...", file=sys.stderr)
