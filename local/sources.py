@@ -280,6 +280,8 @@ class KinesisEventSource:
     def _run(self, shard_id: str) -> None:
         kinesis = aws.client("kinesis")
         iterator: str | None = None
+        buffer: list[dict[str, Any]] = []
+        window_ends = 0.0
         while not self._stop.is_set():
             try:
                 if iterator is None:
@@ -288,13 +290,17 @@ class KinesisEventSource:
                         ShardId=shard_id,
                         ShardIteratorType=self.cfg.starting_position,
                     )["ShardIterator"]
-                page = kinesis.get_records(ShardIterator=iterator, Limit=self.cfg.batch_size)
+                page = kinesis.get_records(ShardIterator=iterator, Limit=self.cfg.batch_size - len(buffer))
                 iterator = page.get("NextShardIterator")
-                records = page["Records"]
-                if not records:
+                if page["Records"] and not buffer:
+                    window_ends = time.monotonic() + self.cfg.maximum_batching_window_seconds
+                buffer.extend(page["Records"])
+                # The batching window: gather until the batch is full or the window since the first record ends.
+                if buffer and (len(buffer) >= self.cfg.batch_size or time.monotonic() >= window_ends):
+                    self._process(shard_id, buffer, attempt=0)
+                    buffer = []  # only now: if delivery itself broke, the batch is tried again
+                elif not page["Records"]:
                     self._stop.wait(self.poll_interval)
-                    continue
-                self._process(shard_id, records, attempt=0)
             except Exception:
                 logger.exception("kinesis event source iteration failed", extra={"shard_id": shard_id})
                 self._stop.wait(1.0)
