@@ -100,10 +100,15 @@ Ctrl-C stops everything.
 
 
 def _plain(value: dict[str, Any]) -> dict[str, Any]:
-    from boto3.dynamodb.types import TypeDeserializer
+    """A stored item as plain data, its body unpacked when it was stored gzipped (``storage: gzip``)."""
+    from boto3.dynamodb.types import Binary, TypeDeserializer
 
     des = TypeDeserializer()
-    return {k: des.deserialize(v) for k, v in value.items()}
+    item = {k: des.deserialize(v) for k, v in value.items()}
+    packed = item.pop("body_gz", None)
+    if isinstance(packed, Binary):
+        item.update(orjson.loads(gzip.decompress(packed.value)))
+    return item
 
 
 def _json_default(obj: Any) -> Any:
