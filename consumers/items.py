@@ -176,9 +176,7 @@ def build_item(
         if head_size + size <= ITEM_BYTES_BUDGET:
             if compact and head_size + size > WRU_BYTES:
                 gz = _gzipped_item(key, head, head_size, body_fields, counts)
-                if write_units(gz[1]) < write_units(
-                    head_size + size + NATIVE_MARKER_BYTES
-                ):
+                if write_units(gz[1]) < write_units(head_size + size + NATIVE_MARKER_BYTES):
                     return gz[0]
             return PreparedItem(key, {**head, **native, "storage": "native"}, "native", counts)
     except NotNative:

@@ -90,7 +90,11 @@ def _ingest(route: str, kind: str, webhook_source: str | None = None) -> Respons
         metrics.add_metric(name="PublishRetries", unit=MetricUnit.Count, value=receipt.retries)
     for reason, count in receipt.rejected.items():
         metrics.add_metric(name=f"RecordsRejected.{reason}", unit=MetricUnit.Count, value=count)
-    logger.info(
+    # DEBUG: a line per accepted request is the largest log cost at one event per request, and the
+    # metrics above already count it; API Gateway's access log keeps one line per request anyway.
+    # Refusals, retries and failures stay at INFO and above.
+    log = logger.info if receipt.retries or receipt.rejected else logger.debug
+    log(
         "request ingested",
         extra={
             "route": route,
