@@ -122,13 +122,13 @@ class Injector:
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
         self.rules = rules or ChaosRules()
-        self._rng = random.Random(self.rules.seed)  # noqa: S311 - fault injection, not cryptography
+        self._rng = random.Random(self.rules.seed)
         self._outage_until = 0.0
 
     def set_rules(self, rules: ChaosRules) -> None:
         with self._lock:
             self.rules = rules
-            self._rng = random.Random(rules.seed)  # noqa: S311
+            self._rng = random.Random(rules.seed)
 
     def outage(self, seconds: float) -> None:
         """Answer every request 503 for the next ``seconds``."""
@@ -196,12 +196,16 @@ class Injector:
         held = tuple(flat[i] for i in sorted(failed))
         plan = Forward(b"", operation, tuple(sorted(failed)), len(flat), held)
         if len(failed) == len(flat):
-            return Reply(200, {"content-type": JSON_CONTENT_TYPE["dynamodb"]}, self.splice(plan, b"{}", request))
+            return Reply(
+                200, {"content-type": JSON_CONTENT_TYPE["dynamodb"]}, self.splice(plan, b"{}", request)
+            )
         kept: dict[str, list[Any]] = {}
         for i, (table, r) in enumerate(flat):
             if i not in failed:
                 kept.setdefault(table, []).append(r)
-        return Forward(orjson.dumps({**request, "RequestItems": kept}), operation, plan.failed, len(flat), held)
+        return Forward(
+            orjson.dumps({**request, "RequestItems": kept}), operation, plan.failed, len(flat), held
+        )
 
     def splice(self, plan: Forward, upstream: bytes, request: Any = None) -> bytes:
         """The caller's answer: the upstream answer for the forwarded entries plus the held-back ones."""
@@ -237,12 +241,12 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def _body(self) -> bytes:
         if self.headers.get("transfer-encoding", "").lower() == "chunked":
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -269,9 +273,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "HEAD":
             self._send(status, upstream_headers, b"", head_length=upstream_headers.get("content-length"))
         else:
-            self._send(status, {k: v for k, v in upstream_headers.items() if k not in HOP_BY_HOP}, upstream_body)
+            self._send(
+                status, {k: v for k, v in upstream_headers.items() if k not in HOP_BY_HOP}, upstream_body
+            )
 
-    def _send(self, status: int, headers: Mapping[str, str], body: bytes, head_length: str | None = None) -> None:
+    def _send(
+        self, status: int, headers: Mapping[str, str], body: bytes, head_length: str | None = None
+    ) -> None:
         self.send_response(status)
         for name, value in headers.items():
             if name not in HOP_BY_HOP:
@@ -295,7 +303,9 @@ class _Server(ThreadingHTTPServer):
         self.injector = injector
         self._local = threading.local()
 
-    def forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def forward(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         for attempt in (0, 1):  # one reconnect: the emulator may have closed an idle keep-alive connection
             conn = getattr(self._local, "conn", None)
             if conn is None:
@@ -318,7 +328,9 @@ class _Server(ThreadingHTTPServer):
 class ChaosProxy:
     """The running proxy: ``url`` for AWS_ENDPOINT_URL, ``counts`` of what was injected."""
 
-    def __init__(self, upstream: str, rules: ChaosRules | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, upstream: str, rules: ChaosRules | None = None, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.injector = Injector(rules)
         self._server = _Server((host, port), upstream, self.injector)
         self.url = f"http://{host}:{self._server.server_address[1]}"

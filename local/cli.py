@@ -344,7 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--max", type=int, default=None)
     rd.set_defaults(func=cmd_dlq_redrive)
 
-    rp = sub.add_parser("replay", help="put archived records of a tenant back on the stream (redacted copies)")
+    rp = sub.add_parser(
+        "replay", help="put archived records of a tenant back on the stream (redacted copies)"
+    )
     rp.add_argument("--tenant", required=True)
     rp.add_argument("--from", dest="from_hour", required=True, help="first hour, UTC: 2026-11-22T10")
     rp.add_argument("--to", dest="to_hour", default=None, help="last hour, included (default: --from)")

@@ -12,8 +12,8 @@ from typing import Any
 
 from core import aws, wiring
 from local import emulator as emu
-from local.chaos import ChaosProxy, ChaosRules
 from local import stack as stk
+from local.chaos import ChaosProxy, ChaosRules
 from local.http import LocalApiGateway
 from local.sources import ContainerPool, KinesisEventSource, SqsEventSource
 

@@ -76,7 +76,9 @@ def _wrap(function: str, event: dict[str, Any], context: Any) -> Any:
     records = event["Records"]
     if _crash_now(function, len(records)):
         real({**event, "Records": records[: len(records) // 2]}, context)
-        raise InjectedCrash(f"{function} crashed after applying {len(records) // 2} of {len(records)} records")
+        raise InjectedCrash(
+            f"{function} crashed after applying {len(records) // 2} of {len(records)} records"
+        )
     return real(event, context)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -113,7 +115,9 @@ class Direct:
         return counts
 
 
-def post(url: str, body: bytes, headers: dict[str, str], timeout: float = 60) -> tuple[int, dict[str, str], Any]:
+def post(
+    url: str, body: bytes, headers: dict[str, str], timeout: float = 60
+) -> tuple[int, dict[str, str], Any]:
     """(status, lower-cased headers, parsed JSON body or raw bytes)."""
     request = urllib.request.Request(url, data=body, method="POST", headers=headers)  # noqa: S310
     try:
@@ -181,7 +185,7 @@ def run_threads(work: Callable[[int], None], n: int) -> None:
     def wrapped(i: int) -> None:
         try:
             work(i)
-        except BaseException as exc:  # noqa: BLE001 - surfaced below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=wrapped, args=(i,)) for i in range(n)]
@@ -211,3 +215,48 @@ def rss_bytes(pid: int | str = "self") -> tuple[int, int]:
         if name in ("VmRSS", "VmHWM"):
             values[name] = int(rest.split()[0]) * 1024
     return values["VmRSS"], values["VmHWM"]
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def server_process(state: Path, *run_args: str) -> Iterator[tuple[int, subprocess.Popen[bytes], Path]]:
+    """``python -m local run`` as its own process on free ports: (API port, process, its log file).
+
+    Everything the process writes (handler logs, uvicorn, the runtime) goes to the log file.
+    """
+    import signal
+
+    state.mkdir(parents=True, exist_ok=True)
+    port, emulator_port = emulator.free_port(), emulator.free_port()
+    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+    env["PYTHONPATH"] = str(REPO)
+    log = state / "server.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "local", "--state-dir", str(state / "state"), "run", "--port", str(port),
+             "--emulator-port", str(emulator_port), *run_args],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def up() -> bool:
+        if process.poll() is not None:
+            return True
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                return True
+        except OSError:
+            return False
+
+    try:
+        wait_for(up, timeout=90, interval=0.5)
+        assert process.poll() is None, log.read_text()[-2000:]
+        yield port, process, log
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import gzip
 import http.client
-import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -26,8 +24,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from local import emulator
-from tests.localkit import rss_bytes, run_threads, wait_for
+from tests.localkit import rss_bytes, run_threads, server_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -70,36 +67,18 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     state = tmp_path_factory.mktemp("bad-input")
-    port, emulator_port = emulator.free_port(), emulator.free_port()
-    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
-    env["PYTHONPATH"] = str(REPO)
-    log = state / "server.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "local", "--state-dir", str(state / "state"), "run", "--port", str(port),
-             "--emulator-port", str(emulator_port), "--visibility-timeout", "30"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    srv = Server(port, process, log)
-    try:
-        assert wait_for(lambda: srv.healthy() or process.poll() is not None, timeout=90, interval=0.5)
-        assert process.poll() is None, log.read_text()[-2000:]
-        yield srv
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+    with server_process(state, "--visibility-timeout", "30") as (port, process, log):
+        yield Server(port, process, log)
 
 
-def test_schemathesis_finds_no_server_error_and_no_undocumented_response(server: Server, tmp_path: Path) -> None:
+def test_schemathesis_finds_no_server_error_and_no_undocumented_response(
+    server: Server, tmp_path: Path
+) -> None:
     cli = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or shutil.which("schemathesis")
     if cli is None:
         pytest.skip("schemathesis is not installed")
     # WHEN schemathesis generates requests from the served OpenAPI document (bounded, seeded)
-    result = subprocess.run(  # noqa: S603 - a fixed command
+    result = subprocess.run(
         [cli, "run", f"{server.url}/openapi.json", "--checks",
          "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
          "--max-examples", "40", "--seed", "20261122", "--request-timeout", "30", "--no-color",
@@ -136,7 +115,9 @@ def test_decompression_bomb_is_refused_413_with_bounded_memory(server: Server) -
     answers = []
     for _ in range(3):
         answers.append(server.request("POST", "/events", bomb, headers))
-        answers.append(server.request("POST", "/ingest", bomb + bomb, {**headers, "content-type": "text/plain"}))
+        answers.append(
+            server.request("POST", "/ingest", bomb + bomb, {**headers, "content-type": "text/plain"})
+        )
     _, peak = rss_bytes(server.process.pid)
     growth = peak - baseline
     print(f"\nbomb: {len(bomb)} bytes gzip -> 1 GiB; server RSS baseline {baseline / MiB:.1f} MiB, "
@@ -216,23 +197,39 @@ def test_oversized_headers_are_refused_or_served_without_harm(server: Server, si
     assert server.healthy()
 
 
-MIX: list[tuple[str, str, bytes, dict[str, str], int]] = [
+Case = tuple[str, str, bytes, dict[str, str], int]  # method, path, body, headers, expected status
+GOOD: list[Case] = [
     ("POST", "/events", b'{"type":"ok"}', {"content-type": "application/json"}, 202),
     ("POST", "/ingest", b"a log line\nanother", {"content-type": "text/plain"}, 202),
     ("POST", "/events", b'{"a":1}\n{bad\n', {"content-type": "application/x-ndjson"}, 202),
-    ("POST", "/events", gzip.compress(b'[{"z":1},{"z":2}]'), {"content-type": "application/json",
-                                                             "content-encoding": "gzip"}, 202),  # fmt: skip
+    (
+        "POST",
+        "/events",
+        gzip.compress(b'[{"z":1},{"z":2}]'),
+        {"content-type": "application/json", "content-encoding": "gzip"},
+        202,
+    ),
+]
+BAD: list[Case] = [
     ("POST", "/events", b"{oops", {"content-type": "application/json"}, 400),
     ("POST", "/events", b"<xml/>", {"content-type": "application/xml"}, 415),
     ("POST", "/events", b"[1, 2, 3]", {"content-type": "application/json"}, 422),
     ("POST", "/events", b'{"a":1}', {"content-type": "application/json", "x-tenant-id": "bad tenant!"}, 400),
-    ("POST", "/events", b"\x1f\x8bnot gzip", {"content-type": "application/json", "content-encoding": "gzip"}, 400),
+    (
+        "POST",
+        "/events",
+        b"\x1f\x8bnot gzip",
+        {"content-type": "application/json", "content-encoding": "gzip"},
+        400,
+    ),
     ("POST", "/events", b"[" * 100 + b"]" * 100, {"content-type": "application/json"}, 422),
     ("POST", "/events", b"", {"content-type": "application/json"}, 400),
     ("POST", "/events", b'{"a":1}', {"content-type": "application/json", "content-encoding": "br"}, 415),
     ("GET", "/health", b"", {}, 200),
     ("GET", "/nowhere", b"", {}, 404),
 ]
+# About one good request in eleven: bad input is the point, and each good one costs a real publish.
+MIX: list[Case] = [*GOOD, *BAD * 4]
 
 
 def test_ten_thousand_mixed_requests_no_5xx_and_bounded_memory(server: Server) -> None:
@@ -263,7 +260,7 @@ def test_ten_thousand_mixed_requests_no_5xx_and_bounded_memory(server: Server) -
             unexpected.update(wrong)
 
     # GIVEN a warmed server (every ingest environment of the pool created)
-    run_threads(lambda n: client(n, 100), 16)
+    run_threads(lambda n: client(n, 20), 16)
     before, _ = rss_bytes(server.process.pid)
     # WHEN 4 keep-alive clients send 10,000 requests, good and bad mixed
     statuses.clear()

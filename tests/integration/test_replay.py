@@ -40,7 +40,9 @@ def test_replay_puts_the_archived_redacted_records_back_with_the_same_event_ids(
         # GIVEN 60 records of tenant acme, with e-mail addresses, archived by the archiver
         sender = Sender(runtime.api_url)
         for b in range(3):
-            sender.send("acme", f"r-{b}", [{"type": "signup", "email": f"u{b}.{i}@example.com"} for i in range(20)])
+            sender.send(
+                "acme", f"r-{b}", [{"type": "signup", "email": f"u{b}.{i}@example.com"} for i in range(20)]
+            )
         ids = sender.accepted["acme"]
         assert wait_for(lambda: set(direct.archived()) == ids, timeout=180)
         original = direct.stream_envelopes()
@@ -76,7 +78,9 @@ def test_replay_puts_the_archived_redacted_records_back_with_the_same_event_ids(
     for env in replayed:
         validate(env)
     assert not EMAIL.findall(orjson.dumps(replayed).decode())
-    assert {e["event_id"]: e["received_at"] for e in replayed} == {e["event_id"]: e["received_at"] for e in original}
+    assert {e["event_id"]: e["received_at"] for e in replayed} == {
+        e["event_id"]: e["received_at"] for e in original
+    }
     # AND the side stream got exactly one copy of each
     assert sorted(e["event_id"] for e in backfill) == sorted(ids)
 
@@ -94,6 +98,8 @@ def test_dlq_redrive_is_a_dry_run_first_moves_dead_letters_back_and_is_harmless_
         sender = Sender(runtime.api_url)
         sender.send("acme", "template", [{"type": "order", "n": 1}])
         assert wait_for(lambda: len(direct.stream_envelopes()) == 1, timeout=60)
+        # (and stored: the queue must be empty before the dead letters are counted)
+        assert wait_for(lambda: len(direct.stored_keys()) == 1 and direct.depth(s.queue_url) == 0, timeout=60)
         template = direct.stream_envelopes()[0]
         letters = [{**template, "tenant_id": "redriven", "event_id": new_event_id()} for _ in range(3)]
         bodies = [orjson.dumps(e).decode() for e in letters]
@@ -125,6 +131,8 @@ def test_dlq_redrive_is_a_dry_run_first_moves_dead_letters_back_and_is_harmless_
         assert "2 message(s) moved" in out, out
         assert wait_for(lambda: direct.depth(s.queue_url) == 0 and direct.depth(s.dlq_url) == 2, timeout=180)
         assert redriven() == sorted(want)
-        dead = sqs.receive_message(QueueUrl=s.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=30)["Messages"]
+        dead = sqs.receive_message(QueueUrl=s.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=30)[
+            "Messages"
+        ]
         assert sorted(m["Body"] for m in dead) == sorted(poison)
         print(f"\nredrive: {len(want)} valid letters stored once each, {len(poison)} poison back in the DLQ")

@@ -78,10 +78,14 @@ def test_sqs_failed_entries_are_not_sent_and_are_reported_retryable() -> None:
 
 def test_dynamodb_unprocessed_items_are_withheld_and_handed_back() -> None:
     injector = Injector(ChaosRules(seed=1, dynamodb_unprocessed=0.4))
-    puts = [{"PutRequest": {"Item": {"tenant_id": {"S": "t"}, "event_id": {"S": f"e{i}"}}}} for i in range(25)]
+    puts = [
+        {"PutRequest": {"Item": {"tenant_id": {"S": "t"}, "event_id": {"S": f"e{i}"}}}} for i in range(25)
+    ]
     plan = injector.plan("dynamodb:BatchWriteItem", orjson.dumps({"RequestItems": {"events": puts}}))
     assert isinstance(plan, Forward) and plan.failed
-    written = {r["PutRequest"]["Item"]["event_id"]["S"] for r in orjson.loads(plan.body)["RequestItems"]["events"]}
+    written = {
+        r["PutRequest"]["Item"]["event_id"]["S"] for r in orjson.loads(plan.body)["RequestItems"]["events"]
+    }
     answer = orjson.loads(injector.splice(plan, b'{"UnprocessedItems": {}}'))
     unprocessed = {e for _, e in unprocessed_item_keys(answer, "events")}
     assert unprocessed == {f"e{i}" for i in plan.failed}
@@ -90,7 +94,9 @@ def test_dynamodb_unprocessed_items_are_withheld_and_handed_back() -> None:
 
 def test_a_call_whose_every_entry_fails_is_answered_without_forwarding() -> None:
     injector = Injector(ChaosRules(kinesis_entry_failure=1.0))
-    plan = injector.plan("kinesis:PutRecords", orjson.dumps({"StreamName": "s", "Records": [{"Data": "a"}] * 3}))
+    plan = injector.plan(
+        "kinesis:PutRecords", orjson.dumps({"StreamName": "s", "Records": [{"Data": "a"}] * 3})
+    )
     assert isinstance(plan, Reply)
     answer = parse("kinesis", "PutRecords", plan)
     assert answer["FailedRecordCount"] == 3
