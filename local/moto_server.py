@@ -1,4 +1,4 @@
-"""moto in server mode, with two of its SQS hot spots made cheap: ``python -m local.moto_server -p PORT``.
+"""moto in server mode, with its SQS hot spots made cheap and one race fixed: ``python -m local.moto_server``.
 
 moto's SQS model makes every SendMessage cost O(queue depth) several times over: it builds *all*
 queue attributes (three of which scan every message) just to read ``ContentBasedDeduplication``, and
@@ -7,15 +7,13 @@ messages queued, one SendMessageBatch took a quarter of a second and the local p
 up with itself. The patches keep the semantics and the wire protocol unchanged:
 
 - message visibility/delay checks read the clock with ``time.time()`` (the same UTC epoch ms);
-- ``Queue.attributes`` becomes a lazy mapping that computes only the attributes asked for;
-- adding and deleting messages hold a lock. ``Queue.delete_message`` rebuilds the message list from a
-  snapshot, so a message sent by another request thread in between was silently dropped: 20 of 4,000
-  messages were lost with 4 threads sending and 4 receiving/deleting (``tests/integration/
-  test_emulator.py`` sends and deletes concurrently and counts every message).
+- ``Queue.attributes`` becomes a lazy mapping that computes only the attributes asked for.
 
-And one race fixed: ``Queue.delete_message`` rebuilds the message list without the lock that
-``add_message`` appends under, so a message sent while another is being deleted could vanish (a whole
-SendMessageBatch of accepted records, seen in the end-to-end test under load). Deletes now hold it.
+And one race fixed: ``Queue.delete_message`` rebuilds the message list from a snapshot without the lock
+that ``add_message`` appends under, so a message sent while another was being deleted could vanish
+(seen in the end-to-end test under load; 20 of 4,000 messages lost with 4 threads sending and 4
+deleting). Deletes now hold that lock (``tests/integration/test_emulator.py``,
+``tests/integration/test_faults_moto_sqs.py``).
 
 Measured here: 200 sends into a queue ~1,500 deep took 12.8 s before and about 0.1 s after (see
 ``docs/local.md``). If moto changes these internals, the patches step aside and moto runs as shipped.
@@ -23,10 +21,8 @@ Measured here: 200 sends into a queue ~1,500 deep took 12.8 s before and about 0
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -80,18 +76,6 @@ def _patch_sqs() -> bool:
         def __len__(self) -> int:
             return len(self._names)
 
-    lock = threading.RLock()
-
-    def locked(method: Any) -> Any:
-        @functools.wraps(method)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return method(*args, **kwargs)
-
-        return wrapper
-
-    queue_cls.add_message = locked(queue_cls.add_message)
-    queue_cls.delete_message = locked(queue_cls.delete_message)
     models.unix_time_millis = unix_time_millis  # type: ignore[attr-defined]
     queue_cls.attributes = property(LazyAttributes)
     return True

@@ -59,8 +59,6 @@ class FlakySqs:
         return {"MessageId": "m"}
 
 
-@pytest.mark.xfail(strict=True, reason="local/sources.py advances the shard iterator before the batch is "
-                   "done with; fix proposed in the reliability report (remove this marker with the fix)")  # fmt: skip
 def test_a_batch_whose_failure_cannot_be_recorded_is_read_again_not_skipped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
