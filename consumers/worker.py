@@ -80,7 +80,13 @@ def record_handler(record: SQSRecord) -> PreparedItem:
     body = record.body
     simulate_cost(len(body), s.simulated_cost_ms_per_kchar)
     try:
-        return prepare_record(body, redactor(), retention_days=s.retention_days, stored_at=now_received_at())
+        return prepare_record(
+            body,
+            redactor(),
+            retention_days=s.retention_days,
+            stored_at=now_received_at(),
+            compact=s.store_compact,
+        )
     except PermanentError as exc:
         receives = int(record.attributes.approximate_receive_count or 1)
         metrics.add_metric(name=f"PermanentFailures_{exc.code}", unit=MetricUnit.Count, value=1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError, ConnectionError, ConnectTimeoutError, ReadTimeoutError
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 # Codes AWS documents as retryable (throttling, capacity, internal). Everything else is permanent: a
 # retry of the same request would fail the same way, so it must go to a DLQ or back to the client.
@@ -46,7 +46,9 @@ def is_transient(exc_or_code: BaseException | str) -> bool:
     """True when retrying the same request later can succeed."""
     if isinstance(exc_or_code, str):
         return exc_or_code in TRANSIENT_CODES
-    if isinstance(exc_or_code, ConnectionError | ConnectTimeoutError | ReadTimeoutError):
+    # Connection refused/reset/closed and timeouts (HTTPClientError covers ConnectionClosedError and
+    # ReadTimeoutError; ConnectionError covers EndpointConnectionError and ConnectTimeoutError).
+    if isinstance(exc_or_code, ConnectionError | HTTPClientError):
         return True
     if isinstance(exc_or_code, ClientError):
         status = exc_or_code.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)

@@ -91,6 +91,7 @@ class Settings:
     redaction_rules_path: str = ""
     simulated_cost_ms_per_kchar: float = 0.0
     store_budget_seconds: float = 10.0
+    store_compact: bool = True  # gzip a stored body when that saves DynamoDB write units
     # Webhook signature verification: JSON mapping source -> {"secrets": [...], ...} (see ingest/webhooks.py).
     webhook_secrets: str = ""
 
@@ -120,6 +121,7 @@ class Settings:
             "redaction_rules_path": env.get("REDACTION_RULES_PATH", ""),
             "simulated_cost_ms_per_kchar": _float(env, "SIMULATED_COST_MS_PER_KCHAR", 0.0),
             "store_budget_seconds": _float(env, "STORE_BUDGET_SECONDS", 10.0, 0.1),
+            "store_compact": _bool(env, "STORE_COMPACT", True),
             "webhook_secrets": env.get("WEBHOOK_SECRETS", ""),
         }
         if not TENANT_ID_RE.match(values["default_tenant"]):

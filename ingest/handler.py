@@ -81,14 +81,20 @@ def _ingest(route: str, kind: str, webhook_source: str | None = None) -> Respons
             code = "unknown-webhook-source" if exc.code == "unknown_source" else "signature-invalid"
             raise Problem(exc.status, code, exc.message, extra={"reason": exc.code}) from None
         request = replace(request, webhook=verified)
-    receipt = svc.ingest(request, kind, raw=raw)
+    context = app.lambda_context
+    remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else None
+    receipt = svc.ingest(request, kind, raw=raw, remaining_seconds=remaining)
     metrics.add_metric(name="RecordsAccepted", unit=MetricUnit.Count, value=receipt.accepted)
     metrics.add_metric(name="BytesIn", unit=MetricUnit.Bytes, value=receipt.bytes_in)
     if receipt.retries:
         metrics.add_metric(name="PublishRetries", unit=MetricUnit.Count, value=receipt.retries)
     for reason, count in receipt.rejected.items():
         metrics.add_metric(name=f"RecordsRejected.{reason}", unit=MetricUnit.Count, value=count)
-    logger.info(
+    # DEBUG: a line per accepted request is the largest log cost at one event per request, and the
+    # metrics above already count it; API Gateway's access log keeps one line per request anyway.
+    # Refusals, retries and failures stay at INFO and above.
+    log = logger.info if receipt.retries or receipt.rejected else logger.debug
+    log(
         "request ingested",
         extra={
             "route": route,

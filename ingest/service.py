@@ -24,6 +24,7 @@ ROUTE_KIND = {"POST /events": "event", "POST /ingest": "log"}
 EVENT_TYPE_HEADERS = ("x-github-event", "x-event-type", "x-gitlab-event", "x-webhook-event")
 DELIVERY_ID_HEADERS = ("x-github-delivery", "x-delivery-id", "x-request-id-webhook")
 RETRY_AFTER_SECONDS = "2"
+RESPONSE_RESERVE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,14 @@ class IngestService:
         """The raw body bytes, size-checked (webhook signatures are computed over exactly these)."""
         return decode_body(request.body, request.is_base64, self.limits)
 
-    def ingest(self, request: HttpRequest, kind: str, raw: bytes | None = None) -> Receipt:
+    def ingest(
+        self,
+        request: HttpRequest,
+        kind: str,
+        raw: bytes | None = None,
+        remaining_seconds: float | None = None,
+    ) -> Receipt:
+        """Validate, normalize and publish; ``remaining_seconds`` is what the invocation has left."""
         raw = self.read_body(request) if raw is None else raw
         data = decompress(raw, request.headers.get("content-encoding"), self.limits)
         parsed = parse_body(data, request.headers.get("content-type"), kind, self.limits)
@@ -128,7 +136,11 @@ class IngestService:
                 extra={"errors": [e.to_dict() for e in errors[:100]], "rejected": len(errors)},
             )
         records = self._out_records(normalized.accepted)
-        report = publish(records, self.sinks, self.settings.publish_budget_seconds)
+        budget = self.settings.publish_budget_seconds
+        if remaining_seconds is not None:
+            # Keep a reserve to answer: a Lambda timeout would give the client a bare 5xx with no Retry-After.
+            budget = max(0.1, min(budget, remaining_seconds - RESPONSE_RESERVE_SECONDS))
+        report = publish(records, self.sinks, budget)
         missing = report.missing
         if missing:
             codes = Counter(missing.values())

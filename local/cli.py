@@ -100,10 +100,15 @@ Ctrl-C stops everything.
 
 
 def _plain(value: dict[str, Any]) -> dict[str, Any]:
-    from boto3.dynamodb.types import TypeDeserializer
+    """A stored item as plain data, its body unpacked when it was stored gzipped (``storage: gzip``)."""
+    from boto3.dynamodb.types import Binary, TypeDeserializer
 
     des = TypeDeserializer()
-    return {k: des.deserialize(v) for k, v in value.items()}
+    item = {k: des.deserialize(v) for k, v in value.items()}
+    packed = item.pop("body_gz", None)
+    if isinstance(packed, Binary):
+        item.update(orjson.loads(gzip.decompress(packed.value)))
+    return item
 
 
 def _json_default(obj: Any) -> Any:
@@ -204,6 +209,24 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
         n += 1
     _out(f"{n} message(s) {'would be moved (dry run: add --yes to move them)' if dry else 'moved'}")
     return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from local import replay
+
+    stack = _connect(args.state_dir)
+    start, end = replay.parse_hour(args.from_hour), replay.parse_hour(args.to_hour or args.from_hour)
+    stream = args.stream or stack.stream_name
+    report = replay.replay(aws.client("s3"), aws.client("kinesis"), stack.archive_bucket, stream, args.tenant,
+                           start, end, dry_run=args.dry_run, rate_per_second=args.rate,
+                           partition_by=os.environ.get("PARTITION_KEY", "event_id"))  # fmt: skip
+    verb = "would replay" if args.dry_run else "replayed"
+    _out(f"{verb} {report.records if args.dry_run else report.put} record(s) of tenant {args.tenant!r} from "
+         f"{report.objects} archive object(s), {start:%Y-%m-%dT%H} to {end:%Y-%m-%dT%H} UTC, onto {stream}"
+         + (f"; {report.duplicates_skipped} duplicate line(s) skipped" if report.duplicates_skipped else ""))  # fmt: skip
+    for event_id, code in sorted(report.failed.items()):
+        _out(f"failed {event_id} {code}")
+    return 1 if report.failed else 0
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -325,6 +348,17 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--rate", type=float, default=50.0, help="messages per second")
     rd.add_argument("--max", type=int, default=None)
     rd.set_defaults(func=cmd_dlq_redrive)
+
+    rp = sub.add_parser(
+        "replay", help="put archived records of a tenant back on the stream (redacted copies)"
+    )
+    rp.add_argument("--tenant", required=True)
+    rp.add_argument("--from", dest="from_hour", required=True, help="first hour, UTC: 2026-11-22T10")
+    rp.add_argument("--to", dest="to_hour", default=None, help="last hour, included (default: --from)")
+    rp.add_argument("--dry-run", action="store_true", help="count what would be replayed, put nothing")
+    rp.add_argument("--rate", type=float, default=500.0, help="records per second")
+    rp.add_argument("--stream", default=None, help="target stream (default: the pipeline's own)")
+    rp.set_defaults(func=cmd_replay)
 
     sub.add_parser("stats", help="queue depths and stored items").set_defaults(func=cmd_stats)
     keys = sub.add_parser("keys", help="API keys: create --tenant T | list | revoke KEY_ID")

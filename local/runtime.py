@@ -13,6 +13,7 @@ from typing import Any
 from core import aws, wiring
 from local import emulator as emu
 from local import stack as stk
+from local.chaos import ChaosProxy, ChaosRules
 from local.http import LocalApiGateway
 from local.sources import ContainerPool, KinesisEventSource, SqsEventSource
 
@@ -30,6 +31,12 @@ class RuntimeOptions:
     verbose: bool = False
     state_dir: Path = Path(".local")
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Fault injection (local/chaos.py): when set, the handlers and event sources reach the emulator
+    # through a ChaosProxy applying these rules; the stack itself is created directly.
+    chaos: ChaosRules | None = None
+    # Replace a function's handler by dotted path ("worker", "ingest", "authorizer", "archiver",
+    # "rollup"): tests wrap the real handlers to crash them on purpose.
+    handlers: dict[str, str] = field(default_factory=dict)
 
 
 # Modules whose functools caches hold settings and clients built from the environment.
@@ -60,6 +67,7 @@ class LocalRuntime:
         self.gateway: LocalApiGateway | None = None
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
+        self.chaos: ChaosProxy | None = None
 
     @property
     def api_url(self) -> str:
@@ -91,22 +99,27 @@ class LocalRuntime:
         aws.client.cache_clear()
         self.stack = stk.create(self.emulator.url, o.prefix, o.visibility_timeout)
         os.environ.update(self.stack.handler_env())
+        if o.chaos is not None:
+            self.chaos = ChaosProxy(self.emulator.url, o.chaos).start()
+            os.environ["AWS_ENDPOINT_URL"] = self.chaos.url
+            aws.client.cache_clear()
         reset_handler_caches()
         w = wiring.load()
+        handlers = {**w.handlers, **{c.name: c.handler for c in w.stream_consumers}, **o.handlers}
         concurrency = o.worker_concurrency or w.worker.maximum_concurrency
         self.worker = SqsEventSource(
-            self.stack.queue_url, self.stack.queue_arn, ContainerPool(w.handlers["worker"], concurrency), w.worker,
+            self.stack.queue_url, self.stack.queue_arn, ContainerPool(handlers["worker"], concurrency), w.worker,
             max_concurrency=concurrency,
         )  # fmt: skip
         self.consumers = [
-            KinesisEventSource(self.stack.stream_name, self.stack.stream_arn, ContainerPool(c.handler, 64), c,
-                               self.stack.stream_failures_url)
+            KinesisEventSource(self.stack.stream_name, self.stack.stream_arn, ContainerPool(handlers[c.name], 64),
+                               c, self.stack.stream_failures_url)
             for c in w.stream_consumers
         ]  # fmt: skip
         # API Gateway calls the functions concurrently: a pool of environments per function, sized like
         # the HTTP server's thread pool.
-        authorizer = ContainerPool(w.handlers["authorizer"], o.api_concurrency) if o.auth else None
-        self.gateway = LocalApiGateway(ContainerPool(w.handlers["ingest"], o.api_concurrency), authorizer)
+        authorizer = ContainerPool(handlers["authorizer"], o.api_concurrency) if o.auth else None
+        self.gateway = LocalApiGateway(ContainerPool(handlers["ingest"], o.api_concurrency), authorizer)
         self.worker.start()
         for consumer in self.consumers:
             consumer.start()
@@ -160,6 +173,9 @@ class LocalRuntime:
         for consumer in self.consumers:
             consumer.stop()
         self.consumers = []
+        if self.chaos is not None:
+            self.chaos.stop()
+            self.chaos = None
         if self.emulator is not None:
             self.emulator.stop()
             self.emulator = None

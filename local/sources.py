@@ -59,7 +59,33 @@ def load_container(dotted: str) -> Handler:
         raise ImportError(f"cannot find handler module {module_name!r}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    _isolate_resolvers(module)
     return getattr(module, name)  # type: ignore[no-any-return]
+
+
+def _isolate_resolvers(module: Any) -> None:
+    """Keep each copy's Powertools resolver on its own request.
+
+    Powertools' event handler stores the current event on the ``BaseRouter`` *class*
+    (``BaseRouter.current_event = ...`` in ``resolve``), which every resolver in the process shares.
+    One request per process on Lambda makes that harmless; here, concurrent environments are threads
+    of one process, so a request could route and read another request's event (body, headers, tenant).
+    Setting the event on the instance as well shadows the class attribute for this copy's resolver.
+    """
+    try:
+        from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+    except ImportError:  # pragma: no cover - Powertools is a runtime dependency
+        return
+    for value in list(vars(module).values()):
+        if isinstance(value, ApiGatewayResolver):
+            original = value.resolve
+
+            def resolve(event: Any, context: Any, _resolver: Any = value, _original: Any = original) -> Any:
+                _resolver.current_event = _resolver._to_proxy_event(event)
+                _resolver.lambda_context = context
+                return _original(event, context)
+
+            value.resolve = resolve  # type: ignore[method-assign]
 
 
 class ContainerPool:
@@ -280,6 +306,8 @@ class KinesisEventSource:
     def _run(self, shard_id: str) -> None:
         kinesis = aws.client("kinesis")
         iterator: str | None = None
+        buffer: list[dict[str, Any]] = []
+        window_ends = 0.0
         while not self._stop.is_set():
             try:
                 if iterator is None:
@@ -288,13 +316,17 @@ class KinesisEventSource:
                         ShardId=shard_id,
                         ShardIteratorType=self.cfg.starting_position,
                     )["ShardIterator"]
-                page = kinesis.get_records(ShardIterator=iterator, Limit=self.cfg.batch_size)
+                page = kinesis.get_records(ShardIterator=iterator, Limit=self.cfg.batch_size - len(buffer))
                 iterator = page.get("NextShardIterator")
-                records = page["Records"]
-                if not records:
+                if page["Records"] and not buffer:
+                    window_ends = time.monotonic() + self.cfg.maximum_batching_window_seconds
+                buffer.extend(page["Records"])
+                # The batching window: gather until the batch is full or the window since the first record ends.
+                if buffer and (len(buffer) >= self.cfg.batch_size or time.monotonic() >= window_ends):
+                    self._process(shard_id, buffer, attempt=0)
+                    buffer = []  # only now: if delivery itself broke, the batch is tried again
+                elif not page["Records"]:
                     self._stop.wait(self.poll_interval)
-                    continue
-                self._process(shard_id, records, attempt=0)
             except Exception:
                 logger.exception("kinesis event source iteration failed", extra={"shard_id": shard_id})
                 self._stop.wait(1.0)

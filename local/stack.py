@@ -19,6 +19,14 @@ from core import aws, wiring
 
 STATE_PATH = Path(".local") / "stack.json"
 
+# The DynamoDB tables as infra/storage.tf declares them: name suffix -> (hash key, range key, TTL attribute).
+# tests/unit/test_local_drift.py reads the Terraform and fails if the two disagree.
+TABLES: dict[str, tuple[str, str | None, str | None]] = {
+    "events": ("tenant_id", "event_id", "expires_at"),
+    "rollup": ("tenant_id", "bucket", None),
+    "api-keys": ("key_hash", None, None),
+}
+
 
 @dataclass(frozen=True)
 class Stack:
@@ -132,10 +140,9 @@ def create(endpoint_url: str, prefix: str = "sluice-local", visibility_timeout: 
         "StreamARN"
     ]
 
+    for suffix, (hash_key, range_key, ttl) in TABLES.items():
+        _table(ddb, f"{prefix}-{suffix}", hash_key, range_key, ttl)
     table, rollup, keys = f"{prefix}-events", f"{prefix}-rollup", f"{prefix}-api-keys"
-    _table(ddb, table, "tenant_id", "event_id", ttl="expires_at")
-    _table(ddb, rollup, "tenant_id", "bucket")
-    _table(ddb, keys, "key_hash")
     bucket = f"{prefix}-archive"
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
         s3.create_bucket(Bucket=bucket)

@@ -136,3 +136,12 @@ def test_wiring_follows_aws_advice() -> None:
     assert w.worker.visibility_timeout_seconds >= 6 * w.worker.function_timeout_seconds
     assert w.worker.maximum_concurrency >= 2  # the SQS event source mapping minimum
     assert {c.name for c in w.stream_consumers} == {"archiver", "rollup"}
+
+
+def test_connection_failures_are_transient() -> None:
+    from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+
+    assert is_transient(EndpointConnectionError(endpoint_url="http://x"))
+    assert is_transient(ConnectionClosedError(endpoint_url="http://x"))
+    assert is_transient(ReadTimeoutError(endpoint_url="http://x"))
+    assert not is_transient(ValueError("a bug is not a retry"))

@@ -22,6 +22,7 @@ from consumers.items import (
     prepare_record,
     to_dynamo,
     unprocessed_item_keys,
+    write_units,
 )
 from core import envelope
 from core.errors import PermanentError
@@ -206,3 +207,37 @@ def test_unprocessed_items_map_back_to_keys() -> None:
     }
     assert unprocessed_item_keys(response, "events") == [("acme", "e7"), ("globex", "e9")]
     assert unprocessed_item_keys({"UnprocessedItems": {}}, "events") == []
+
+
+def _event_of_about(nbytes: int) -> dict[str, Any]:
+    # Realistic analytics-ish fields, repetitive enough to compress as real JSON does.
+    fields = {f"prop_{i}": f"value-{i % 7}-{'x' * 20}" for i in range(nbytes // 40)}
+    return env(payload={"type": "page_view", **fields})
+
+
+def item_bytes(prepared: PreparedItem) -> int:
+    return len(
+        orjson.dumps(prepared.item, default=lambda o: o.decode("latin-1") if isinstance(o, bytes) else str(o))
+    )
+
+
+def test_compact_storage_gzips_a_body_when_that_saves_write_units() -> None:
+    # GIVEN a ~1 KB event: natively its item is over 1 KB (2 WRU)
+    doc = _event_of_about(1024)
+    native = build_item(doc, R, retention_days=30, stored_at=STORED_AT)
+    assert native.storage == "native"
+    assert write_units(item_bytes(native)) >= 2
+    # WHEN it is built compact THEN the body is gzipped and the item fits one write unit
+    compact = build_item(doc, R, retention_days=30, stored_at=STORED_AT, compact=True)
+    assert compact.storage == "gzip"
+    assert write_units(item_bytes(compact)) == 1
+    # AND the gzipped body is exactly the native body
+    assert orjson.loads(gzip.decompress(compact.item["body_gz"]))["payload"] == doc["payload"]
+
+
+def test_compact_storage_keeps_small_items_native() -> None:
+    small = build_item(
+        env(payload={"type": "click", "x": 1}), R, retention_days=30, stored_at=STORED_AT, compact=True
+    )
+    assert small.storage == "native"
+    assert "payload" in small.item

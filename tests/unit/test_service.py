@@ -143,3 +143,22 @@ def service_accepted(service: IngestService) -> list[tuple[int, dict[str, object
 
     facts = RequestFacts("POST /events", "event", "2026-11-22T10:15:30.123456Z", "acme")
     return normalize([(0, {}), (1, {})], facts, 1024).accepted
+
+
+def test_publish_budget_never_outlives_the_invocation(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN an invocation with 3 s left and an 8 s publish budget
+    from ingest import service as service_module
+
+    seen: list[float] = []
+    real = service_module.publish
+
+    def spy(records, sinks, budget):  # type: ignore[no-untyped-def]
+        seen.append(budget)
+        return real(records, sinks, budget)
+
+    monkeypatch.setattr(service_module, "publish", spy)
+    service, _, _ = make()
+    # WHEN a request is ingested THEN publishing gets what is left minus the reserve for answering
+    service.ingest(request(b"{}"), "event", remaining_seconds=3.0)
+    service.ingest(request(b"{}"), "event")
+    assert seen == [1.0, SETTINGS.publish_budget_seconds]
