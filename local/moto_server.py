@@ -101,6 +101,23 @@ def _patch_sqs_delete_lock() -> bool:
 
     delete_message._sluice_locked = True  # type: ignore[attr-defined]
     queue_cls.delete_message = delete_message  # type: ignore[union-attr]
+
+    # Concurrent receives iterate and change the same pending set ("Set changed size during iteration"
+    # seen under load). Holding the queue's Condition is safe across the long poll: its wait() releases
+    # the lock entirely while waiting.
+    backend_cls = getattr(models, "SQSBackend", None)
+    receive = getattr(backend_cls, "receive_message", None)
+    if receive is not None and not getattr(receive, "_sluice_locked", False):
+
+        def receive_message(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+            lock = getattr(self.get_queue(queue_name), "_messages_lock", None)
+            if lock is None:
+                return receive(self, queue_name, *args, **kwargs)
+            with lock:
+                return receive(self, queue_name, *args, **kwargs)
+
+        receive_message._sluice_locked = True  # type: ignore[attr-defined]
+        backend_cls.receive_message = receive_message  # type: ignore[union-attr]
     return True
 
 

@@ -255,7 +255,12 @@ class SqsEventSource:
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
                 for i, m in enumerate(done[start : start + 10])
             ]
-            sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            response = sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            if response.get("Failed"):
+                # Not a loss: the message comes back after its visibility timeout and is stored again
+                # under the same key. Said aloud because it costs a redelivery.
+                logger.warning("delete of processed messages failed; they will be redelivered",
+                               extra={"failed": [f.get("Code") for f in response["Failed"]]})  # fmt: skip
 
 
 def _failed_identifiers(result: Any, known: set[str]) -> set[str] | None:
