@@ -57,7 +57,10 @@ def usage_from_run(
         api_units=requests * model.api_units(body),
         lambda_invocations=invocations,
         lambda_gb_seconds={fn: seconds.get(fn, 0.0) * memory_mb / 1024 for fn in invocations},
-        sqs_requests=units("sqs."),
+        # Receives that found the queue empty are the pollers idling: on AWS the event source mapping's
+        # long polls cost the same per month whatever the traffic, so they are a fixed cost (counted,
+        # and shown in the usage table), not a per-event one. Over a short run they would dominate.
+        sqs_requests=units("sqs.") - float(aws.get("sqs.ReceiveMessage", {}).get("empty", 0)),
         kinesis_put_units=units("kinesis.Put"),
         dynamodb_wru=units("dynamodb."),
         log_bytes=sum(run.get("log_bytes", {}).values()) + platform_bytes * sum(invocations.values()),
