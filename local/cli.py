@@ -298,7 +298,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if found == len(wanted):
             break
         time.sleep(1)
-    _out(f"\n{found} of {len(wanted)} accepted records are in DynamoDB. The newest few:\n")
+    _out(f"\n{found} of {len(wanted)} accepted records are in DynamoDB. A few of them:\n")
     cmd_events_list(argparse.Namespace(state_dir=args.state_dir, tenant=tenant, limit=5, json=False))
     return 0 if found == len(wanted) else 1
 
@@ -329,7 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     events = sub.add_parser("events", help="stored events").add_subparsers(
         dest="events_command", required=True
     )
-    ls = events.add_parser("list", help="the newest events of a tenant")
+    ls = events.add_parser(
+        "list", help="a tenant's events, by event id descending (server-assigned ids are time-ordered)"
+    )
     ls.add_argument("--tenant", required=True)
     ls.add_argument("--limit", type=int, default=20)
     ls.add_argument("--json", action="store_true")
