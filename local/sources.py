@@ -155,7 +155,26 @@ class SourceStats:
             return {k: v for k, v in self.__dict__.items() if isinstance(v, int)}
 
 
-class SqsEventSource:
+class _Pollers:
+    """The threads of one event source, started together and stopped together."""
+
+    def __init__(self) -> None:
+        self.stats = SourceStats()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def _spawn(self, target: Callable[..., None], name: str, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+
+class SqsEventSource(_Pollers):
     """Polls one queue and invokes the worker handler like Lambda's SQS event source mapping."""
 
     def __init__(self, queue_url: str, queue_arn: str, handler: Handler, cfg: QueueWiring,
@@ -163,21 +182,12 @@ class SqsEventSource:
         self.queue_url, self.queue_arn, self.handler, self.cfg = queue_url, queue_arn, handler, cfg
         self.function_name = function_name
         self.concurrency = max_concurrency or cfg.maximum_concurrency
-        self.stats = SourceStats()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        super().__init__()
         self.region = queue_arn.split(":")[3] if queue_arn.count(":") >= 3 else "us-east-1"
 
     def start(self) -> None:
         for n in range(self.concurrency):
-            thread = threading.Thread(target=self._run, name=f"sqs-{self.function_name}-{n}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout)
+            self._spawn(self._run, f"sqs-{self.function_name}-{n}")
 
     def _run(self) -> None:
         sqs = aws.client("sqs")
@@ -278,7 +288,7 @@ def _failed_identifiers(result: Any, known: set[str]) -> set[str] | None:
     return ids
 
 
-class KinesisEventSource:
+class KinesisEventSource(_Pollers):
     """Polls every shard of a stream for one consumer, like Lambda's Kinesis event source mapping."""
 
     def __init__(self, stream_name: str, stream_arn: str, handler: Handler, cfg: StreamConsumerWiring,
@@ -286,27 +296,13 @@ class KinesisEventSource:
         self.stream_name, self.stream_arn, self.handler, self.cfg = stream_name, stream_arn, handler, cfg
         self.failure_queue_url = failure_queue_url
         self.poll_interval = poll_interval
-        self.stats = SourceStats()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        super().__init__()
         self.region = stream_arn.split(":")[3] if stream_arn.count(":") >= 3 else "us-east-1"
 
     def start(self) -> None:
         kinesis = aws.client("kinesis")
         for shard in kinesis.list_shards(StreamName=self.stream_name)["Shards"]:
-            thread = threading.Thread(
-                target=self._run,
-                args=(shard["ShardId"],),
-                name=f"kinesis-{self.cfg.name}-{shard['ShardId']}",
-                daemon=True,
-            )
-            thread.start()
-            self._threads.append(thread)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout)
+            self._spawn(self._run, f"kinesis-{self.cfg.name}-{shard['ShardId']}", shard["ShardId"])
 
     def _run(self, shard_id: str) -> None:
         kinesis = aws.client("kinesis")
