@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 import uuid
@@ -14,6 +15,9 @@ CLIENT_ID_NAMESPACE = uuid.UUID("6f2b8c3e-5d1a-4c57-9a0e-3b7e1f0d4a21")
 _lock = threading.Lock()
 _last_ms = 0
 _seq = 0
+# The random bits make ids unique across processes (the counter does within one); they need not be
+# secret, so a generator seeded from the OS spares a system call per id.
+_rng = random.Random(os.urandom(32))
 
 
 def new_event_id() -> str:
@@ -26,14 +30,15 @@ def new_event_id() -> str:
     with _lock:
         ms = time.time_ns() // 1_000_000
         if ms > _last_ms:
-            _last_ms, _seq = ms, int.from_bytes(os.urandom(2), "big") & 0x3FF  # leave room to count up
+            _last_ms, _seq = ms, _rng.getrandbits(10)  # leave room to count up
         else:
             _seq += 1
             if _seq > 0xFFF:  # counter exhausted: borrow the next millisecond
                 _last_ms, _seq = _last_ms + 1, 0
             ms = _last_ms
-    rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
-    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | _seq << 64 | 0b10 << 62 | rand
+        seq = _seq  # read under the lock: another thread may move it on as soon as it is released
+    rand = _rng.getrandbits(62)
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | seq << 64 | 0b10 << 62 | rand
     # The canonical 8-4-4-4-12 text, formatted directly: str(uuid.UUID(int=...)) costs 2.5x as much.
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

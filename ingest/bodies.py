@@ -184,6 +184,18 @@ def _nests_deeper(node: dict[str, Any] | list[Any], room: int) -> bool:
     return False
 
 
+def _item_too_deep(value: dict[str, Any] | list[Any], max_depth: int) -> bool:
+    """``depth_exceeds`` for one item of a body that has more brackets than the limit as a whole.
+
+    A batch of 100 ordinary events always has: re-serializing the one item and counting its brackets
+    in C (about 1 µs for 1 KB) clears nearly every item without the Python walk (about 13 µs).
+    """
+    text = orjson.dumps(value)
+    if text.count(b"{") + text.count(b"[") <= max_depth:
+        return False
+    return depth_exceeds(value, max_depth)
+
+
 def _could_be_too_deep(data: bytes, max_depth: int) -> bool:
     # Nesting can be no deeper than the number of opening brackets: a C-speed count spares the
     # traversal for nearly every real body.
@@ -223,7 +235,7 @@ def parse_json_documents(data: bytes, mime: str, params: dict[str, str], limits:
                 problem = _json_error(exc)
                 parsed.errors.append(ItemError(index, problem.code, problem.detail))
     for index, value in values:
-        if deep and isinstance(value, dict | list) and depth_exceeds(value, limits.max_depth):
+        if deep and isinstance(value, dict | list) and _item_too_deep(value, limits.max_depth):
             parsed.errors.append(
                 ItemError(index, "too-deep", f"nesting deeper than {limits.max_depth} levels")
             )

@@ -145,3 +145,22 @@ def test_connection_failures_are_transient() -> None:
     assert is_transient(ConnectionClosedError(endpoint_url="http://x"))
     assert is_transient(ReadTimeoutError(endpoint_url="http://x"))
     assert not is_transient(ValueError("a bug is not a retry"))
+
+
+def test_ids_from_many_threads_are_unique_and_increasing_per_thread() -> None:
+    # The sequence number used to be read after the lock was released: two threads could share it.
+    import threading
+
+    results: list[list[str]] = [[] for _ in range(8)]
+
+    def make(slot: list[str]) -> None:
+        slot.extend(new_event_id() for _ in range(3000))
+
+    threads = [threading.Thread(target=make, args=(r,)) for r in results]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    every = [i for r in results for i in r]
+    assert len(set(every)) == len(every)
+    assert all(r == sorted(r) for r in results)
