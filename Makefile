@@ -28,12 +28,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP) ## create .venv with the pinned runtime and dev dependencies
 
-test: lint ## install what is needed, then lint, run the whole suite and the infrastructure checks
+test: lint ## install what is needed, then lint, the whole suite, the infrastructure checks and a load smoke run
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory tf-check
 	$(MAKE) --no-print-directory loadtest-smoke
 
-lint: $(STAMP) ## ruff (format + lint) and mypy on the pure core
+lint: $(STAMP) ## ruff (format + lint) and mypy --strict on core, ingest, consumers and local
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy core ingest consumers local
@@ -84,4 +84,4 @@ loadtest-smoke: $(STAMP) ## a few seconds of load against the local stack, so th
 	$(PY) -m loadtest.run --smoke
 
 clean: ## remove the virtual environment, build output and caches
-	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache loadtest/out
+	rm -rf $(VENV) .venv-checkov dist build .pytest_cache .mypy_cache .ruff_cache loadtest/out .local infra/.terraform

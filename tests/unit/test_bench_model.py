@@ -165,3 +165,12 @@ def test_price_file_every_price_has_unit_date_and_source() -> None:
 def test_price_file_validation_names_the_problem(broken: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=r"prices\.json"):
         model.validate_prices(broken)
+
+
+def test_compact_storage_is_modelled_as_the_worker_does_it() -> None:
+    # A 1 KB event is 2 WRU natively (1,024 + 420 bytes) and 1 WRU gzipped; a 200-byte one stays native.
+    from loadtest.bench.model import Profile, dynamodb_wru, stored_item_bytes
+
+    assert dynamodb_wru(stored_item_bytes(Profile(compact_storage=False), 1024)) == 2
+    assert dynamodb_wru(stored_item_bytes(Profile(), 1024)) == 1
+    assert stored_item_bytes(Profile(), 200) == 200 + Profile().item_overhead_bytes
