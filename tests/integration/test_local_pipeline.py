@@ -9,24 +9,19 @@ redacted, every accepted id is on the stream, the poison is in the DLQ, and noth
 from __future__ import annotations
 
 import gzip
-import os
 import re
 import time
-import urllib.error
-import urllib.request
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import orjson
 import pytest
-from botocore.config import Config
 
-from core import aws
-from local import emulator
-from local.runtime import LocalRuntime, RuntimeOptions
+from local.runtime import LocalRuntime
+from tests.localkit import Direct, local_stack
+from tests.localkit import post as post_raw
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
@@ -34,27 +29,13 @@ EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[LocalRuntime]:
-    saved = dict(os.environ)
-    options = RuntimeOptions(
-        port=emulator.free_port(), emulator_port=emulator.free_port(), state_dir=tmp_path / "state",
-        visibility_timeout=2, prefix="e2e",
-    )  # fmt: skip
-    try:
-        with LocalRuntime(options) as runtime:
-            yield runtime
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        aws.client.cache_clear()
+    with local_stack(tmp_path, "e2e", visibility_timeout=2) as runtime:
+        yield runtime
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(url, data=body, method="POST", headers=headers)  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-            return response.status, orjson.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, orjson.loads(exc.read())
+    status, _, parsed = post_raw(url, body, headers)
+    return status, parsed
 
 
 class Ledger:
@@ -76,23 +57,6 @@ class Ledger:
         return set().union(*self.ids.values())
 
 
-def patient(service: str) -> Any:
-    """A client for the test's own reads: a full scan of a busy emulator may take longer than 5 s."""
-    return boto3.client(
-        service, config=Config(read_timeout=120, retries={"mode": "standard", "max_attempts": 5})
-    )
-
-
-def stored_items(table: str) -> list[dict[str, Any]]:
-    ddb, items, kwargs = patient("dynamodb"), [], {"TableName": table}
-    while True:
-        page = ddb.scan(**kwargs)
-        items.extend(page["Items"])
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
 def readable(item: dict[str, Any]) -> str:
     """An item's text with a gzipped body (``storage: gzip``) unpacked, so scans see what is stored."""
     packed = item.get("body_gz", {}).get("B")
@@ -100,32 +64,12 @@ def readable(item: dict[str, Any]) -> str:
     return orjson.dumps(rest).decode() + (gzip.decompress(packed).decode() if packed else "")
 
 
-def stream_ids(stream: str) -> list[str]:
-    kinesis, out = patient("kinesis"), []
-    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        it = kinesis.get_shard_iterator(
-            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )
-        iterator = it["ShardIterator"]
-        while iterator:
-            page = kinesis.get_records(ShardIterator=iterator, Limit=10000)
-            out.extend(orjson.loads(r["Data"])["event_id"] for r in page["Records"])
-            if not page["Records"] and page.get("MillisBehindLatest", 0) == 0:
-                break
-            iterator = page.get("NextShardIterator")
-    return out
-
-
-def depth(url: str) -> int:
-    attrs = patient("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
-
-
 def test_every_accepted_record_lands_once_and_poison_reaches_the_dlq(
     stack: LocalRuntime, corpus: Path
 ) -> None:
     api, s = stack.api_url, stack.stack
     assert s is not None
+    direct = Direct(stack)
     ledger = Ledger()
     # GIVEN real log lines from every corpus file, gzip text/plain, in requests of up to 500 lines
     for path in sorted((corpus / "logs").glob("*.log")):
@@ -163,7 +107,7 @@ def test_every_accepted_record_lands_once_and_poison_reaches_the_dlq(
     ledger.accept("apps", status, receipt, expect=2)
     assert [(e["index"], e["code"]) for e in receipt["errors"]] == [(1, "invalid-json"), (2, "not-an-object")]
     # AND poison that reached the queue without the API (a foreign producer): not JSON, and not an envelope
-    sqs = aws.client("sqs")
+    sqs = direct.client("sqs")
     poison = [
         "not json at all",
         '{"v": 99, "kind": "event"}',
@@ -176,13 +120,13 @@ def test_every_accepted_record_lands_once_and_poison_reaches_the_dlq(
     accepted = ledger.all
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        if depth(s.queue_url) == 0 and depth(s.dlq_url) == len(poison):
+        if direct.depth(s.queue_url) == 0 and direct.depth(s.dlq_url) == len(poison):
             break
         time.sleep(2)
-    items = stored_items(s.table_name)
+    items = direct.scan(s.table_name)
     stats = stack.stats()
     print(f"\naccepted {len(accepted)} records in {ledger.requests} requests; stored {len(items)}; "
-          f"dlq {depth(s.dlq_url)}; sources {stats}")  # fmt: skip
+          f"dlq {direct.depth(s.dlq_url)}; sources {stats}")  # fmt: skip
 
     # THEN every accepted record is stored exactly once, under its tenant, and nothing else is stored
     keys = [(i["tenant_id"]["S"], i["event_id"]["S"]) for i in items]
@@ -193,7 +137,7 @@ def test_every_accepted_record_lands_once_and_poison_reaches_the_dlq(
     leaked = {m for i in items for m in EMAIL.findall(readable(i))}
     assert not leaked, sorted(leaked)[:5]
     # AND every accepted record is on the stream (at least once)
-    assert accepted <= set(stream_ids(s.stream_name))
+    assert accepted <= set(direct.stream_ids())
     # AND the poison, and only the poison, is in the DLQ
     dead = []
     while True:
