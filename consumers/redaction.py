@@ -148,6 +148,23 @@ class Rule:
     has_value_group: bool
 
 
+def _prefilter(rule: Rule, text: str, lowered: str | None) -> tuple[bool, str | None]:
+    """Whether ``text`` passes ``rule``'s cheap gates (length, substrings), and ``text.lower()`` once made.
+
+    The lowered text is computed at most once per text and handed back for the next rule.
+    """
+    if len(text) < rule.min_length:
+        return False, lowered
+    if not (rule.contains or rule.contains_ci) or any(s in text for s in rule.contains):
+        return True, lowered
+    if rule.contains_ci:
+        if lowered is None:
+            lowered = text.lower()
+        if any(s in lowered for s in rule.contains_ci):
+            return True, lowered
+    return False, lowered
+
+
 class Redactor:
     """Applies compiled rules to text and, recursively, to JSON values. Safe to share across records."""
 
@@ -187,17 +204,10 @@ class Redactor:
         lowered: str | None = None
         out = []
         for rule in self.rules:
-            if len(text) < rule.min_length:
+            passed, lowered = _prefilter(rule, text, lowered)
+            if not passed:
                 continue
-            if rule.contains or rule.contains_ci:
-                passed = any(s in text for s in rule.contains)
-                if not passed and rule.contains_ci:
-                    if lowered is None:
-                        lowered = text.lower()
-                    passed = any(s in lowered for s in rule.contains_ci)
-                if not passed:
-                    continue
-            elif rule.regex.search(text) is None:
+            if not (rule.contains or rule.contains_ci) and rule.regex.search(text) is None:
                 continue
             out.append(rule)
         return tuple(out)
@@ -216,17 +226,8 @@ class Redactor:
     def _apply(self, rules: tuple[Rule, ...], text: str, counts: Counts) -> str:
         lowered: str | None = None
         for rule in rules:
-            if len(text) < rule.min_length:
-                continue
-            if rule.contains or rule.contains_ci:
-                passed = any(s in text for s in rule.contains)
-                if not passed and rule.contains_ci:
-                    if lowered is None:
-                        lowered = text.lower()
-                    passed = any(s in lowered for s in rule.contains_ci)
-                if not passed:
-                    continue
-            if rule.regex.search(text) is None:
+            passed, lowered = _prefilter(rule, text, lowered)
+            if not passed or rule.regex.search(text) is None:
                 continue
             hits = 0
 
