@@ -10,7 +10,6 @@ import functools
 from collections import Counter
 from typing import Any
 
-import orjson
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import process_partial_response
@@ -23,10 +22,10 @@ from consumers.archive import ArchiveLine, ArchiveWriter, archive_batch, archive
 from consumers.batch import Staged
 from consumers.store import S3Archive
 from consumers.stream import decode, duplicate_positions, shard_id_of, stream_processor
-from core.observability import discard_metrics_if_disabled
+from core.observability import discard_metrics_if_disabled, log_json
 from core.settings import Settings
 
-logger = Logger(json_serializer=lambda o: orjson.dumps(o, default=str).decode())
+logger = Logger(json_serializer=log_json)
 metrics = Metrics()
 
 

@@ -21,7 +21,6 @@ import time
 from collections import Counter
 from typing import Any
 
-import orjson
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
@@ -36,14 +35,14 @@ from consumers.store import DynamoEventStore, EventStore
 from core import wiring
 from core.envelope import now_received_at
 from core.errors import PermanentError
-from core.observability import discard_metrics_if_disabled
+from core.observability import discard_metrics_if_disabled, log_json
 from core.retry import Deadline
 from core.settings import Settings
 
 # Leave this much of the invocation for building the response and flushing metrics.
 RESPONSE_RESERVE_SECONDS = 2.0
 
-logger = Logger(json_serializer=lambda o: orjson.dumps(o, default=str).decode())
+logger = Logger(json_serializer=log_json)
 metrics = Metrics()
 
 

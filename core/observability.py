@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 
@@ -16,3 +17,9 @@ def discard_metrics_if_disabled(metrics: Any) -> None:
     """
     if is_metrics_disabled():
         metrics.clear_metrics()
+
+
+def log_json(obj: Any) -> str:
+    """Powertools Logger serializer: orjson, returning text (raw bytes would break the Logger), and
+    ``str()`` for values JSON has no form for (Decimal, datetime), so a log line never raises."""
+    return orjson.dumps(obj, default=str).decode()
