@@ -39,20 +39,16 @@ class RuntimeOptions:
     handlers: dict[str, str] = field(default_factory=dict)
 
 
-# Modules whose functools caches hold settings and clients built from the environment.
-HANDLER_MODULES = ("ingest.handler", "ingest.authorizer", "ingest.webhooks", "consumers.worker",
-                   "consumers.archiver", "consumers.rollup")  # fmt: skip
+def reset_shared_caches() -> None:
+    """Forget what modules shared by every environment cached from the process environment.
 
+    Handler modules are loaded afresh for each environment (``ContainerPool``), so their own caches
+    start empty; the modules they import are shared, and two of those cache environment-derived state.
+    """
+    from ingest import webhooks
 
-def reset_handler_caches() -> None:
-    """Forget settings and adapters cached by handler modules: the environment just changed."""
-    import importlib
-
-    for name in HANDLER_MODULES:
-        module = importlib.import_module(name)
-        for value in vars(module).values():
-            if callable(getattr(value, "cache_clear", None)) and getattr(value, "__module__", None) == name:
-                value.cache_clear()
+    aws.client.cache_clear()
+    webhooks.configured_sources.cache_clear()
 
 
 class LocalRuntime:
@@ -102,8 +98,7 @@ class LocalRuntime:
         if o.chaos is not None:
             self.chaos = ChaosProxy(self.emulator.url, o.chaos).start()
             os.environ["AWS_ENDPOINT_URL"] = self.chaos.url
-            aws.client.cache_clear()
-        reset_handler_caches()
+        reset_shared_caches()
         w = wiring.load()
         handlers = {**w.handlers, **{c.name: c.handler for c in w.stream_consumers}, **o.handlers}
         concurrency = o.worker_concurrency or w.worker.maximum_concurrency
