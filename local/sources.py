@@ -54,6 +54,9 @@ def load_container(dotted: str) -> Handler:
     of the handler module is what keeps them apart, as separate environments are on AWS.
     """
     module_name, _, name = dotted.rpartition(".")
+    # The copy is not registered in sys.modules, but code run while it loads looks its module up there
+    # by name (dataclasses does, for string annotations): the canonical module must be importable first.
+    importlib.import_module(module_name)
     spec = importlib.util.find_spec(module_name)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot find handler module {module_name!r}")
