@@ -32,7 +32,6 @@ from consumers import redaction
 from consumers.batch import Staged, StagedBatchProcessor
 from consumers.items import PreparedItem, plan_writes, prepare_record
 from consumers.store import DynamoEventStore, EventStore
-from core import wiring
 from core.envelope import now_received_at
 from core.errors import PermanentError
 from core.observability import discard_metrics_if_disabled, log_json
@@ -87,6 +86,8 @@ def record_handler(record: SQSRecord) -> PreparedItem:
             compact=s.store_compact,
         )
     except PermanentError as exc:
+        from core import wiring  # only this failure path reads the wiring: keep it off the cold start
+
         receives = int(record.attributes.approximate_receive_count or 1)
         metrics.add_metric(name=f"PermanentFailures_{exc.code}", unit=MetricUnit.Count, value=1)
         logger.error(

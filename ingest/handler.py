@@ -20,7 +20,6 @@ from core.settings import Settings
 from ingest.problems import PROBLEM_CONTENT_TYPE, Problem
 from ingest.publish import KinesisPublisher, RecordSink, SqsPublisher
 from ingest.service import HttpRequest, IngestService
-from ingest.webhooks import SignatureError, configured_sources, verify_delivery
 
 
 def _json(obj: Any) -> str:
@@ -72,6 +71,10 @@ def _ingest(route: str, kind: str, webhook_source: str | None = None) -> Respons
     request = _request(route)
     raw = svc.read_body(request)
     if webhook_source is not None:
+        # Imported here: signature checking is off the /events and /ingest path, and cold starts pay
+        # for every module the handler imports up front (`make bench`, cold start).
+        from ingest.webhooks import SignatureError, configured_sources, verify_delivery
+
         # The signature is over the exact bytes sent, so it is checked before anything decodes them.
         try:
             verified = verify_delivery(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import compileall
 import importlib.util
+import json
 import os
 import py_compile
 import shutil
@@ -30,6 +31,21 @@ _PROBE = (
     "for name in sys.argv[1:]: __import__(name)\n"
     "print(time.perf_counter() - t, len(sys.modules))"
 )
+# What a handler pulls in besides our packages, in import order (sys.modules keeps it).
+_LIBRARIES = (
+    "import sys, json; before = set(sys.modules); __import__(sys.argv[1])\n"
+    "ours = set(sys.argv[2:])\n"
+    "print(json.dumps([n for n in sys.modules if n not in before and n.split('.')[0] not in ours]))"
+)
+# Our packages' own share, measured precisely: preload the libraries, then time only the handler.
+_ON_TOP = (
+    "import sys, time; n = int(sys.argv[1])\n"
+    "for name in sys.argv[2 : 2 + n]: __import__(name)\n"
+    "t = time.perf_counter(); __import__(sys.argv[-1])\n"
+    "print(time.perf_counter() - t, len(sys.modules))"
+)
+HANDLERS = ("ingest.handler", "consumers.worker")
+LIBRARIES_ROW = "  its libraries only: "
 
 
 def _available(module: str) -> bool:
@@ -42,14 +58,35 @@ def _available(module: str) -> bool:
         sys.path.pop(0)
 
 
-def candidates() -> dict[str, list[str]]:
-    """name -> modules to import. Each function imports only its own module on Lambda."""
+def candidates(root: Path | None = None) -> dict[str, list[str]]:
+    """name -> modules to import. Each function imports only its own module on Lambda.
+
+    With ``root``, each handler also gets a row for the libraries alone: boto3 plus every non-project
+    module the handler's import loads, imported in the same order. The gap between the two rows is
+    what our own packages cost; the gap to the floor is what Powertools, orjson and friends cost.
+    """
     out = {"floor: import boto3": ["boto3"]}
-    for module in ("ingest.handler", "consumers.worker"):
+    for module in HANDLERS:
         if _available(module):
             out[f"handler: {module}"] = [module]
+            if root is not None:
+                out[f"{LIBRARIES_ROW}{module}"] = ["boto3", *library_modules(module, root)]
     out["baseline handlers"] = ["loadtest.bench.baseline"]
     return out
+
+
+def library_modules(module: str, root: Path) -> list[str]:
+    """The modules ``module`` imports that are not ours, in the order they were imported."""
+    out = subprocess.run(
+        [sys.executable, "-c", _LIBRARIES, module, *SHIPPED],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        cwd=root,
+    ).stdout
+    names: list[str] = json.loads(out)
+    return names
 
 
 SHIPPED = ("core", "ingest", "consumers", "loadtest")
@@ -71,11 +108,12 @@ def stage(dest: Path) -> Path:
     return dest
 
 
-def _sample(modules: list[str], root: Path) -> tuple[float, float, int]:
+def _sample(modules: list[str], root: Path, preload: list[str] | None = None) -> tuple[float, float, int]:
     env = {**os.environ, "PYTHONPATH": str(root)}
+    args = [_PROBE, *modules] if preload is None else [_ON_TOP, str(len(preload)), *preload, *modules]
     t0 = _now()
     out = subprocess.run(
-        [sys.executable, "-c", _PROBE, *modules],
+        [sys.executable, "-c", *args],
         capture_output=True,
         text=True,
         check=True,
@@ -99,26 +137,32 @@ def run(samples: int = 9) -> dict[str, Any]:
 
 
 def _run(samples: int, root: Path) -> dict[str, Any]:
-    cands = candidates()
+    cands = candidates(root)
     for modules in cands.values():  # one unmeasured run each: warm the page cache
         _sample(modules, root)
     imports: dict[str, list[float]] = {k: [] for k in cands}
     walls: dict[str, list[float]] = {k: [] for k in cands}
     mods: dict[str, int] = {}
+    own: dict[str, list[float]] = {}
     for _ in range(samples):
         for name, modules in cands.items():
             seconds, wall, count = _sample(modules, root)
             imports[name].append(seconds)
             walls[name].append(wall)
             mods[name] = count
+            libraries = cands.get(f"{LIBRARIES_ROW}{modules[0]}")
+            if name.startswith("handler:") and libraries:
+                own.setdefault(name, []).append(_sample(modules, root, preload=libraries)[0])
     floor = "floor: import boto3"
     rows = []
     for name in cands:
         rows.append(
             {
                 "candidate": name,
-                "modules": cands[name],
+                "modules": cands[name] if len(cands[name]) < 5 else [f"{len(cands[name])} modules"],
                 "import_ms": statistics.median(imports[name]) * 1000,
+                # our packages alone, on top of already-imported libraries (handler rows only)
+                "own_ms": statistics.median(own[name]) * 1000 if name in own else None,
                 "process_ms": statistics.median(walls[name]) * 1000,
                 "ratio_to_floor": statistics.median(
                     a / b for a, b in zip(imports[name], imports[floor], strict=True)
