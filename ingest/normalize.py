@@ -7,11 +7,14 @@ API Gateway or AWS.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from core import envelope as env
-from core.ids import derive_event_id, new_event_id
+from core.ids import derive_event_id, new_event_id, new_event_ids
 from core.tenancy import is_valid_tenant_id
 from ingest.problems import ItemError, Problem
 
@@ -23,9 +26,11 @@ _LOG_RESERVED = frozenset(
     {"text", "message", "msg", "level", "severity", "log_id", "tenant_id", "attributes"}
 )
 # A log line's level, when it says one: "[error]", " INFO ", "WARN:" ... (first match, 200 chars).
+# The words are ASCII and matched without regard to ASCII case on the upper-cased UTF-8 bytes, which
+# is about 3x faster than re.IGNORECASE on the str; the "no letter before" test is done in Python,
+# since a lookbehind at the start of the pattern stops the regex engine from skipping ahead.
 _LEVEL_RE = re.compile(
-    r"(?<![A-Za-z])(TRACE|DEBUG|INFO|NOTICE|WARN(?:ING)?|ERROR|ERR|CRIT(?:ICAL)?|FATAL|ALERT|EMERG(?:ENCY)?|SEVERE)(?![A-Za-z])",
-    re.IGNORECASE,
+    rb"(?:TRACE|DEBUG|INFO|NOTICE|WARN(?:ING)?|ERROR|ERR|CRIT(?:ICAL)?|FATAL|ALERT|EMERG(?:ENCY)?|SEVERE)(?![A-Za-z])"
 )
 _LEVEL_ALIASES = {
     "WARNING": "WARN",
@@ -63,13 +68,49 @@ class ItemRejected(Exception):
         self.message = message
 
 
+def depth_exceeds(value: Any, max_depth: int) -> bool:
+    """True when objects/arrays nest deeper than ``max_depth`` (the value itself is level 1)."""
+    if max_depth < 1:
+        return True
+    if not isinstance(value, dict | list):
+        return False
+    if max_depth <= _RECURSIVE_MAX_DEPTH:
+        return _nests_deeper(value, max_depth - 1)
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            return True
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node if isinstance(v, dict | list))
+    return False
+
+
+# Below this limit a plain recursive walk is used: about 4x faster than the explicit stack (it makes
+# no tuples or generators), and its recursion stays far inside Python's own limit.
+_RECURSIVE_MAX_DEPTH = 200
+_CONTAINERS = (dict, list)  # a tuple: isinstance checks it faster than the ``dict | list`` union
+
+
+def _nests_deeper(node: dict[str, Any] | list[Any], room: int) -> bool:
+    """True when containers nest more than ``room`` levels below ``node``."""
+    for child in node.values() if isinstance(node, dict) else node:
+        if isinstance(child, _CONTAINERS) and (room == 0 or _nests_deeper(child, room - 1)):
+            return True
+    return False
+
+
 def detect_level(line: str) -> str | None:
     """The severity a log line names, normalized (``WARNING`` -> ``WARN``), or None."""
-    match = _LEVEL_RE.search(line, 0, 200)
-    if not match:
-        return None
-    level = match.group(1).upper()
-    return _LEVEL_ALIASES.get(level, level)
+    head = line[:200].encode("utf-8", "surrogatepass").upper()  # bytes.upper touches ASCII only
+    for match in _LEVEL_RE.finditer(head):
+        start = match.start()
+        if start == 0 or not (65 <= head[start - 1] <= 90):  # no ASCII letter (upper-cased) before
+            level = match.group().decode()
+            return _LEVEL_ALIASES.get(level, level)
+    return None
 
 
 def _client_id(value: Any) -> str | None:
@@ -147,8 +188,17 @@ def _source(facts: RequestFacts) -> dict[str, Any]:
     return source
 
 
-def build_envelope(item: Any, index: int, facts: RequestFacts, source: dict[str, Any]) -> env.Envelope:
-    """One envelope from one parsed item; ``ItemRejected`` for an item that cannot be a record."""
+def build_envelope(
+    item: Any,
+    index: int,
+    facts: RequestFacts,
+    source: dict[str, Any],
+    next_id: Callable[[], str] = new_event_id,
+) -> env.Envelope:
+    """One envelope from one parsed item; ``ItemRejected`` for an item that cannot be a record.
+
+    ``next_id`` gives the server-assigned id when the item has no identity of its own.
+    """
     client: dict[str, str] = {}
     if facts.kind == "event":
         if not isinstance(item, dict):
@@ -193,7 +243,7 @@ def build_envelope(item: Any, index: int, facts: RequestFacts, source: dict[str,
         record["event_id"] = derive_event_id(tenant, facts.kind, identity)
         client["event_id"] = identity
     else:
-        record["event_id"] = new_event_id()
+        record["event_id"] = next_id()
     stamp = _timestamp(item) if isinstance(item, dict) else None
     if stamp:
         client["timestamp"] = stamp
@@ -214,18 +264,50 @@ class Normalized:
     errors: list[ItemError]
 
 
-def normalize(items: list[tuple[int, Any]], facts: RequestFacts, max_record_bytes: int) -> Normalized:
-    """Envelopes for every acceptable item, in request order; refused items become ``ItemError``s."""
+class _IdPool:
+    """Server-assigned ids for one request's items, made in one batch when the first item needs one."""
+
+    __slots__ = ("_ids", "_size")
+
+    def __init__(self, size: int) -> None:
+        self._ids: list[str] = []
+        self._size = size
+
+    def take(self) -> str:
+        if not self._ids:
+            self._ids = new_event_ids(self._size)[::-1]  # popped from the end: in increasing order
+            self._size = 1  # never exhausted with one id an item; if it were, go on one at a time
+        return self._ids.pop()
+
+
+def normalize(
+    items: list[tuple[int, Any]], facts: RequestFacts, max_record_bytes: int, max_depth: int
+) -> Normalized:
+    """Envelopes for every acceptable item, in request order; refused items become ``ItemError``s.
+
+    Each record is serialized once, and its size and nesting are checked on that text: the nesting
+    of an item can be no deeper than the number of brackets in its record, so counting them in C
+    clears nearly every record without walking it.
+    """
     source = _source(facts)
     accepted: list[tuple[int, env.Envelope, str, int]] = []
     errors: list[ItemError] = []
+    next_id = _IdPool(len(items)).take
     for index, item in items:
         try:
-            record = build_envelope(item, index, facts, source)
+            record = build_envelope(item, index, facts, source, next_id)
+            text = env.dumps(record)
         except ItemRejected as exc:
             errors.append(ItemError(index, exc.code, exc.message))
             continue
-        text = env.dumps(record)
+        except orjson.JSONEncodeError:
+            # The items come from orjson.loads, so the only thing its dumps can refuse is nesting
+            # beyond its own limit (254 levels): deeper than any sensible max_depth.
+            errors.append(ItemError(index, "too-deep", "nesting deeper than the serializer allows"))
+            continue
+        if text.count("{") + text.count("[") > max_depth and depth_exceeds(item, max_depth):
+            errors.append(ItemError(index, "too-deep", f"nesting deeper than {max_depth} levels"))
+            continue
         size = len(text) if text.isascii() else len(text.encode())
         if size > max_record_bytes:
             errors.append(

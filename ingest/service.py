@@ -125,7 +125,7 @@ class IngestService:
         data = decompress(raw, request.headers.get("content-encoding"), self.limits)
         parsed = parse_body(data, request.headers.get("content-type"), kind, self.limits)
         facts = _facts(request, kind, self.settings)
-        normalized = normalize(parsed.items, facts, self.limits.max_record_bytes)
+        normalized = normalize(parsed.items, facts, self.limits.max_record_bytes, self.limits.max_depth)
         errors = sorted([*parsed.errors, *normalized.errors], key=lambda e: e.index)
         rejected = Counter(e.code for e in errors)
         if not normalized.accepted:

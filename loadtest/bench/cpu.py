@@ -55,7 +55,7 @@ def pipeline(case: Case) -> Callable[[], Any]:
             ip="203.0.113.7", user_agent="bench/1.0", request_id="bench-request",
         )  # fmt: skip
         parsed = parse_body(case.body, case.content_type, case.kind, LIMITS)
-        return normalize(parsed.items, facts, LIMITS.max_record_bytes)
+        return normalize(parsed.items, facts, LIMITS.max_record_bytes, LIMITS.max_depth)
 
     return run
 
@@ -116,7 +116,7 @@ def envelope_overhead_bytes() -> int:
                          default_tenant="default", ip="203.0.113.7", user_agent="bench/1.0",
                          request_id="JKJaXmPLvHcESHA=")  # fmt: skip
     parsed = parse_body(workload.event_body(1), "application/json", "event", LIMITS)
-    (_, _, _, size), *_ = normalize(parsed.items, facts, LIMITS.max_record_bytes).accepted
+    (_, _, _, size), *_ = normalize(parsed.items, facts, LIMITS.max_record_bytes, LIMITS.max_depth).accepted
     return size - workload.EVENT_BYTES
 
 

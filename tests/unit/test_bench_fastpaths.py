@@ -7,8 +7,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest import bodies
-from ingest.bodies import depth_exceeds
+from ingest import normalize as normalize_module
+from ingest.normalize import depth_exceeds
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=5),
@@ -44,7 +44,7 @@ def test_the_recursive_walk_and_the_stack_walk_agree_at_the_boundary(monkeypatch
         at_limit = [at_limit]
     past = {"k": at_limit}
     for recursive_max in (10_000, 0):  # WHEN the fast recursive walk is used, then the stack walk
-        monkeypatch.setattr(bodies, "_RECURSIVE_MAX_DEPTH", recursive_max)
+        monkeypatch.setattr(normalize_module, "_RECURSIVE_MAX_DEPTH", recursive_max)
         # THEN both draw the line in the same place
         assert not depth_exceeds(at_limit, limit)
         assert depth_exceeds(past, limit)

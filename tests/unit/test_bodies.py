@@ -6,10 +6,10 @@ import base64
 import gzip
 import zlib
 
-import orjson
 import pytest
 
-from ingest.bodies import Limits, decode_body, decompress, depth_exceeds, parse_body, parse_media_type
+from ingest.bodies import Limits, decode_body, decompress, parse_body, parse_media_type
+from ingest.normalize import depth_exceeds
 from ingest.problems import Problem
 
 LIMITS = Limits(
@@ -174,13 +174,6 @@ def test_huge_numbers_have_a_defined_reading() -> None:
     ).items
     assert items[0][1]["u"] == 18446744073709551615
     assert items[0][1]["big"] == pytest.approx(1.2345678901234568e29)
-
-
-def test_nesting_at_the_limit_passes_and_beyond_is_refused_per_item() -> None:
-    ok, deep = orjson.dumps(nested(64)), orjson.dumps(nested(65))
-    parsed = parse_body(b"[" + ok + b"," + deep + b"]", "application/json", "event", LIMITS)
-    assert [i for i, _ in parsed.items] == [0]
-    assert [(e.index, e.code) for e in parsed.errors] == [(1, "too-deep")]
 
 
 def test_nesting_beyond_the_parser_limit_is_400() -> None:

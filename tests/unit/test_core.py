@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from core import wiring
 from core.batching import chunk, chunk_by_size, failed_kinesis_indexes, failed_sqs_ids, unprocessed_keys
 from core.errors import is_transient
-from core.ids import derive_event_id, event_id_time_ms, new_event_id
+from core.ids import derive_event_id, event_id_time_ms, new_event_id, new_event_ids
 from core.settings import Settings, SettingsError
 
 
@@ -90,6 +90,20 @@ def test_server_ids_are_uuid7_and_strictly_increasing() -> None:
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert all(uuid.UUID(i).version == 7 for i in ids)
     assert event_id_time_ms(ids[0]) is not None
+
+
+def test_batched_server_ids_continue_the_same_sequence() -> None:
+    # GIVEN single ids and batches interleaved, one batch longer than a millisecond's 4,096 counters
+    ids = [new_event_id(), *new_event_ids(3), new_event_id(), *new_event_ids(5000), new_event_id()]
+    # THEN every id is a canonical UUIDv7, all distinct, strictly increasing across both functions
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    # AND the batch borrowed later milliseconds instead of wrapping its counter
+    times = [event_id_time_ms(i) for i in ids]
+    assert times == sorted(times) and times[-1] > times[0]  # type: ignore[type-var]
+    assert new_event_ids(0) == []
 
 
 def test_derived_ids_are_stable_uuid5() -> None:

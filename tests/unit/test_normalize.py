@@ -90,7 +90,7 @@ def test_body_naming_another_tenant_than_the_credential_is_403() -> None:
 
 
 def test_invalid_tenant_in_body_refuses_the_item() -> None:
-    result = normalize([(0, {"tenant_id": "../etc"}), (1, {"tenant_id": 5}), (2, {})], FACTS, 256 * 1024)
+    result = normalize([(0, {"tenant_id": "../etc"}), (1, {"tenant_id": 5}), (2, {})], FACTS, 256 * 1024, 64)
     assert [(e.index, e.code) for e in result.errors] == [(0, "invalid-tenant"), (1, "invalid-tenant")]
     assert [i for i, *_ in result.accepted] == [2]
 
@@ -123,6 +123,14 @@ def test_log_object_keeps_level_and_other_fields_as_attributes() -> None:
         ("kernel: warning: something", "WARN"),
         ("Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster", None),
         ("INFORMATION is not a level", None),
+        ("xERROR glued to a word", None),
+        ("WARNINGS, plural, is no level", None),
+        ("[error] Apache style", "ERROR"),
+        ("crit: lower case counts", "CRITICAL"),
+        ("ßINFO: a non-ASCII letter is no word boundary here", "INFO"),
+        ("İNFO: only ASCII letters spell a level", None),
+        ("€" * 150 + " ERROR past 200 bytes, within 200 characters", "ERROR"),
+        ("x" * 200 + " ERROR past the first 200 characters", None),
     ],
 )
 def test_level_detection(line: str, level: str | None) -> None:
@@ -139,24 +147,24 @@ def test_level_detection(line: str, level: str | None) -> None:
     ],
 )
 def test_unusable_log_items_are_refused(item: object, code: str) -> None:
-    result = normalize([(0, item)], LOG_FACTS, 256 * 1024)
+    result = normalize([(0, item)], LOG_FACTS, 256 * 1024, 64)
     assert [(e.index, e.code) for e in result.errors] == [(0, code)]
 
 
 @pytest.mark.parametrize("item", [[1], "text", 5, None])
 def test_events_must_be_objects(item: object) -> None:
-    assert normalize([(0, item)], FACTS, 256 * 1024).errors[0].code == "not-an-object"
+    assert normalize([(0, item)], FACTS, 256 * 1024, 64).errors[0].code == "not-an-object"
 
 
 def test_record_over_the_size_limit_is_refused_alone() -> None:
-    result = normalize([(0, {"blob": "x" * 2000}), (1, {"small": 1})], FACTS, 1024)
+    result = normalize([(0, {"blob": "x" * 2000}), (1, {"small": 1})], FACTS, 1024, 64)
     assert [(e.index, e.code) for e in result.errors] == [(0, "record-too-large")]
     assert [i for i, *_ in result.accepted] == [1]
 
 
 def test_record_size_counts_utf8_bytes() -> None:
     # 400 characters but 1,200 bytes once encoded
-    assert normalize([(0, {"s": "€" * 400})], FACTS, 1000).errors[0].code == "record-too-large"
+    assert normalize([(0, {"s": "€" * 400})], FACTS, 1000, 64).errors[0].code == "record-too-large"
 
 
 def test_serialized_envelope_is_safe_for_sqs() -> None:
@@ -164,3 +172,56 @@ def test_serialized_envelope_is_safe_for_sqs() -> None:
     text = env.dumps(record)
     assert "\ufffe" not in text and "\uffff" not in text and "\x00" not in text
     assert env.loads(text)["payload"] == record["payload"]
+
+
+def nested(depth: int) -> dict[str, object]:
+    doc: dict[str, object] = {"leaf": True}
+    for _ in range(depth - 1):
+        doc = {"n": doc}
+    return doc
+
+
+@pytest.mark.parametrize("facts", [FACTS, LOG_FACTS], ids=["event", "log object"])
+def test_nesting_at_the_limit_passes_and_beyond_is_refused_per_item(facts: RequestFacts) -> None:
+    # GIVEN items nested exactly at the limit and one level past it (a log object needs a text field)
+    at, past = nested(64), nested(65)
+    if facts is LOG_FACTS:
+        at["text"] = past["text"] = "line"
+    # WHEN they are normalized in one request
+    result = normalize([(0, at), (1, past), (2, {"text": "flat"})], facts, 256 * 1024, 64)
+    # THEN only the one past the limit is refused, and its neighbours go on
+    assert [(e.index, e.code) for e in result.errors] == [(1, "too-deep")]
+    assert [i for i, *_ in result.accepted] == [0, 2]
+
+
+def test_brackets_inside_strings_do_not_make_an_item_too_deep() -> None:
+    # The bracket count on the serialized record is only a first screen: a flat item whose strings
+    # are full of brackets is walked exactly, and passes.
+    item = {"regex": "[" * 100 + "{" * 100, "list": [[1], [2]]}
+    result = normalize([(0, item)], FACTS, 256 * 1024, 3)
+    assert result.errors == [] and len(result.accepted) == 1
+
+
+def test_nesting_beyond_what_the_serializer_allows_is_refused_per_item() -> None:
+    # orjson parses 1,024 levels but serializes only 254: such an item is refused, not a 500.
+    deep = orjson.loads(b"[" * 300 + b"]" * 300)
+    result = normalize([(0, {"deep": deep}), (1, {"ok": True})], FACTS, 256 * 1024, 1000)
+    assert [(e.index, e.code) for e in result.errors] == [(0, "too-deep")]
+    assert [i for i, *_ in result.accepted] == [1]
+
+
+def test_server_ids_are_made_in_one_batch_and_increase_in_request_order() -> None:
+    # GIVEN a request mixing items with and without their own id
+    items = [(0, {"a": 1}), (1, {"event_id": "mine"}), (2, {"b": 2}), (3, {"c": 3})]
+    # WHEN normalized
+    ids = [record["event_id"] for _, record, _, _ in normalize(items, FACTS, 256 * 1024, 64).accepted]
+    # THEN server-assigned ids are UUIDv7s in request order, and the client's id is derived (v5)
+    versions = [uuid.UUID(i).version for i in ids]
+    assert versions == [7, 5, 7, 7]
+    server = [i for i, v in zip(ids, versions, strict=True) if v == 7]
+    assert server == sorted(server) and len(set(server)) == 3
+
+
+def test_accepted_text_and_size_are_the_serialized_record() -> None:
+    (_, record, text, size), *_ = normalize([(0, {"s": "é€"})], FACTS, 256 * 1024, 64).accepted
+    assert orjson.loads(text) == record and size == len(text.encode())

@@ -142,7 +142,7 @@ def service_accepted(service: IngestService) -> list[tuple[int, dict[str, object
     from ingest.normalize import RequestFacts, normalize
 
     facts = RequestFacts("POST /events", "event", "2026-11-22T10:15:30.123456Z", "acme")
-    return normalize([(0, {}), (1, {})], facts, 1024).accepted
+    return normalize([(0, {}), (1, {})], facts, 1024, 64).accepted
 
 
 def test_publish_budget_never_outlives_the_invocation(monkeypatch: pytest.MonkeyPatch) -> None:
