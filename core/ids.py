@@ -54,6 +54,8 @@ def new_event_ids(n: int) -> list[str]:
     with the millisecond prefix once and the random bits as one hex string costs 0.7 µs an id here,
     against 1.8 µs for a ``new_event_id`` call.
     """
+    if n == 1:
+        return [new_event_id()]  # cheaper alone: no batch bookkeeping
     global _last_ms, _seq
     blocks: list[tuple[int, int, int]] = []  # (ms, first counter, how many)
     with _lock:
