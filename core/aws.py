@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Any
 
 import boto3
@@ -23,6 +24,25 @@ _CONFIG = Config(
 
 
 @functools.cache
-def client(service: str) -> Any:
-    """The process-wide client for ``service``. Tests replace it with ``client.cache_clear()``."""
+def _create(service: str) -> Any:
     return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+
+
+class _Clients:
+    """``client(service)``: the process-wide client for ``service``, made once even when several threads
+    ask at the same moment (``functools.cache`` alone would make one per racing thread and keep the
+    last). Tests start afresh with ``client.cache_clear()``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __call__(self, service: str) -> Any:
+        with self._lock:
+            return _create(service)
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            _create.cache_clear()
+
+
+client = _Clients()
