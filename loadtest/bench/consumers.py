@@ -1,4 +1,4 @@
-"""Micro-benchmarks of the consumers on the shared corpus: ``python -m consumers.bench [--records N]``.
+"""Micro-benchmarks of the consumers on the shared corpus: ``python -m loadtest.bench.consumers [--records N]``.
 
 - redaction cost: microseconds per KB of GitHub webhook JSON and per log line (IP redaction off and on);
 - worker throughput: records per second through ``consumers.worker.lambda_handler`` (parse, validate,
@@ -24,7 +24,7 @@ from consumers import redaction
 from core import envelope
 from core.ids import new_event_id
 
-DEFAULT_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+DEFAULT_CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 
 
 def _best_of(runs: int, fn: Any) -> float:
@@ -91,7 +91,7 @@ def worker_throughput(corpus: Path, records: int) -> dict[str, float]:
     os.environ.update(
         AWS_DEFAULT_REGION="us-east-1",
         AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",  # noqa: S106 - moto's fake credentials
+        AWS_SECRET_ACCESS_KEY="bench",
         TABLE_NAME="bench-events",
         POWERTOOLS_METRICS_NAMESPACE="bench",
         POWERTOOLS_LOG_LEVEL="WARNING",
