@@ -53,7 +53,7 @@ run: $(STAMP) ## run the whole pipeline locally on an embedded AWS emulator (Ctr
 demo: $(STAMP) ## post real corpus files to a running `make run` and show what landed
 	$(PY) -m local demo --url http://127.0.0.1:$(PORT)
 
-build: $(STAMP) ## build the Lambda zips for the Lambda runtime's platform (dist/)
+build: $(STAMP) ## build the Lambda zip for the runtime's platform, with 3.12 bytecode if LAMBDA_PYTHON/python3.12 exists (dist/)
 	$(PY) infra/scripts/build.py
 
 plan: build ## terraform plan against real AWS with infra/envs/$(ENV).tfvars
