@@ -81,6 +81,13 @@ def use_fake_credentials() -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 
+def create_table(ddb: Any, kind: str, name: str) -> None:
+    """Create the ``kind`` table of ``TABLES`` (events, rollup, api-keys) as ``name``: the one schema
+    that local mode, the integration tests and the benchmarks all use, checked against the Terraform."""
+    hash_key, range_key, ttl = TABLES[kind]
+    _table(ddb, name, hash_key, range_key, ttl)
+
+
 def _table(ddb: Any, name: str, hash_key: str, range_key: str | None = None, ttl: str | None = None) -> None:
     keys = [{"AttributeName": hash_key, "KeyType": "HASH"}]
     attrs = [{"AttributeName": hash_key, "AttributeType": "S"}]

@@ -14,7 +14,6 @@ import argparse
 import os
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,22 +54,13 @@ def redaction_cost(corpus: Path) -> dict[str, float]:
     return out
 
 
-@dataclass
-class _Context:
-    function_name: str = "bench"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-    aws_request_id: str = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
 def worker_throughput(corpus: Path, records: int) -> dict[str, float]:
     import boto3
     from moto import mock_aws
 
     from consumers import worker
+    from local.sources import LambdaContext
+    from local.stack import create_table
 
     payloads = [orjson.loads(p.read_bytes()) for p in sorted((corpus / "webhooks" / "github").glob("*.json"))]
     lines = (corpus / "logs" / "OpenSSH_2k.log").read_text(errors="replace").splitlines()
@@ -98,18 +88,7 @@ def worker_throughput(corpus: Path, records: int) -> dict[str, float]:
     )
     worker.metrics.namespace = "bench"
     with mock_aws():
-        boto3.client("dynamodb").create_table(
-            TableName="bench-events",
-            KeySchema=[
-                {"AttributeName": "tenant_id", "KeyType": "HASH"},
-                {"AttributeName": "event_id", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "tenant_id", "AttributeType": "S"},
-                {"AttributeName": "event_id", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table(boto3.client("dynamodb"), "events", "bench-events")
         worker.settings.cache_clear()
         worker.event_store.cache_clear()
         batches = [
@@ -125,7 +104,10 @@ def worker_throughput(corpus: Path, records: int) -> dict[str, float]:
 
         start = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):  # the EMF blobs
-            failed = sum(len(worker.lambda_handler(b, _Context())["batchItemFailures"]) for b in batches)
+            failed = sum(
+                len(worker.lambda_handler(b, LambdaContext("bench", 30))["batchItemFailures"])
+                for b in batches
+            )
         elapsed = time.perf_counter() - start
     chars = sum(len(b) for b in bodies)
     # The worker's own share: parse, validate, redact and build the item, without any DynamoDB call.

@@ -12,6 +12,7 @@ from moto import mock_aws
 
 from ingest import authorizer, keys_cli
 from ingest.apikeys import ApiKeyNotFound, ApiKeyStore, hash_key, key_id_of
+from local.stack import create_table
 from tests.conftest import REGION
 
 pytestmark = pytest.mark.integration
@@ -25,12 +26,7 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("API_KEYS_TABLE_NAME", TABLE)
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
-        client.create_table(
-            TableName=TABLE,
-            AttributeDefinitions=[{"AttributeName": "key_hash", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "key_hash", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table(client, "api-keys", TABLE)
         yield client
 
 

@@ -14,6 +14,7 @@ from moto import mock_aws
 from consumers import rollup
 from consumers.store import CHECKPOINT_TENANT, DynamoRollupStore
 from core import envelope
+from local.stack import create_table
 from tests.conftest import REGION
 from tests.integration.test_archiver_handler import FakeContext, kinesis_event, make_envelope
 
@@ -45,18 +46,7 @@ def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, FlakyRollupSto
     monkeypatch.setattr(rollup.metrics, "namespace", "sluice-test")
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "tenant_id", "KeyType": "HASH"},
-                {"AttributeName": "bucket", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "tenant_id", "AttributeType": "S"},
-                {"AttributeName": "bucket", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table(client, "rollup", TABLE)
         store = FlakyRollupStore(TABLE, client)
         rollup.settings.cache_clear()
         monkeypatch.setattr(rollup, "rollup_store", functools.cache(lambda: store))

@@ -17,6 +17,7 @@ from moto import mock_aws
 from consumers import worker
 from core import envelope
 from core.ids import new_event_id
+from local.stack import create_table
 from tests.conftest import REGION, load_event
 
 TABLE = "sluice-events-test"
@@ -104,18 +105,7 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setattr(worker.metrics, "namespace", "sluice-test")
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "tenant_id", "KeyType": "HASH"},
-                {"AttributeName": "event_id", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "tenant_id", "AttributeType": "S"},
-                {"AttributeName": "event_id", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table(client, "events", TABLE)
         worker.settings.cache_clear()
         worker.event_store.cache_clear()
         yield client
