@@ -125,6 +125,17 @@ def _sample(modules: list[str], root: Path, preload: list[str] | None = None) ->
     return float(seconds), wall, int(count)
 
 
+def _ratios(values: list[float], floor: list[float]) -> list[float]:
+    return [a / b for a, b in zip(values, floor, strict=True)]
+
+
+def _quartiles(values: list[float]) -> tuple[float, float]:
+    if len(values) < 2:
+        return values[0], values[0]
+    q1, _, q3 = statistics.quantiles(values, n=4)
+    return q1, q3
+
+
 def _now() -> float:
     import time
 
@@ -164,9 +175,9 @@ def _run(samples: int, root: Path) -> dict[str, Any]:
                 # our packages alone, on top of already-imported libraries (handler rows only)
                 "own_ms": statistics.median(own[name]) * 1000 if name in own else None,
                 "process_ms": statistics.median(walls[name]) * 1000,
-                "ratio_to_floor": statistics.median(
-                    a / b for a, b in zip(imports[name], imports[floor], strict=True)
-                ),
+                "ratio_to_floor": statistics.median(ratios := _ratios(imports[name], imports[floor])),
+                # the middle half of the per-round ratios: how far this machine's noise moves the figure
+                "ratio_iqr": _quartiles(ratios),
                 "sys_modules": mods[name],
             }
         )
