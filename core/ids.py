@@ -13,32 +13,35 @@ import uuid
 CLIENT_ID_NAMESPACE = uuid.UUID("6f2b8c3e-5d1a-4c57-9a0e-3b7e1f0d4a21")
 
 _lock = threading.Lock()
-_last_ms = 0
-_seq = 0
+# Where the last id stands: its millisecond << 12 | its 12-bit counter. Ids take consecutive slots, so
+# a counter that runs past 0xFFF borrows the next millisecond by plain addition.
+_last_slot = 0
 # The random bits make ids unique across processes (the counter does within one); they need not be
 # secret, so a generator seeded from the OS spares a system call per id.
 _rng = random.Random(os.urandom(32))
+_MS_MASK = (1 << 48) - 1
+
+
+def _reserve(n: int) -> int:
+    """The first of ``n`` consecutive slots, each after every slot handed out before (n >= 1).
+
+    This is the counter of RFC 9562 §6.2, method 1: ids stay strictly increasing within one process even
+    when many are made in the same millisecond, so a tenant's sort keys follow arrival order.
+    """
+    global _last_slot
+    with _lock:
+        ms = time.time_ns() // 1_000_000
+        # A new millisecond starts its counter at a random 10-bit value, leaving room to count up.
+        first = ms << 12 | _rng.getrandbits(10) if ms > _last_slot >> 12 else _last_slot + 1
+        _last_slot = first + n - 1
+    return first
 
 
 def new_event_id() -> str:
-    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then a 12-bit counter and 62 random bits.
-
-    The counter (method 1 of RFC 9562 §6.2) keeps ids strictly increasing within one process even when
-    many are made in the same millisecond, so a tenant's sort keys follow arrival order.
-    """
-    global _last_ms, _seq
-    with _lock:
-        ms = time.time_ns() // 1_000_000
-        if ms > _last_ms:
-            _last_ms, _seq = ms, _rng.getrandbits(10)  # leave room to count up
-        else:
-            _seq += 1
-            if _seq > 0xFFF:  # counter exhausted: borrow the next millisecond
-                _last_ms, _seq = _last_ms + 1, 0
-            ms = _last_ms
-        seq = _seq  # read under the lock: another thread may move it on as soon as it is released
+    """A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then a 12-bit counter and 62 random bits."""
+    slot = _reserve(1)
     rand = _rng.getrandbits(62)
-    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | seq << 64 | 0b10 << 62 | rand
+    value = ((slot >> 12) & _MS_MASK) << 80 | 0x7 << 76 | (slot & 0xFFF) << 64 | 0b10 << 62 | rand
     # The canonical 8-4-4-4-12 text, formatted directly: str(uuid.UUID(int=...)) costs 2.5x as much.
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
@@ -48,41 +51,27 @@ _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}  # 0b10 + two
 
 
 def new_event_ids(n: int) -> list[str]:
-    """``n`` UUIDv7s as ``new_event_id`` makes them, strictly increasing, for one lock and one clock read.
+    """``n`` ids as ``new_event_id`` makes them, from one reservation of ``n`` consecutive slots.
 
-    A request of 100 events needs 100 ids: reserving their counters at once and formatting the text
-    with the millisecond prefix once and the random bits as one hex string costs 0.7 µs an id here,
-    against 1.8 µs for a ``new_event_id`` call.
+    A request of 100 events needs 100 ids: one lock and clock read for all of them, the millisecond
+    prefix formatted once and the random bits drawn as one hex string cost 0.7 µs an id here, against
+    2 µs for a ``new_event_id`` call.
     """
-    if n == 1:
-        return [new_event_id()]  # cheaper alone: no batch bookkeeping
-    global _last_ms, _seq
-    blocks: list[tuple[int, int, int]] = []  # (ms, first counter, how many)
-    with _lock:
-        ms = time.time_ns() // 1_000_000
-        if ms > _last_ms:
-            seq = _rng.getrandbits(10)  # leave room to count up
-        else:
-            ms, seq = _last_ms, _seq + 1
-        left = n
-        while left:
-            if seq > 0xFFF:  # counter exhausted: borrow the next millisecond
-                ms, seq = ms + 1, 0
-            take = min(left, 0x1000 - seq)
-            blocks.append((ms, seq, take))
-            left -= take
-            seq += take
-        if n:
-            _last_ms, _seq = ms, seq - 1  # the last counter used
-        hexes = _rng.randbytes(8 * n).hex()  # 62 random bits per id: 2 in the variant digit, 60 after
+    if n < 2:
+        return [new_event_id() for _ in range(n)]  # cheaper alone: no batch bookkeeping
+    first = _reserve(n)
+    hexes = _rng.randbytes(8 * n).hex()  # 62 random bits per id: 2 in the variant digit, 60 after
     out: list[str] = []
-    at = 0
-    for ms, first, count in blocks:
+    at, slot, end = 0, first, first + n
+    while slot < end:  # one run of slots per millisecond, its prefix formatted once
+        ms = slot >> 12
+        stop = min(end, (ms + 1) << 12)
         head = f"{(ms >> 16) & 0xFFFFFFFF:08x}-{ms & 0xFFFF:04x}-7"
-        for counter in range(first, first + count):
+        for counter in range(slot & 0xFFF, (slot & 0xFFF) + stop - slot):
             r = hexes[at : at + 16]
             at += 16
             out.append(f"{head}{counter:03x}-{_VARIANT[r[0]]}{r[1:4]}-{r[4:]}")
+        slot = stop
     return out
 
 
