@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -90,13 +90,12 @@ class DynamoEventStore:
 
     def put_items(self, items: Sequence[Mapping[str, Any]], deadline: Deadline) -> WriteReport:
         parts = [list(p) for p in chunk([serialize_item(item) for item in items], BATCH_WRITE_MAX_ITEMS)]
+        run_all: Callable[..., Iterable[WriteReport]] = map
+        if len(parts) > 1 and self._parallel > 1:
+            self.client  # noqa: B018 - made here, once, rather than raced for by the threads
+            run_all = _pool(self._parallel).map
         report = WriteReport()
-        if len(parts) < 2 or self._parallel < 2:
-            for part in parts:
-                self._write(part, deadline, report)
-            return report
-        self.client  # noqa: B018 - made here, once, rather than raced for by the threads
-        for part_report in _pool(self._parallel).map(lambda part: self._write_alone(part, deadline), parts):
+        for part_report in run_all(lambda part: self._write_alone(part, deadline), parts):
             report.merge(part_report)
         return report
 
