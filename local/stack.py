@@ -147,8 +147,8 @@ def create(endpoint_url: str, prefix: str = "sluice-local", visibility_timeout: 
         "StreamARN"
     ]
 
-    for suffix, (hash_key, range_key, ttl) in TABLES.items():
-        _table(ddb, f"{prefix}-{suffix}", hash_key, range_key, ttl)
+    for kind in TABLES:
+        create_table(ddb, kind, f"{prefix}-{kind}")
     table, rollup, keys = f"{prefix}-events", f"{prefix}-rollup", f"{prefix}-api-keys"
     bucket = f"{prefix}-archive"
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
