@@ -21,7 +21,7 @@ from consumers import redaction
 from consumers.archive import ArchiveLine, ArchiveWriter, archive_batch, archive_line, group_of
 from consumers.batch import Staged
 from consumers.store import S3Archive
-from consumers.stream import decode, duplicate_positions, shard_id_of, stream_processor
+from consumers.stream import decode_or_skip, duplicate_positions, shard_id_of, stream_processor
 from core.observability import discard_metrics_if_disabled, log_json
 from core.settings import Settings
 
@@ -42,16 +42,11 @@ def archive() -> ArchiveWriter:
 
 
 def record_handler(record: KinesisStreamRecord) -> tuple[ArchiveLine, str, dict[str, int]] | None:
-    decoded = decode(record)
-    if decoded.envelope is None:
-        metrics.add_metric(name=f"Skipped_{decoded.invalid}", unit=MetricUnit.Count, value=1)
-        logger.error(
-            "not a valid envelope; skipped",
-            extra={"sequence_number": decoded.sequence_number, "code": decoded.invalid},
-        )
+    got = decode_or_skip(record, logger, metrics)
+    if got is None:
         return None
+    decoded, env = got
     s = settings()
-    env = decoded.envelope
     line, counts = archive_line(
         env, redaction.load(s.redaction_rules_path, s.redact_ip_addresses), decoded.data.decode()
     )

@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from consumers.batch import Staged
 from consumers.counters import Countable, RollupStore, apply_rollup, bucket_of
 from consumers.store import DynamoRollupStore
-from consumers.stream import decode, duplicate_positions, shard_id_of, stream_processor
+from consumers.stream import decode_or_skip, duplicate_positions, shard_id_of, stream_processor
 from core.observability import discard_metrics_if_disabled, log_json
 from core.settings import Settings
 
@@ -40,15 +40,10 @@ def rollup_store() -> RollupStore:
 
 
 def record_handler(record: KinesisStreamRecord) -> tuple[Countable, str] | None:
-    decoded = decode(record)
-    if decoded.envelope is None:
-        metrics.add_metric(name=f"Skipped_{decoded.invalid}", unit=MetricUnit.Count, value=1)
-        logger.error(
-            "not a valid envelope; skipped",
-            extra={"sequence_number": decoded.sequence_number, "code": decoded.invalid},
-        )
+    got = decode_or_skip(record, logger, metrics)
+    if got is None:
         return None
-    env = decoded.envelope
+    decoded, env = got
     countable = Countable(-1, decoded.sequence_number, env["tenant_id"], bucket_of(env), len(decoded.data))
     return countable, env["event_id"]
 

@@ -16,13 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import orjson
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import EventType
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
 from consumers.batch import Commit, StagedBatchProcessor
 from core.envelope import Envelope, InvalidEnvelope, validate
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger, Metrics
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,22 @@ def decode(record: KinesisStreamRecord) -> StreamRecord:
     except InvalidEnvelope:
         return StreamRecord(shard, seq, data, None, "invalid_envelope")
     return StreamRecord(shard, seq, data, doc)
+
+
+def decode_or_skip(
+    record: KinesisStreamRecord, logger: Logger, metrics: Metrics
+) -> tuple[StreamRecord, Envelope] | None:
+    """``decode``, with the skip policy of the module docstring applied: a record that is not a valid
+    envelope is counted (``Skipped_<code>``), logged and answered with None, never failed."""
+    decoded = decode(record)
+    if decoded.envelope is None:
+        metrics.add_metric(name=f"Skipped_{decoded.invalid}", unit=MetricUnit.Count, value=1)
+        logger.error(
+            "not a valid envelope; skipped",
+            extra={"sequence_number": decoded.sequence_number, "code": decoded.invalid},
+        )
+        return None
+    return decoded, decoded.envelope
 
 
 def duplicate_positions(entries: Iterable[tuple[int, str, str]]) -> set[int]:
