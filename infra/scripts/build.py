@@ -91,10 +91,10 @@ def install_dependencies(requirements: list[str], arch: str, constraints: Path, 
     return target
 
 
-def project_files(root: Path) -> dict[str, Path]:
+def project_files(root: Path, packages: tuple[str, ...] = PACKAGES) -> dict[str, Path]:
     """Archive name -> file for the project packages: only .py and .json (no tests, caches, notes)."""
     files: dict[str, Path] = {}
-    for package in PACKAGES:
+    for package in packages:
         base = root / package
         if not base.is_dir():
             print(f"note: {package}/ not found, nothing to package from it", file=sys.stderr)

@@ -12,12 +12,9 @@ already, so either way both sides are compared on the same footing.
 
 from __future__ import annotations
 
-import compileall
 import importlib.util
 import json
 import os
-import py_compile
-import shutil
 import statistics
 import subprocess
 import sys
@@ -89,23 +86,23 @@ def library_modules(module: str, root: Path) -> list[str]:
     return names
 
 
-SHIPPED = ("core", "ingest", "consumers", "loadtest")
+SHIPPED = ("core", "ingest", "consumers", "loadtest")  # the zip's packages, plus the bench's baseline
 
 
 def stage(dest: Path) -> Path:
-    """Copy the packages' .py/.json files to ``dest`` and compile them as the build does."""
-    for package in SHIPPED:
-        for path in (ROOT / package).rglob("*"):
-            if path.suffix in {".py", ".json"} and "__pycache__" not in path.parts and path.is_file():
-                target = dest / path.relative_to(ROOT)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, target)
-    ok = compileall.compile_dir(
-        dest, quiet=2, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
-    )
-    if not ok:
-        raise RuntimeError(f"could not byte-compile the staged packages in {dest}")
+    """The packages laid out and byte-compiled in ``dest`` by the build's own functions
+    (``infra/scripts/build.py``), with this interpreter, so the bench imports what the zip would."""
+    build = _build_script()
+    build.with_bytecode(build.project_files(ROOT, SHIPPED), sys.executable, dest)
     return dest
+
+
+def _build_script() -> Any:
+    spec = importlib.util.spec_from_file_location("sluice_build", ROOT / "infra" / "scripts" / "build.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _sample(modules: list[str], root: Path, preload: list[str] | None = None) -> tuple[float, float, int]:
