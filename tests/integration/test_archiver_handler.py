@@ -8,7 +8,6 @@ import functools
 import gzip
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -21,20 +20,10 @@ from consumers.store import S3Archive
 from core import envelope
 from core.ids import new_event_id
 from tests.conftest import REGION, load_event
+from tests.helpers import LambdaContext
 
 BUCKET = "sluice-archive-test"
 BASE_SEQ = 49590338271490256608559692538361571095921575989136588898
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "sluice-archiver"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:sluice-archiver"
-    aws_request_id: str = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 def make_envelope(tenant: str, received_at: str, **extra: Any) -> dict[str, Any]:
@@ -116,7 +105,7 @@ def test_layout_keys_and_redaction(s3: tuple[Any, FlakyArchive]) -> None:
     client, _ = s3
     envs = batch_of(6)
     response = archiver.lambda_handler(
-        kinesis_event([envelope.dumps(e).encode() for e in envs]), FakeContext()
+        kinesis_event([envelope.dumps(e).encode() for e in envs]), LambdaContext(remaining_ms=60_000)
     )
     assert response == {"batchItemFailures": []}
     objects = archived(client)
@@ -137,9 +126,9 @@ def test_layout_keys_and_redaction(s3: tuple[Any, FlakyArchive]) -> None:
 def test_same_batch_twice_overwrites_with_identical_bytes(s3: tuple[Any, FlakyArchive]) -> None:
     client, _ = s3
     event = kinesis_event([envelope.dumps(e).encode() for e in batch_of(9)])
-    archiver.lambda_handler(event, FakeContext())
+    archiver.lambda_handler(event, LambdaContext(remaining_ms=60_000))
     first = {k: client.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in archived(client)}
-    archiver.lambda_handler(event, FakeContext())
+    archiver.lambda_handler(event, LambdaContext(remaining_ms=60_000))
     second = {k: client.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in archived(client)}
     assert first == second
     assert sum(event_ids(archived(client)).values()) == 9
@@ -154,7 +143,7 @@ def test_partial_failure_then_redelivery_from_the_checkpoint_is_exact(s3: tuple[
     store.fail_on = "tenant=acme/dt=2026-11-22/hour=11"
 
     # WHEN
-    response = archiver.lambda_handler(event, FakeContext())
+    response = archiver.lambda_handler(event, LambdaContext(remaining_ms=60_000))
 
     # THEN the failed record and every later one are reported (Lambda checkpoints at the lowest)
     seqs = [r["kinesis"]["sequenceNumber"] for r in event["Records"]]
@@ -166,7 +155,9 @@ def test_partial_failure_then_redelivery_from_the_checkpoint_is_exact(s3: tuple[
     store.fail_on = None
     more = batch_of(3)
     redelivery = kinesis_event(datas[2:] + [envelope.dumps(e).encode() for e in more], first=2)
-    assert archiver.lambda_handler(redelivery, FakeContext()) == {"batchItemFailures": []}
+    assert archiver.lambda_handler(redelivery, LambdaContext(remaining_ms=60_000)) == {
+        "batchItemFailures": []
+    }
 
     # THEN every record is archived exactly once
     assert event_ids(archived(client)) == Counter(e["event_id"] for e in envs + more)
@@ -175,5 +166,7 @@ def test_partial_failure_then_redelivery_from_the_checkpoint_is_exact(s3: tuple[
 def test_duplicate_event_id_in_a_batch_is_archived_once(s3: tuple[Any, FlakyArchive]) -> None:
     client, _ = s3
     env = batch_of(1)[0]
-    archiver.lambda_handler(kinesis_event([envelope.dumps(env).encode()] * 2), FakeContext())
+    archiver.lambda_handler(
+        kinesis_event([envelope.dumps(env).encode()] * 2), LambdaContext(remaining_ms=60_000)
+    )
     assert event_ids(archived(client)) == Counter([env["event_id"]])

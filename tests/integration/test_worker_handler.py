@@ -6,7 +6,6 @@ import copy
 import functools
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -19,20 +18,9 @@ from core import envelope
 from core.ids import new_event_id
 from local.stack import create_table
 from tests.conftest import REGION, load_event
+from tests.helpers import LambdaContext
 
 TABLE = "sluice-events-test"
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "sluice-worker"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:sluice-worker"
-    aws_request_id: str = "req-1"
-    remaining_ms: int = 30_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
 
 
 def make_envelope(**overrides: Any) -> dict[str, Any]:
@@ -149,7 +137,7 @@ def test_poison_and_throttled_records_are_exactly_the_batch_item_failures(
     ids = [r["messageId"] for r in event["Records"]]
 
     # WHEN the worker handles the batch
-    response = worker.lambda_handler(event, FakeContext())
+    response = worker.lambda_handler(event, LambdaContext())
 
     # THEN exactly the poison records and the throttled writes are reported, nothing else
     assert failures(response) == {ids[3], ids[27], ids[30], ids[31]}
@@ -158,7 +146,7 @@ def test_poison_and_throttled_records_are_exactly_the_batch_item_failures(
     # WHEN SQS redelivers only the failed messages and DynamoDB has recovered
     fake.unprocessed.clear()
     retry = {"Records": [r for r in event["Records"] if r["messageId"] in failures(response)]}
-    response2 = worker.lambda_handler(retry, FakeContext())
+    response2 = worker.lambda_handler(retry, LambdaContext())
 
     # THEN only the poison records fail again (they reach the DLQ after maxReceiveCount)
     assert failures(response2) == {ids[30], ids[31]}
@@ -177,7 +165,7 @@ def test_unprocessed_items_are_retried_within_the_call(
     use_client(monkeypatch, fake)
 
     # WHEN
-    response = worker.lambda_handler(sqs_event([envelope.dumps(e) for e in good]), FakeContext())
+    response = worker.lambda_handler(sqs_event([envelope.dumps(e) for e in good]), LambdaContext())
 
     # THEN the retry loop got it in, and no record is reported
     assert response == {"batchItemFailures": []}
@@ -188,9 +176,9 @@ def test_unprocessed_items_are_retried_within_the_call(
 def test_redelivery_of_the_same_batch_rewrites_the_same_items(dynamodb: Any) -> None:
     # GIVEN a batch processed once, and the same batch again (SQS at-least-once delivery)
     bodies = [envelope.dumps(make_envelope()) for _ in range(3)]
-    worker.lambda_handler(sqs_event(bodies), FakeContext())
+    worker.lambda_handler(sqs_event(bodies), LambdaContext())
     # WHEN
-    response = worker.lambda_handler(sqs_event(bodies), FakeContext())
+    response = worker.lambda_handler(sqs_event(bodies), LambdaContext())
     # THEN
     assert response == {"batchItemFailures": []}
     assert len(stored(dynamodb)) == 3
@@ -201,7 +189,7 @@ def test_duplicate_event_ids_in_one_batch_are_one_write(dynamodb: Any) -> None:
     body = envelope.dumps(make_envelope())
     event = sqs_event([body, body, envelope.dumps(make_envelope())])
     # WHEN
-    response = worker.lambda_handler(event, FakeContext())
+    response = worker.lambda_handler(event, LambdaContext())
     # THEN both messages succeed with one item
     assert response == {"batchItemFailures": []}
     assert len(stored(dynamodb)) == 2
@@ -214,7 +202,7 @@ def test_whole_batch_failure_reports_every_record_instead_of_raising(
     use_client(monkeypatch, Throttling(dynamodb, raise_all=True))
     event = sqs_event([envelope.dumps(make_envelope()) for _ in range(4)])
     # WHEN
-    response = worker.lambda_handler(event, FakeContext(remaining_ms=3_000))
+    response = worker.lambda_handler(event, LambdaContext(remaining_ms=3_000))
     # THEN a normal partial response naming all of them (SQS redelivers; no BatchProcessingError)
     assert failures(response) == {r["messageId"] for r in event["Records"]}
     assert stored(dynamodb) == []
@@ -222,7 +210,7 @@ def test_whole_batch_failure_reports_every_record_instead_of_raising(
 
 def test_an_all_poison_batch_is_reported_not_raised(dynamodb: Any) -> None:
     event = sqs_event(["[]", "{}"])
-    response = worker.lambda_handler(event, FakeContext())
+    response = worker.lambda_handler(event, LambdaContext())
     assert failures(response) == {r["messageId"] for r in event["Records"]}
 
 
@@ -238,7 +226,7 @@ def test_stored_item_shape(dynamodb: Any) -> None:
     )
     del log["payload"]
     # WHEN
-    worker.lambda_handler(sqs_event([envelope.dumps(ev), envelope.dumps(log)]), FakeContext())
+    worker.lambda_handler(sqs_event([envelope.dumps(ev), envelope.dumps(log)]), LambdaContext())
     # THEN
     items = {i["event_id"]: i for i in stored(dynamodb)}
     e, g = items[ev["event_id"]], items[log["event_id"]]

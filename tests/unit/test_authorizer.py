@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -15,6 +14,7 @@ from core.settings import SettingsError
 from ingest import authorizer
 from ingest.apikeys import ApiKeyStore, generate_key, key_id_of
 from tests.conftest import load_event
+from tests.helpers import LambdaContext
 
 GOOD_KEY = generate_key()
 REVOKED_KEY = generate_key()
@@ -191,14 +191,6 @@ def test_each_denial_emits_one_metric_with_its_reason(capsys: pytest.CaptureFixt
 # --- the handler and the local-runtime entry point --------------------------------------------------------
 
 
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "sluice-authorizer"
-    memory_limit_in_mb: int = 128
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:sluice-authorizer"
-    aws_request_id: str = "req-1"
-
-
 @pytest.fixture
 def fake_store(monkeypatch: pytest.MonkeyPatch) -> FakeKeys:
     keys = FakeKeys()
@@ -207,7 +199,8 @@ def fake_store(monkeypatch: pytest.MonkeyPatch) -> FakeKeys:
 
 
 def test_lambda_handler_returns_the_simple_response(fake_store: FakeKeys, log_output: io.StringIO) -> None:
-    response = authorizer.lambda_handler(authorizer_event(f"Bearer {GOOD_KEY}"), FakeLambdaContext())  # type: ignore[arg-type]
+    context = LambdaContext(aws_request_id="req-1")
+    response = authorizer.lambda_handler(authorizer_event(f"Bearer {GOOD_KEY}"), context)  # type: ignore[arg-type]
     assert response["context"]["tenant_id"] == "acme"
     # the handler's injected Lambda context is in the log; the event (with the header) is not
     assert "req-1" in log_output.getvalue()
