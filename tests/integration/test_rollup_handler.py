@@ -16,7 +16,8 @@ from consumers.store import CHECKPOINT_TENANT, DynamoRollupStore
 from core import envelope
 from local.stack import create_table
 from tests.conftest import REGION
-from tests.integration.test_archiver_handler import FakeContext, kinesis_event, make_envelope
+from tests.helpers import LambdaContext
+from tests.integration.test_archiver_handler import kinesis_event, make_envelope
 
 TABLE = "sluice-rollup-test"
 
@@ -83,8 +84,8 @@ def test_same_batch_twice_counts_once(table: tuple[Any, FlakyRollupStore]) -> No
     client, _ = table
     envs, datas = batch(20)
     event = kinesis_event([*datas, b"{}"])  # one invalid record: skipped, not failed
-    assert rollup.lambda_handler(event, FakeContext()) == {"batchItemFailures": []}
-    assert rollup.lambda_handler(event, FakeContext()) == {"batchItemFailures": []}
+    assert rollup.lambda_handler(event, LambdaContext(remaining_ms=60_000)) == {"batchItemFailures": []}
+    assert rollup.lambda_handler(event, LambdaContext(remaining_ms=60_000)) == {"batchItemFailures": []}
     assert counters(client) == expected(datas, envs)
 
 
@@ -101,7 +102,7 @@ def test_partial_failure_then_redelivery_counts_exactly(
     store.fail_calls = {2}
 
     # WHEN
-    response = rollup.lambda_handler(event, FakeContext())
+    response = rollup.lambda_handler(event, LambdaContext(remaining_ms=60_000))
 
     # THEN the first run is applied and everything from the failed run on is reported
     reported = [f["itemIdentifier"] for f in response["batchItemFailures"]]
@@ -112,10 +113,10 @@ def test_partial_failure_then_redelivery_counts_exactly(
     assert counters(client) == expected(datas[:start], envs[:start])
 
     # WHEN Lambda redelivers the whole batch (a retry from an older checkpoint) and then the rest
-    assert rollup.lambda_handler(event, FakeContext()) == {"batchItemFailures": []}
-    assert rollup.lambda_handler(kinesis_event(datas[start:], first=start), FakeContext()) == {
-        "batchItemFailures": []
-    }
+    assert rollup.lambda_handler(event, LambdaContext(remaining_ms=60_000)) == {"batchItemFailures": []}
+    assert rollup.lambda_handler(
+        kinesis_event(datas[start:], first=start), LambdaContext(remaining_ms=60_000)
+    ) == {"batchItemFailures": []}
 
     # THEN each record is counted exactly once
     assert counters(client) == expected(datas, envs)
@@ -125,6 +126,6 @@ def test_partial_failure_then_redelivery_counts_exactly(
 def test_duplicate_event_id_in_a_batch_counts_once(table: tuple[Any, FlakyRollupStore]) -> None:
     client, _ = table
     envs, datas = batch(1)
-    rollup.lambda_handler(kinesis_event(datas * 3), FakeContext())
+    rollup.lambda_handler(kinesis_event(datas * 3), LambdaContext(remaining_ms=60_000))
     assert counters(client) == expected(datas, envs)
     assert Counter(k[0] for k in counters(client)) == Counter({"acme": 1})
