@@ -32,8 +32,8 @@ import orjson
 
 from loadtest import measures, shapes
 from loadtest.generators import new_run_id
-from loadtest.probe import Backlog, PipelineProbe, count_by_tenant
-from loadtest.stack_process import REPO, LocalStackProcess
+from local.inspect import Backlog, StackInspector, count_by_tenant
+from local.process import REPO, StackProcess
 
 DEFAULT_OUT = REPO / "loadtest" / "out"
 
@@ -93,7 +93,7 @@ class RunOptions:
 class BacklogSampler(threading.Thread):
     """Queue backlog and DLQ depth once a second, kept in memory and appended to ``backlog.csv``."""
 
-    def __init__(self, probe: PipelineProbe, path: Path, interval: float = 1.0) -> None:
+    def __init__(self, probe: StackInspector, path: Path, interval: float = 1.0) -> None:
         super().__init__(name="backlog-sampler", daemon=True)
         self.probe, self.path, self.interval = probe, path, interval
         self.samples: list[tuple[float, Backlog]] = []
@@ -223,15 +223,15 @@ def execute(o: RunOptions) -> RunResult:
     out = o.out or DEFAULT_OUT / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     run_id = new_run_id()
-    stack_proc: LocalStackProcess | None = None
+    stack_proc: StackProcess | None = None
     sampler: BacklogSampler | None = None
     locust: subprocess.Popen[bytes] | None = None
     say = (lambda _t: None) if o.quiet else _say
     try:
-        probe: PipelineProbe | None = None
+        probe: StackInspector | None = None
         if o.host is None:
             state_dir = Path(tempfile.mkdtemp(prefix="sluice-loadtest-"))
-            stack_proc = LocalStackProcess(state_dir, o.worker_concurrency, o.stack_env, o.visibility_timeout)
+            stack_proc = StackProcess(state_dir, o.worker_concurrency, o.stack_env, o.visibility_timeout)
             t0 = time.monotonic()
             say(f"starting a local stack (state in {state_dir}) ...")
             stack = stack_proc.start()
@@ -240,12 +240,12 @@ def execute(o: RunOptions) -> RunResult:
             os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
             os.environ.pop("AWS_SESSION_TOKEN", None)
             os.environ.pop("AWS_PROFILE", None)
-            probe = PipelineProbe(stack.queue_url, stack.dlq_url, stack.table_name,
+            probe = StackInspector(stack.queue_url, stack.dlq_url, stack.table_name,
                                   endpoint_url=stack.endpoint_url, region=stack.region)  # fmt: skip
         else:
             host = o.host.rstrip("/")
             if o.queue_url or o.table:
-                probe = PipelineProbe(o.queue_url, o.dlq_url, o.table, region=o.region)
+                probe = StackInspector(o.queue_url, o.dlq_url, o.table, region=o.region)
         if probe is not None and probe.queue_url:
             sampler = BacklogSampler(probe, out / "backlog.csv")
             sampler.start()
@@ -287,7 +287,7 @@ def execute(o: RunOptions) -> RunResult:
             stack_proc.stop()
 
 
-def _measure(o: RunOptions, out: Path, run_id: str, probe: PipelineProbe | None,
+def _measure(o: RunOptions, out: Path, run_id: str, probe: StackInspector | None,
              sampler: BacklogSampler | None, load_started: float, load_ended: float, locust_code: int,
              drained: bool | None) -> dict[str, Any]:  # fmt: skip
     accepted, requests, samples = read_receipts(out)

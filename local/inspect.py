@@ -1,6 +1,6 @@
-"""The orchestrator's AWS reads: queue backlog, DLQ depth, stored counts and the timestamps of samples.
+"""Read-only views of a running stack (local or deployed): queue and DLQ depths, stored counts, timestamps.
 
-An adapter at the edge (boto3 only here), used by ``loadtest.run`` and ``loadtest.concurrency``, never
+An adapter at the edge (boto3 only here), shared by the CLI, the load tests and the tests, never
 by the Locust process. Works the same against the local emulator (``endpoint_url``) and a deployment
 (the default credential chain).
 """
@@ -36,7 +36,7 @@ def _client(service: str, endpoint_url: str | None, region: str | None) -> Any:
     )
 
 
-class PipelineProbe:
+class StackInspector:
     """Read-only views of a stack's queue, dead-letter queue and events table."""
 
     def __init__(self, queue_url: str | None, dlq_url: str | None, table_name: str | None,
@@ -108,5 +108,5 @@ def _scalar(attr: dict[str, Any] | None) -> Any:
     return None
 
 
-def count_by_tenant(probe: PipelineProbe, tenants: Sequence[str]) -> dict[str, int]:
+def count_by_tenant(probe: StackInspector, tenants: Sequence[str]) -> dict[str, int]:
     return {t: probe.count_stored(t) for t in tenants}

@@ -1,4 +1,4 @@
-"""A local stack (``python -m local run``) as a child process on free ports, for one load run.
+"""A local stack (``python -m local run``) as a child process on free ports: the one way tests and load runs start it.
 
 Its own state directory and ports, so a load run never collides with a `make run` on 8080/4566 or with
 another load run. Stopped with SIGTERM (the CLI stops cleanly on it), then SIGKILL for the whole
@@ -27,7 +27,7 @@ class StackFailed(RuntimeError):
     """The local stack did not come up; the message names its log."""
 
 
-class LocalStackProcess:
+class StackProcess:
     def __init__(self, state_dir: Path, worker_concurrency: int | None = None,
                  env: dict[str, str] | None = None, visibility_timeout: int | None = None) -> None:  # fmt: skip
         self.state_dir = state_dir
@@ -93,7 +93,7 @@ class LocalStackProcess:
             if process.poll() is None:
                 process.wait(timeout=5)
 
-    def __enter__(self) -> LocalStackProcess:
+    def __enter__(self) -> StackProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
