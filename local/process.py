@@ -52,7 +52,7 @@ class StackProcess:
         env = {**os.environ, "PYTHONPATH": str(REPO), **self.env}
         env.pop("AWS_ENDPOINT_URL", None)  # start our own emulator, never reuse someone else's
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the child
-        self.process = subprocess.Popen(
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, fixed arguments
             command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         stack_file = self.state_dir / "stack.json"
@@ -102,7 +102,7 @@ class StackProcess:
 
 def _healthy(api_url: str) -> bool:
     try:
-        with urllib.request.urlopen(api_url + "/health", timeout=2) as response:
+        with urllib.request.urlopen(api_url + "/health", timeout=2) as response:  # noqa: S310 - http URL we started
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
