@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from core.observability import discard_metrics_if_disabled
 from core.settings import Settings
 from ingest.problems import PROBLEM_CONTENT_TYPE, Problem
 from ingest.publish import KinesisPublisher, RecordSink, SqsPublisher
-from ingest.service import HttpRequest, IngestService
+from ingest.service import HttpRequest, IngestService, Receipt
 
 
 def _json(obj: Any) -> str:
@@ -66,27 +65,13 @@ def _request(route: str) -> HttpRequest:
     )
 
 
-def _ingest(route: str, kind: str, webhook_source: str | None = None) -> Response[str]:
-    svc = service()
-    request = _request(route)
-    raw = svc.read_body(request)
-    if webhook_source is not None:
-        # Imported here: signature checking is off the /events and /ingest path, and cold starts pay
-        # for every module the handler imports up front (`make bench`, cold start).
-        from ingest.webhooks import SignatureError, configured_sources, verify_delivery
-
-        # The signature is over the exact bytes sent, so it is checked before anything decodes them.
-        try:
-            verified = verify_delivery(
-                configured_sources(), webhook_source, request.headers, raw, time.time()
-            )
-        except SignatureError as exc:
-            code = "unknown-webhook-source" if exc.code == "unknown_source" else "signature-invalid"
-            raise Problem(exc.status, code, exc.message, extra={"reason": exc.code}) from None
-        request = replace(request, webhook=verified)
+def _remaining_seconds() -> float | None:
     context = app.lambda_context
-    remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else None
-    receipt = svc.ingest(request, kind, raw=raw, remaining_seconds=remaining)
+    return context.get_remaining_time_in_millis() / 1000 if context is not None else None
+
+
+def _accepted(route: str, receipt: Receipt) -> Response[str]:
+    """Count and log an accepted request, and answer it."""
     metrics.add_metric(name="RecordsAccepted", unit=MetricUnit.Count, value=receipt.accepted)
     metrics.add_metric(name="BytesIn", unit=MetricUnit.Bytes, value=receipt.bytes_in)
     if receipt.retries:
@@ -110,6 +95,11 @@ def _ingest(route: str, kind: str, webhook_source: str | None = None) -> Respons
     return Response(status_code=202, content_type="application/json", body=_json(receipt.body))
 
 
+def _ingest(route: str, kind: str) -> Response[str]:
+    receipt = service().ingest(_request(route), kind, remaining_seconds=_remaining_seconds())
+    return _accepted(route, receipt)
+
+
 @app.post("/events")
 def post_events() -> Response[str]:
     return _ingest("POST /events", "event")
@@ -122,7 +112,12 @@ def post_ingest() -> Response[str]:
 
 @app.post("/webhooks/<source>")
 def post_webhook(source: str) -> Response[str]:
-    return _ingest("POST /events", "event", webhook_source=source)
+    route = "POST /events"
+    request = _request(route)
+    receipt = service().ingest_webhook(
+        request, source, now=time.time(), remaining_seconds=_remaining_seconds()
+    )
+    return _accepted(route, receipt)
 
 
 @app.get("/health")
