@@ -112,7 +112,7 @@ def post_ingest() -> Response[str]:
 
 @app.post("/webhooks/<source>")
 def post_webhook(source: str) -> Response[str]:
-    route = "POST /events"
+    route = "POST /webhooks/{source}"
     request = _request(route)
     receipt = service().ingest_webhook(
         request, source, now=time.time(), remaining_seconds=_remaining_seconds()

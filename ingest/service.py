@@ -20,7 +20,8 @@ from ingest.normalize import RequestFacts, normalize
 from ingest.problems import Problem
 from ingest.publish import OutRecord, RecordSink, publish
 
-ROUTE_KIND = {"POST /events": "event", "POST /ingest": "log"}
+# The route each record names in its envelope (source.route), and the kind of record it carries.
+ROUTE_KIND = {"POST /events": "event", "POST /ingest": "log", "POST /webhooks/{source}": "event"}
 # Headers that name the event type and the delivery id of common webhook senders.
 EVENT_TYPE_HEADERS = ("x-github-event", "x-event-type", "x-gitlab-event", "x-webhook-event")
 DELIVERY_ID_HEADERS = ("x-github-delivery", "x-delivery-id", "x-request-id-webhook")
@@ -40,7 +41,7 @@ class HttpRequest:
     source_ip: str | None = None
     user_agent: str | None = None
     auth_tenant: str | None = None  # set by the API-key authorizer
-    webhook: Any = None  # a verified webhook (ingest.webhooks.Verified) for POST /webhooks/{source}
+    webhook: Any = None  # a verified webhook (ingest.webhooks.Verified), set by ``ingest_webhook``
 
 
 @dataclass

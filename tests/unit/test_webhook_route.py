@@ -69,7 +69,17 @@ def test_signed_github_delivery_is_accepted_for_the_configured_tenant(sqs: Memor
     assert record["tenant_id"] == "acme"
     assert record["type"] == "issues.opened"
     assert record["source"]["webhook"] == "gh"
+    assert record["source"]["route"] == "POST /webhooks/{source}"
     assert record["client"]["event_id"] == "d-42#0"
+
+
+def test_a_verified_webhook_record_names_the_webhook_route(sqs: MemorySink) -> None:
+    body = b'{"action":"opened"}'
+    status, receipt = call("/webhooks/gh", body, github_headers(body))
+    assert status == 202
+    record = env.loads(sqs.records[receipt["event_ids"][0]])  # type: ignore[index]
+    assert record["source"]["route"] == "POST /webhooks/{source}"
+    assert record["source"]["webhook"] == "gh"
 
 
 def test_redelivery_of_the_same_delivery_maps_to_the_same_id(sqs: MemorySink) -> None:
@@ -140,7 +150,7 @@ def test_service_verifies_the_raw_bytes_before_decoding(sqs: MemorySink) -> None
     # GIVEN a gzip body signed over its compressed bytes, sent base64-encoded as API Gateway does
     body = gzip.compress(b'{"action":"opened"}')
     headers = {**github_headers(body), "content-type": "application/json", "content-encoding": "gzip"}
-    request = HttpRequest(route="POST /events", headers=headers, body=base64.b64encode(body).decode(),
+    request = HttpRequest(route="POST /webhooks/{source}", headers=headers, body=base64.b64encode(body).decode(),
                           is_base64=True)  # fmt: skip
     service = handler.service()
     # WHEN the service ingests it as a delivery of "gh" THEN it is accepted for the source's tenant
