@@ -16,7 +16,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from core.observability import discard_metrics_if_disabled
 from core.settings import Settings
-from ingest.problems import PROBLEM_CONTENT_TYPE, Problem
+from ingest.problems import Problem
+from ingest.protocols import Reply, native
 from ingest.publish import KinesisPublisher, RecordSink, SqsPublisher
 from ingest.service import HttpRequest, IngestService, Receipt
 
@@ -92,7 +93,16 @@ def _accepted(route: str, receipt: Receipt) -> Response[str]:
             "publish_retries": receipt.retries,
         },
     )
-    return Response(status_code=202, content_type="application/json", body=_json(receipt.body))
+    return _response(native.encode(receipt))
+
+
+def _response(reply: Reply) -> Response[str]:
+    return Response(
+        status_code=reply.status,
+        content_type=reply.content_type,
+        body=reply.body,
+        headers=reply.headers or None,
+    )
 
 
 def _ingest(route: str, kind: str) -> Response[str]:
@@ -135,14 +145,9 @@ def _openapi_text() -> str:
     return OPENAPI_PATH.read_text()
 
 
-def problem_response(problem: Problem) -> Response[str]:
+def _problem_response(problem: Problem) -> Response[str]:
     request_id = app.current_event.request_context.request_id if app.current_event else None
-    return Response(
-        status_code=problem.status,
-        content_type=PROBLEM_CONTENT_TYPE,
-        body=_json(problem.to_dict(instance=request_id)),
-        headers=problem.headers or None,
-    )
+    return _response(native.encode(problem, request_id))
 
 
 @app.exception_handler(Problem)
@@ -154,19 +159,19 @@ def on_problem(problem: Problem) -> Response[str]:
     else:
         metrics.add_metric(name=f"RequestsRefused.{problem.code}", unit=MetricUnit.Count, value=1)
         logger.info("request refused", extra={"status": problem.status, "code": problem.code})
-    return problem_response(problem)
+    return _problem_response(problem)
 
 
 @app.not_found
 def on_not_found(_: NotFoundError) -> Response[str]:
-    return problem_response(Problem(404, "not-found", "no such route"))
+    return _problem_response(Problem(404, "not-found", "no such route"))
 
 
 @app.exception_handler(Exception)
 def on_error(exc: Exception) -> Response[str]:
     logger.error("unhandled error", exc_info=exc)
     metrics.add_metric(name="InternalErrors", unit=MetricUnit.Count, value=1)
-    return problem_response(
+    return _problem_response(
         Problem(500, "internal-error", "an internal error occurred; the request was not accepted")
     )
 

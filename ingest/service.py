@@ -46,11 +46,13 @@ class HttpRequest:
 
 @dataclass
 class Receipt:
-    """The outcome of an accepted request, and the figures the handler turns into metrics."""
+    """The outcome of an accepted request, and the figures the handler turns into metrics.
 
-    status: int
+    ``body`` is what the client is told (accepted ids, per-item errors); a protocol's ``encode`` turns it
+    into that protocol's response.
+    """
+
     body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
     accepted: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     bytes_in: int = 0
@@ -193,7 +195,6 @@ class IngestService:
             "request_id": request.request_id,
         }
         return Receipt(
-            status=202,
             body=body,
             accepted=len(normalized.accepted),
             rejected=rejected,
