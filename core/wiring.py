@@ -1,4 +1,4 @@
-"""The event-source wiring shared with Terraform (``core/wiring.json``): batch sizes, windows, limits."""
+"""The wiring shared with Terraform (``core/wiring.json``): the HTTP routes, batch sizes, windows, limits."""
 
 from __future__ import annotations
 
@@ -43,7 +43,25 @@ class StreamConsumerWiring:
 
 
 @dataclass(frozen=True)
+class RouteWiring:
+    """One route of the HTTP API (an API Gateway route locally emulated by ``local/http.py``)."""
+
+    key: str  # API Gateway's route key: "METHOD /path", a path parameter written {name}
+    authorizer: bool  # guarded by the API key authorizer when auth is on
+    function: str  # the function that serves it, a key of ``Wiring.handlers``
+
+    @property
+    def method(self) -> str:
+        return self.key.split(" ", 1)[0]
+
+    @property
+    def path(self) -> str:
+        return self.key.split(" ", 1)[1]
+
+
+@dataclass(frozen=True)
 class Wiring:
+    routes: tuple[RouteWiring, ...]
     worker: QueueWiring
     stream_retention_hours: int
     stream_shard_count: int
@@ -55,6 +73,7 @@ class Wiring:
 def load(path: Path = WIRING_PATH) -> Wiring:
     raw: dict[str, Any] = orjson.loads(path.read_bytes())
     return Wiring(
+        routes=tuple(RouteWiring(key=key, **cfg) for key, cfg in raw["routes"].items()),
         worker=QueueWiring(**raw["worker"]),
         stream_retention_hours=raw["stream"]["retention_hours"],
         stream_shard_count=raw["stream"]["shard_count"],

@@ -1,13 +1,9 @@
 locals {
-  # route -> whether the API key authorizer guards it (when var.auth_enabled). Webhooks are authenticated
-  # by their signature inside the ingest function; health and the OpenAPI document are public.
-  routes = {
-    "POST /events"            = true
-    "POST /ingest"            = true
-    "GET /health"             = false
-    "GET /openapi.json"       = false
-    "POST /webhooks/{source}" = false
-  }
+  # Declared once, in core/wiring.json (shared with the ingest handler and the local API Gateway, and
+  # checked against both by tests/unit/test_routes.py): route key -> { authorizer, function }. The API key
+  # authorizer guards a route when var.auth_enabled and its "authorizer" is true. Webhooks are
+  # authenticated by their signature inside the ingest function; health and the OpenAPI document are public.
+  routes = local.wiring.routes
 }
 
 resource "aws_apigatewayv2_api" "http" {
@@ -53,8 +49,15 @@ resource "aws_apigatewayv2_route" "this" {
   api_id             = aws_apigatewayv2_api.http.id
   route_key          = each.key
   target             = "integrations/${aws_apigatewayv2_integration.ingest.id}"
-  authorization_type = each.value && var.auth_enabled ? "CUSTOM" : "NONE"
-  authorizer_id      = each.value && var.auth_enabled ? aws_apigatewayv2_authorizer.api_key[0].id : null
+  authorization_type = each.value.authorizer && var.auth_enabled ? "CUSTOM" : "NONE"
+  authorizer_id      = each.value.authorizer && var.auth_enabled ? aws_apigatewayv2_authorizer.api_key[0].id : null
+
+  lifecycle {
+    precondition {
+      condition     = each.value.function == "ingest"
+      error_message = "Every route of core/wiring.json must be served by the ingest function: it is the API's only integration."
+    }
+  }
 }
 
 resource "aws_cloudwatch_log_group" "api_access" {

@@ -10,8 +10,9 @@ Status codes the client sees (all produced by API Gateway, not by us):
 - this function failing (e.g. DynamoDB unavailable): 500. It fails closed: nothing is authorized.
 
 On success the integration receives ``{"tenant_id", "key_id"}`` at ``requestContext.authorizer.lambda``
-(see ``authorized_tenant``). The local runtime runs this same code in front of the ingest handler through
-``authorize_http_event``. The key itself never reaches a log line: only its public ``key_id``.
+(the ingest handler reads it there). The local API Gateway (``local/http.py``) calls this module's
+``lambda_handler`` in front of the ingest handler, answering 401 and 403 as API Gateway does. The key
+itself never reaches a log line: only its public ``key_id``.
 """
 
 from __future__ import annotations
@@ -112,36 +113,6 @@ def key_store() -> ApiKeyStore:
     settings = Settings.from_env()
     settings.require("api_keys_table_name")
     return ApiKeyStore(settings.api_keys_table_name)
-
-
-def authorize_http_event(event: Mapping[str, Any]) -> tuple[bool, dict[str, str]]:
-    """Run the deployed authorizer's logic on an HTTP API (integration) event, for the local runtime.
-
-    Returns ``(authorized, context)``; put ``context`` into the event with ``with_authorizer_context``.
-    When not authorized, answer 401 if ``identity_missing(event)`` (what API Gateway does without calling
-    the authorizer), else 403.
-    """
-    response = authorize(event, key_store().lookup)
-    return bool(response["isAuthorized"]), dict(response.get("context") or {})
-
-
-def identity_missing(event: Mapping[str, Any]) -> bool:
-    """True when the request has no Authorization header: API Gateway answers 401 without the authorizer."""
-    return _authorization(event) is None
-
-
-def with_authorizer_context(event: Mapping[str, Any], context: Mapping[str, str]) -> dict[str, Any]:
-    """A copy of ``event`` carrying ``context`` where API Gateway puts a simple response's context."""
-    request_context = dict(event.get("requestContext") or {})
-    request_context["authorizer"] = {"lambda": dict(context)}
-    return {**event, "requestContext": request_context}
-
-
-def authorized_tenant(event: Mapping[str, Any]) -> str | None:
-    """The tenant the authorizer granted this request (``requestContext.authorizer.lambda.tenant_id``)."""
-    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
-    tenant_id = (authorizer.get("lambda") or {}).get("tenant_id")
-    return tenant_id if isinstance(tenant_id, str) and is_valid_tenant_id(tenant_id) else None
 
 
 # log_event=False explicitly: POWERTOOLS_LOGGER_LOG_EVENT=true would otherwise log the Authorization header.

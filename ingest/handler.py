@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from core.observability import discard_metrics_if_disabled
 from core.settings import Settings
-from ingest.problems import PROBLEM_CONTENT_TYPE, Problem
+from ingest.problems import Problem
+from ingest.protocols import Reply, native
 from ingest.publish import KinesisPublisher, RecordSink, SqsPublisher
-from ingest.service import HttpRequest, IngestService
+from ingest.service import HttpRequest, IngestService, Receipt
 
 
 def _json(obj: Any) -> str:
@@ -66,27 +66,13 @@ def _request(route: str) -> HttpRequest:
     )
 
 
-def _ingest(route: str, kind: str, webhook_source: str | None = None) -> Response[str]:
-    svc = service()
-    request = _request(route)
-    raw = svc.read_body(request)
-    if webhook_source is not None:
-        # Imported here: signature checking is off the /events and /ingest path, and cold starts pay
-        # for every module the handler imports up front (`make bench`, cold start).
-        from ingest.webhooks import SignatureError, configured_sources, verify_delivery
-
-        # The signature is over the exact bytes sent, so it is checked before anything decodes them.
-        try:
-            verified = verify_delivery(
-                configured_sources(), webhook_source, request.headers, raw, time.time()
-            )
-        except SignatureError as exc:
-            code = "unknown-webhook-source" if exc.code == "unknown_source" else "signature-invalid"
-            raise Problem(exc.status, code, exc.message, extra={"reason": exc.code}) from None
-        request = replace(request, webhook=verified)
+def _remaining_seconds() -> float | None:
     context = app.lambda_context
-    remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else None
-    receipt = svc.ingest(request, kind, raw=raw, remaining_seconds=remaining)
+    return context.get_remaining_time_in_millis() / 1000 if context is not None else None
+
+
+def _accepted(route: str, receipt: Receipt) -> Response[str]:
+    """Count and log an accepted request, and answer it."""
     metrics.add_metric(name="RecordsAccepted", unit=MetricUnit.Count, value=receipt.accepted)
     metrics.add_metric(name="BytesIn", unit=MetricUnit.Bytes, value=receipt.bytes_in)
     if receipt.retries:
@@ -107,7 +93,21 @@ def _ingest(route: str, kind: str, webhook_source: str | None = None) -> Respons
             "publish_retries": receipt.retries,
         },
     )
-    return Response(status_code=202, content_type="application/json", body=_json(receipt.body))
+    return _response(native.encode(receipt))
+
+
+def _response(reply: Reply) -> Response[str]:
+    return Response(
+        status_code=reply.status,
+        content_type=reply.content_type,
+        body=reply.body,
+        headers=reply.headers or None,
+    )
+
+
+def _ingest(route: str, kind: str) -> Response[str]:
+    receipt = service().ingest(_request(route), kind, remaining_seconds=_remaining_seconds())
+    return _accepted(route, receipt)
 
 
 @app.post("/events")
@@ -122,7 +122,12 @@ def post_ingest() -> Response[str]:
 
 @app.post("/webhooks/<source>")
 def post_webhook(source: str) -> Response[str]:
-    return _ingest("POST /events", "event", webhook_source=source)
+    route = "POST /webhooks/{source}"
+    request = _request(route)
+    receipt = service().ingest_webhook(
+        request, source, now=time.time(), remaining_seconds=_remaining_seconds()
+    )
+    return _accepted(route, receipt)
 
 
 @app.get("/health")
@@ -140,14 +145,9 @@ def _openapi_text() -> str:
     return OPENAPI_PATH.read_text()
 
 
-def problem_response(problem: Problem) -> Response[str]:
+def _problem_response(problem: Problem) -> Response[str]:
     request_id = app.current_event.request_context.request_id if app.current_event else None
-    return Response(
-        status_code=problem.status,
-        content_type=PROBLEM_CONTENT_TYPE,
-        body=_json(problem.to_dict(instance=request_id)),
-        headers=problem.headers or None,
-    )
+    return _response(native.encode(problem, request_id))
 
 
 @app.exception_handler(Problem)
@@ -159,19 +159,19 @@ def on_problem(problem: Problem) -> Response[str]:
     else:
         metrics.add_metric(name=f"RequestsRefused.{problem.code}", unit=MetricUnit.Count, value=1)
         logger.info("request refused", extra={"status": problem.status, "code": problem.code})
-    return problem_response(problem)
+    return _problem_response(problem)
 
 
 @app.not_found
 def on_not_found(_: NotFoundError) -> Response[str]:
-    return problem_response(Problem(404, "not-found", "no such route"))
+    return _problem_response(Problem(404, "not-found", "no such route"))
 
 
 @app.exception_handler(Exception)
 def on_error(exc: Exception) -> Response[str]:
     logger.error("unhandled error", exc_info=exc)
     metrics.add_metric(name="InternalErrors", unit=MetricUnit.Count, value=1)
-    return problem_response(
+    return _problem_response(
         Problem(500, "internal-error", "an internal error occurred; the request was not accepted")
     )
 

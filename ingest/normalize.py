@@ -45,7 +45,7 @@ _LEVEL_ALIASES = {
 class RequestFacts:
     """What the request says about its records, gathered once per request."""
 
-    route: str  # "POST /events" | "POST /ingest"
+    route: str  # "POST /events" | "POST /ingest" | "POST /webhooks/{source}"
     kind: str  # "event" | "log"
     received_at: str
     default_tenant: str

@@ -43,12 +43,10 @@ class SinkResult:
 
     failed: dict[str, str] = field(default_factory=dict)
     retries: int = 0
-    calls: int = 0
 
     def merge(self, other: SinkResult) -> None:
         self.failed.update(other.failed)
         self.retries += other.retries
-        self.calls += other.calls
 
 
 class RecordSink(Protocol):
@@ -75,7 +73,6 @@ def _retry_loop(
     pending = batch
     attempt = 0
     while True:
-        result.calls += 1
         try:
             failures = attempt_once(pending)
         except Exception as exc:  # a whole-call failure: every entry of this attempt failed alike

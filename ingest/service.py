@@ -6,9 +6,10 @@ and the sinks are injected, so this module is tested with in-memory fakes.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.envelope import now_received_at
@@ -19,7 +20,8 @@ from ingest.normalize import RequestFacts, normalize
 from ingest.problems import Problem
 from ingest.publish import OutRecord, RecordSink, publish
 
-ROUTE_KIND = {"POST /events": "event", "POST /ingest": "log"}
+# The route each record names in its envelope (source.route), and the kind of record it carries.
+ROUTE_KIND = {"POST /events": "event", "POST /ingest": "log", "POST /webhooks/{source}": "event"}
 # Headers that name the event type and the delivery id of common webhook senders.
 EVENT_TYPE_HEADERS = ("x-github-event", "x-event-type", "x-gitlab-event", "x-webhook-event")
 DELIVERY_ID_HEADERS = ("x-github-delivery", "x-delivery-id", "x-request-id-webhook")
@@ -39,16 +41,18 @@ class HttpRequest:
     source_ip: str | None = None
     user_agent: str | None = None
     auth_tenant: str | None = None  # set by the API-key authorizer
-    webhook: Any = None  # a verified webhook (ingest.webhooks.Verified) for POST /webhooks/{source}
+    webhook: Any = None  # a verified webhook (ingest.webhooks.Verified), set by ``ingest_webhook``
 
 
 @dataclass
 class Receipt:
-    """The outcome of an accepted request, and the figures the handler turns into metrics."""
+    """The outcome of an accepted request, and the figures the handler turns into metrics.
 
-    status: int
+    ``body`` is what the client is told (accepted ids, per-item errors); a protocol's ``encode`` turns it
+    into that protocol's response.
+    """
+
     body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
     accepted: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     bytes_in: int = 0
@@ -113,6 +117,34 @@ class IngestService:
         """The raw body bytes, size-checked (webhook signatures are computed over exactly these)."""
         return decode_body(request.body, request.is_base64, self.limits)
 
+    def ingest_webhook(
+        self,
+        request: HttpRequest,
+        source: str,
+        now: float | None = None,
+        remaining_seconds: float | None = None,
+    ) -> Receipt:
+        """Verify a delivery of webhook ``source`` (the ``{source}`` path parameter), then ingest it.
+
+        The signature is over the exact bytes sent, so it is checked on the raw body before anything
+        decodes it. ``now`` is the clock the signed timestamp is checked against (unix seconds).
+        Unknown source or failed verification: a ``Problem`` whose ``reason`` is the verifier's code.
+        """
+        # Imported here: signature checking is off the /events and /ingest path, and cold starts pay
+        # for every module the handler imports up front (`make bench`, cold start).
+        from ingest.webhooks import SignatureError, configured_sources, verify_delivery
+
+        raw = self.read_body(request)
+        clock = time.time() if now is None else now
+        try:
+            verified = verify_delivery(configured_sources(), source, request.headers, raw, clock)
+        except SignatureError as exc:
+            code = "unknown-webhook-source" if exc.code == "unknown_source" else "signature-invalid"
+            raise Problem(exc.status, code, exc.message, extra={"reason": exc.code}) from None
+        return self.ingest(
+            replace(request, webhook=verified), "event", raw=raw, remaining_seconds=remaining_seconds
+        )
+
     def ingest(
         self,
         request: HttpRequest,
@@ -120,7 +152,10 @@ class IngestService:
         raw: bytes | None = None,
         remaining_seconds: float | None = None,
     ) -> Receipt:
-        """Validate, normalize and publish; ``remaining_seconds`` is what the invocation has left."""
+        """Validate, normalize and publish; ``remaining_seconds`` is what the invocation has left.
+
+        ``raw`` is the body already read by ``read_body`` (the webhook path reads it to check the signature).
+        """
         raw = self.read_body(request) if raw is None else raw
         data = decompress(raw, request.headers.get("content-encoding"), self.limits)
         parsed = parse_body(data, request.headers.get("content-type"), kind, self.limits)
@@ -160,7 +195,6 @@ class IngestService:
             "request_id": request.request_id,
         }
         return Receipt(
-            status=202,
             body=body,
             accepted=len(normalized.accepted),
             rejected=rejected,

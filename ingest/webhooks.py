@@ -283,7 +283,7 @@ def _verify_standard(source: WebhookSource, headers: Mapping[str, str], body: by
 def verify(source: WebhookSource, headers: Mapping[str, str], body: bytes, now: float) -> Verified:
     """Verify one delivery of ``source`` and return what it proves, or raise ``SignatureError``.
 
-    ``headers`` must have lower-cased names (API Gateway payload 2.0 already does; see ``lower_headers``),
+    ``headers`` must have lower-cased names (API Gateway payload 2.0 and the local gateway already do),
     ``body`` is the raw bytes as received, ``now`` is the server clock in unix seconds (``time.time()``).
     Never raises anything but ``SignatureError`` for any header values or body.
     """
@@ -310,11 +310,6 @@ def verify_delivery(
         shown = repr(source_name) if SOURCE_NAME_RE.fullmatch(source_name) else "(invalid name)"
         raise SignatureError("unknown_source", f"no webhook source named {shown} is configured")
     return verify(source, headers, body, now)
-
-
-def lower_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
-    """Header names lower-cased, for callers whose headers are not already (API Gateway v2's are)."""
-    return {name.lower(): value for name, value in (headers or {}).items()}
 
 
 @functools.cache

@@ -1,38 +1,65 @@
 """The local API Gateway: an ASGI app that turns each HTTP request into an API Gateway HTTP API
-(payload format 2.0) event and calls the same ingest handler (and authorizer) that is deployed."""
+(payload format 2.0) event and calls the same ingest handler (and authorizer Lambda handler) that is
+deployed, on the routes of ``core/wiring.json`` that infra/api.tf also creates."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+from core import wiring
 from local.sources import Handler, LambdaContext
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-# The routes of infra/api.tf; the authorizer guards the same ones it guards there.
-ROUTES: list[tuple[str, re.Pattern[str], str, bool]] = [
-    ("POST", re.compile(r"^/events$"), "POST /events", True),
-    ("POST", re.compile(r"^/ingest$"), "POST /ingest", True),
-    ("GET", re.compile(r"^/health$"), "GET /health", False),
-    ("GET", re.compile(r"^/openapi\.json$"), "GET /openapi.json", False),
-    ("POST", re.compile(r"^/webhooks/(?P<source>[^/]+)$"), "POST /webhooks/{source}", False),
-]
+INGEST_FUNCTION = "ingest"
+_PATH_PARAMETER = re.compile(r"\{(\w+)\}")
+
+
+class Route(NamedTuple):
+    """One route as the local gateway matches it."""
+
+    method: str
+    pattern: re.Pattern[str]  # the path, a {name} parameter as the named group (?P<name>[^/]+)
+    key: str  # API Gateway's route key, e.g. "POST /webhooks/{source}"
+    protected: bool  # the API key authorizer runs first (when the gateway has one)
+
+
+def path_pattern(path: str) -> re.Pattern[str]:
+    """A regex for an API Gateway route path: literal text, ``{name}`` matching one path segment."""
+    parts = _PATH_PARAMETER.split(path)  # literal, name, literal, name, ..., literal
+    regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+)" for i, p in enumerate(parts))
+    return re.compile(f"^{regex}$")
+
+
+@functools.cache
+def routes() -> tuple[Route, ...]:
+    """The routes of ``core/wiring.json``; the authorizer guards the ones it guards on AWS."""
+    declared = wiring.load().routes
+    others = sorted(r.key for r in declared if r.function != INGEST_FUNCTION)
+    if others:
+        # The local gateway has one integration, as infra/api.tf has: a route served by another
+        # function needs both to learn about it.
+        raise RuntimeError(f"core/wiring.json routes {others} to a function other than {INGEST_FUNCTION!r}")
+    return tuple(Route(r.method, path_pattern(r.path), r.key, r.authorizer) for r in declared)
+
+
 # API Gateway's own payload limit: 10 MB. Reading stops there, as the managed service would.
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
 TEXT_TYPES = ("text/", "application/json", "application/x-ndjson", "application/problem+json")
 
 
 def match_route(method: str, path: str) -> tuple[str, dict[str, str], bool]:
-    for route_method, pattern, route_key, protected in ROUTES:
+    for route_method, pattern, route_key, protected in routes():
         found = pattern.match(path)
         if found and method == route_method:
             return route_key, found.groupdict(), protected

@@ -75,7 +75,7 @@ class MemorySink:
 
     def put_batch(self, batch: list[OutRecord], deadline: Deadline) -> SinkResult:
         self.calls += 1
-        result = SinkResult(calls=1)
+        result = SinkResult()
         for record in batch:
             if record.event_id in self.fail:
                 result.failed[record.event_id] = self.fail[record.event_id][0]

@@ -7,6 +7,32 @@ mock_provider "aws" {
 variables {
   env             = "test"
   lambda_zip_path = "tests/fixtures/lambda.zip"
+  # Read independently of the module, so a module that stopped reading the routes of wiring.json would fail.
+  expected = jsondecode(file("../core/wiring.json"))
+}
+
+run "routes_follow_wiring" {
+  command = apply
+
+  assert {
+    condition     = toset(keys(aws_apigatewayv2_route.this)) == toset(keys(var.expected.routes))
+    error_message = "The API must create exactly the routes of core/wiring.json."
+  }
+  assert {
+    condition = alltrue([for k, r in var.expected.routes :
+    aws_apigatewayv2_route.this[k].route_key == k && aws_apigatewayv2_route.this[k].authorization_type == (r.authorizer ? "CUSTOM" : "NONE")])
+    error_message = "Each route must be guarded by the authorizer exactly when core/wiring.json says so."
+  }
+}
+
+run "route_served_by_another_function_is_refused" {
+  command = plan
+
+  variables {
+    wiring_file = "tests/fixtures/other-function.wiring.json"
+  }
+
+  expect_failures = [aws_apigatewayv2_route.this]
 }
 
 run "authorizer_guards_events_and_ingest" {

@@ -126,11 +126,10 @@ def test_malformed_authorization_is_denied_without_a_lookup(authorization: str) 
 
 
 @pytest.mark.parametrize("authorization", [None, "", "   "])
-def test_missing_authorization_is_denied_and_reported_as_missing_identity(authorization: str | None) -> None:
+def test_missing_authorization_is_denied_as_missing_credentials(authorization: str | None) -> None:
     event = authorizer_event(authorization)
     decision = authorizer.decide(event, FakeKeys().lookup)
     assert (decision.authorized, decision.reason) == (False, "missing_credentials")
-    assert authorizer.identity_missing(event)
 
 
 def test_a_lookup_returning_an_invalid_tenant_is_denied() -> None:
@@ -188,7 +187,7 @@ def test_each_denial_emits_one_metric_with_its_reason(capsys: pytest.CaptureFixt
     assert all(m["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "sluice-test" for m in metrics)
 
 
-# --- the handler and the local-runtime entry point --------------------------------------------------------
+# --- the handler -----------------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -207,34 +206,17 @@ def test_lambda_handler_returns_the_simple_response(fake_store: FakeKeys, log_ou
     assert GOOD_KEY[12:] not in log_output.getvalue()
 
 
-def test_authorize_http_event_runs_on_an_integration_event(fake_store: FakeKeys) -> None:
+def test_the_decision_reads_the_header_of_an_integration_event(fake_store: FakeKeys) -> None:
+    # The local API Gateway calls the authorizer with the integration event (headers, no identitySource).
     event = load_event("apigw_http_post_events")
     event["headers"]["authorization"] = f"Bearer {GOOD_KEY}"
-    authorized, context = authorizer.authorize_http_event(event)
-    assert (authorized, context) == (True, {"tenant_id": "acme", "key_id": key_id_of(GOOD_KEY)})
-    # the local runtime hands the context on exactly where API Gateway puts it
-    forwarded = authorizer.with_authorizer_context(event, context)
-    assert forwarded["requestContext"]["authorizer"] == {"lambda": context}
-    assert forwarded["requestContext"]["requestId"] == event["requestContext"]["requestId"]
-    assert "authorizer" not in event["requestContext"]  # the original is not mutated
-    assert authorizer.authorized_tenant(forwarded) == "acme"
-
-
-def test_authorize_http_event_distinguishes_401_from_403(fake_store: FakeKeys) -> None:
-    event = load_event("apigw_http_post_events")
-    assert authorizer.authorize_http_event(event) == (False, {})
-    assert authorizer.identity_missing(event)  # -> 401
+    response = authorizer.lambda_handler(event, LambdaContext())  # type: ignore[arg-type]
+    assert response == {
+        "isAuthorized": True,
+        "context": {"tenant_id": "acme", "key_id": key_id_of(GOOD_KEY)},
+    }
     event["headers"]["authorization"] = f"Bearer {UNKNOWN_KEY}"
-    assert authorizer.authorize_http_event(event) == (False, {})
-    assert not authorizer.identity_missing(event)  # -> 403
-
-
-def test_authorized_tenant_is_none_without_a_valid_authorizer_context() -> None:
-    event = load_event("apigw_http_post_events")
-    assert authorizer.authorized_tenant(event) is None
-    assert (
-        authorizer.authorized_tenant(authorizer.with_authorizer_context(event, {"tenant_id": "a/b"})) is None
-    )
+    assert authorizer.lambda_handler(event, LambdaContext()) == {"isAuthorized": False}  # type: ignore[arg-type]
 
 
 def test_key_store_factory_reads_settings_lazily_and_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import hashlib
 import hmac
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -14,7 +20,9 @@ import pytest
 from core import envelope as env
 from core.settings import Settings
 from ingest import handler, webhooks
-from ingest.service import IngestService
+from ingest.problems import Problem
+from ingest.service import HttpRequest, IngestService
+from tests.conftest import REPO
 from tests.helpers import LambdaContext, MemorySink, http_event
 
 SECRET = "it's a secret to everybody"
@@ -61,7 +69,17 @@ def test_signed_github_delivery_is_accepted_for_the_configured_tenant(sqs: Memor
     assert record["tenant_id"] == "acme"
     assert record["type"] == "issues.opened"
     assert record["source"]["webhook"] == "gh"
+    assert record["source"]["route"] == "POST /webhooks/{source}"
     assert record["client"]["event_id"] == "d-42#0"
+
+
+def test_a_verified_webhook_record_names_the_webhook_route(sqs: MemorySink) -> None:
+    body = b'{"action":"opened"}'
+    status, receipt = call("/webhooks/gh", body, github_headers(body))
+    assert status == 202
+    record = env.loads(sqs.records[receipt["event_ids"][0]])  # type: ignore[index]
+    assert record["source"]["route"] == "POST /webhooks/{source}"
+    assert record["source"]["webhook"] == "gh"
 
 
 def test_redelivery_of_the_same_delivery_maps_to_the_same_id(sqs: MemorySink) -> None:
@@ -109,3 +127,43 @@ def test_stripe_event_id_in_the_body_is_the_identity(sqs: MemorySink) -> None:
         "invoice.paid",
         "evt_123",
     )
+
+
+def test_events_route_never_imports_the_webhook_verifier() -> None:
+    # Cold starts pay for every module imported up front; signature checking belongs to the webhook route.
+    code = (
+        "import sys; from ingest import handler; from core.settings import Settings; "
+        "from ingest.service import IngestService; from tests.helpers import LambdaContext, MemorySink, "
+        "http_event; svc = IngestService(Settings.from_env({'QUEUE_URL': 'q', 'STREAM_NAME': 's'}), "
+        "[MemorySink('a'), MemorySink('b')]); handler.service = lambda: svc; "
+        "r = handler.lambda_handler(http_event('POST /events', '{}'), LambdaContext()); "
+        "assert r['statusCode'] == 202, r; print('ingest.webhooks' in sys.modules)"
+    )
+    env = {**os.environ, "POWERTOOLS_METRICS_DISABLED": "true"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def test_service_verifies_the_raw_bytes_before_decoding(sqs: MemorySink) -> None:
+    # GIVEN a gzip body signed over its compressed bytes, sent base64-encoded as API Gateway does
+    body = gzip.compress(b'{"action":"opened"}')
+    headers = {**github_headers(body), "content-type": "application/json", "content-encoding": "gzip"}
+    request = HttpRequest(route="POST /webhooks/{source}", headers=headers, body=base64.b64encode(body).decode(),
+                          is_base64=True)  # fmt: skip
+    service = handler.service()
+    # WHEN the service ingests it as a delivery of "gh" THEN it is accepted for the source's tenant
+    receipt = service.ingest_webhook(request, "gh", now=time.time())
+    assert receipt.accepted == 1
+    assert env.loads(sqs.records[receipt.body["event_ids"][0]])["tenant_id"] == "acme"
+    # AND a signature over the decompressed bytes is refused with the verifier's reason
+    bad = replace(request, headers={**headers, **github_headers(b'{"action":"opened"}')})
+    with pytest.raises(Problem) as info:
+        service.ingest_webhook(bad, "gh", now=time.time())
+    assert (info.value.status, info.value.code, info.value.extra) == (
+        401,
+        "signature-invalid",
+        {"reason": "signature_mismatch"},
+    )
+    assert len(sqs.records) == 1

@@ -20,7 +20,6 @@ from ingest.webhooks import (
     WebhookSource,
     configured_sources,
     load_config,
-    lower_headers,
     verify,
     verify_delivery,
 )
@@ -621,11 +620,6 @@ def test_verify_delivery_unknown_source_is_404_and_echoes_only_safe_names(name: 
 def test_failure_codes_map_to_http_statuses() -> None:
     assert SignatureError("signature_mismatch", "x").status == 401
     assert SignatureError("timestamp_out_of_tolerance", "x").status == 401
-
-
-def test_lower_headers_lowercases_names_and_keeps_values() -> None:
-    assert lower_headers({"X-Hub-Signature-256": "sha256=AB"}) == {"x-hub-signature-256": "sha256=AB"}
-    assert lower_headers(None) == {}
 
 
 def test_configured_sources_reads_webhook_secrets_once(monkeypatch: pytest.MonkeyPatch) -> None:
