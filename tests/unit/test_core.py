@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import functools
+import io
+import logging
 import uuid
+from decimal import Decimal
 
+import orjson
 import pytest
+from aws_lambda_powertools import Logger
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,6 +18,7 @@ from core import wiring
 from core.batching import chunk, chunk_by_size, failed_kinesis_indexes, failed_sqs_ids, unprocessed_keys
 from core.errors import is_transient
 from core.ids import derive_event_id, event_id_time_ms, new_event_id, new_event_ids
+from core.observability import log_json
 from core.settings import Settings, SettingsError
 
 
@@ -210,3 +216,17 @@ def test_threads_asking_for_a_client_at_once_share_one(monkeypatch: pytest.Monke
         t.join()
     # THEN one client was made, and every thread got it
     assert len(made) == 1 and all(c is made[0] for c in got) and len(got) == 8
+
+
+def test_log_serializer_writes_exceptions_and_values_json_has_no_form_for() -> None:
+    # GIVEN a Powertools Logger with the shared serializer
+    stream = io.StringIO()
+    logger = Logger(
+        service="test-log-json", json_serializer=log_json, logger_handler=logging.StreamHandler(stream)
+    )
+    # WHEN an exception object and a Decimal are logged as extra keys
+    logger.error("failed", extra={"error": LookupError("unknown encoding: rot13"), "amount": Decimal("1.50")})
+    # THEN the line is JSON text holding their str() forms
+    line = orjson.loads(stream.getvalue())
+    assert (line["message"], line["error"], line["amount"]) == ("failed", "unknown encoding: rot13", "1.50")
+    assert isinstance(log_json({"a": 1}), str)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 from collections.abc import Iterator
 
 import orjson
@@ -99,6 +100,39 @@ def test_unexpected_error_is_a_500_problem(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(handler, "service", boom)
     status, _, body = call(http_event("POST /events", "{}"))
     assert (status, body["code"]) == (500, "internal-error")
+
+
+@pytest.fixture
+def log_lines(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """What the ingest Logger writes, instead of stdout."""
+    stream = io.StringIO()
+    monkeypatch.setattr(handler.logger.registered_handler, "stream", stream)
+    yield stream
+
+
+def test_an_unexpected_error_is_logged_as_one_structured_line(
+    monkeypatch: pytest.MonkeyPatch, log_lines: io.StringIO, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a failure the handler does not expect
+    def boom() -> IngestService:
+        raise LookupError("unknown encoding: rot13")
+
+    monkeypatch.setattr(handler, "service", boom)
+    # WHEN a request meets it
+    status, _, body = call(http_event("POST /events", "{}"))
+    # THEN the client gets a 500 problem and the log a JSON error line naming the exception
+    assert (status, body["code"]) == (500, "internal-error")
+    lines = [orjson.loads(line) for line in log_lines.getvalue().splitlines()]
+    errors = [line for line in lines if line["level"] == "ERROR"]
+    assert [e["message"] for e in errors] == ["unhandled error"]
+    assert errors[0]["exception_name"] == "LookupError" and "rot13" in errors[0]["exception"]
+    assert "Logging error" not in capsys.readouterr().err
+
+
+def test_the_ingest_logger_serializes_any_value(log_lines: io.StringIO) -> None:
+    handler.logger.error("failed", extra={"error": LookupError("unknown encoding: rot13"), "at": object})
+    line = orjson.loads(log_lines.getvalue())
+    assert line["error"] == "unknown encoding: rot13" and line["at"] == str(object)
 
 
 CONTENT_TYPES = st.sampled_from(
