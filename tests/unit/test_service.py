@@ -84,6 +84,20 @@ def test_duplicate_identities_in_one_request_are_published_once() -> None:
     assert len(sqs.records) == len(kinesis.records) == 1
 
 
+def test_client_ids_sharing_a_long_prefix_are_two_records() -> None:
+    # GIVEN two events whose ids differ only after their first 512 characters
+    service, sqs, kinesis = make()
+    prefix = "x" * 512
+    body = orjson.dumps([{"event_id": prefix + "1", "n": 1}, {"event_id": prefix + "2", "n": 2}])
+    # WHEN they are ingested
+    receipt = service.ingest(request(body), "event")
+    # THEN both are accepted under two ids and both are on every sink
+    ids = receipt.body["event_ids"]
+    assert receipt.body["accepted"] == 2 and len(set(ids)) == 2
+    assert list(sqs.records) == list(kinesis.records) == ids
+    assert [env.loads(sqs.records[i])["payload"]["n"] for i in ids] == [1, 2]
+
+
 def test_gzip_ndjson_logs() -> None:
     service, sqs, _ = make()
     body = gzip.compress(b'{"message":"m1","level":"info"}\n{"text":"m2"}\n')
