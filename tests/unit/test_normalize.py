@@ -104,8 +104,13 @@ def test_body_naming_another_tenant_than_the_credential_is_403() -> None:
 
 
 def test_invalid_tenant_in_body_refuses_the_item() -> None:
-    result = normalize([(0, {"tenant_id": "../etc"}), (1, {"tenant_id": 5}), (2, {})], FACTS, 256 * 1024, 64)
-    assert [(e.index, e.code) for e in result.errors] == [(0, "invalid-tenant"), (1, "invalid-tenant")]
+    items = [(0, {"tenant_id": "../etc"}), (1, {"tenant_id": 5}), (2, {}), (3, {"tenant_id": "acme\n"})]
+    result = normalize(items, FACTS, 256 * 1024, 64)
+    assert [(e.index, e.code) for e in result.errors] == [
+        (0, "invalid-tenant"),
+        (1, "invalid-tenant"),
+        (3, "invalid-tenant"),
+    ]
     assert [i for i, *_ in result.accepted] == [2]
 
 

@@ -117,11 +117,13 @@ def test_header_tenant_applies_to_every_item() -> None:
     assert {env.loads(sqs.records[i])["tenant_id"] for i in receipt.body["event_ids"]} == {"acme"}
 
 
-def test_invalid_header_tenant_is_400() -> None:
-    service, _, _ = make()
+@pytest.mark.parametrize("tenant", ["a/b", "acme\n"])
+def test_invalid_header_tenant_is_400(tenant: str) -> None:
+    service, sqs, _ = make()
     with pytest.raises(Problem) as info:
-        service.ingest(request(b"{}", x_tenant_id="a/b"), "event")
+        service.ingest(request(b"{}", x_tenant_id=tenant), "event")
     assert (info.value.status, info.value.code) == (400, "invalid-tenant")
+    assert not sqs.records
 
 
 def test_api_key_mode_takes_the_tenant_only_from_the_authorizer() -> None:

@@ -533,6 +533,7 @@ def test_load_config_empty_means_no_sources(text: str) -> None:
         ),
         ({"gh": {"scheme": "github", "secrets": ["s"]}}, r"\['gh'\]\.tenant_id"),
         ({"gh": {"scheme": "github", "tenant_id": "a/b", "secrets": ["s"]}}, r"\['gh'\]\.tenant_id"),
+        ({"gh": {"scheme": "github", "tenant_id": "acme\n", "secrets": ["s"]}}, r"\['gh'\]\.tenant_id"),
         ({"gh": {"scheme": "github", "tenant_id": "acme"}}, r"\['gh'\]\.secrets must be a non-empty list"),
         (
             {"gh": {"scheme": "github", "tenant_id": "acme", "secrets": []}},
