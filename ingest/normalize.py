@@ -136,11 +136,10 @@ def _tenant_for(obj: dict[str, Any] | None, facts: RequestFacts) -> str:
     if facts.tenant_id is not None:
         if claimed is not None and claimed != facts.tenant_id:
             # A body naming another tenant than the one the request may write: refuse the whole request.
+            # The answer names no tenant, the credential's own included: problem bodies end up in client
+            # logs, proxies and error trackers that the tenant id should not reach.
             raise Problem(
-                403,
-                "tenant-forbidden",
-                "an item names a tenant_id other than the request's tenant",
-                extra={"tenant_id": facts.tenant_id},
+                403, "tenant-forbidden", "an item names a tenant_id other than the request's tenant"
             )
         return facts.tenant_id
     if claimed is None:

@@ -147,6 +147,34 @@ def test_api_key_mode_takes_the_tenant_only_from_the_authorizer() -> None:
         assert info.value.status == 403
 
 
+@pytest.mark.parametrize(
+    ("auth_tenant", "headers", "body"),
+    [
+        ("acme-secret-co", {"x-tenant-id": "globex-labs"}, "{}"),
+        ("acme-secret-co", {}, '{"tenant_id":"globex-labs"}'),
+        ("acme-secret-co", {}, '[{"n":1},{"tenant_id":"globex-labs"}]'),
+        (None, {"x-tenant-id": "acme-secret-co"}, '{"tenant_id":"globex-labs"}'),
+    ],
+)
+def test_tenant_forbidden_problems_never_echo_a_tenant_id(
+    auth_tenant: str | None, headers: dict[str, str], body: str
+) -> None:
+    # GIVEN a request whose credential (or header) fixes a tenant, naming another one
+    mode = "api_key" if auth_tenant else "none"
+    service, sqs, _ = make(Settings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s", "AUTH_MODE": mode}))
+    hdrs = {"content-type": "application/json", **headers}
+    # WHEN it is ingested
+    with pytest.raises(Problem) as info:
+        service.ingest(
+            HttpRequest(route="POST /events", headers=hdrs, body=body, auth_tenant=auth_tenant), "event"
+        )
+    # THEN it is refused 403, and the problem document names neither tenant: not even the caller's own
+    document = orjson.dumps(info.value.to_dict(instance="r-1")).decode()
+    assert (info.value.status, info.value.code) == (403, "tenant-forbidden")
+    assert "acme-secret-co" not in document and "globex-labs" not in document
+    assert not sqs.records
+
+
 def test_partition_key_follows_the_setting() -> None:
     settings = Settings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s", "PARTITION_KEY": "tenant_id"})
     service, _, _ = make(settings)
