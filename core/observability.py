@@ -21,5 +21,5 @@ def discard_metrics_if_disabled(metrics: Any) -> None:
 
 def log_json(obj: Any) -> str:
     """Powertools Logger serializer: orjson, returning text (raw bytes would break the Logger), and
-    ``str()`` for values JSON has no form for (Decimal, datetime), so a log line never raises."""
+    ``str()`` for values JSON has no form for (exceptions, Decimal), so a log line never raises."""
     return orjson.dumps(obj, default=str).decode()

@@ -100,48 +100,87 @@ resource "aws_iam_role_policy" "function" {
   policy = data.aws_iam_policy_document.function[each.key].json
 }
 
-# --- Example: a role that reads one tenant's events only ---------------------------------------------
+# --- Tenant reader: a role that reads only the tenant named by its session tag ----------------------
+# docs/security.md §4. The role is shared by every tenant: the broker that decides which tenant a user
+# may see assumes it with the session tag tenant_id=<tenant>, and IAM allows only items whose partition
+# key equals that tag. Created only when tenant_reader_principal_arns names the broker(s).
+
+locals {
+  tenant_reader_enabled = length(var.tenant_reader_principal_arns) > 0
+}
 
 data "aws_iam_policy_document" "tenant_reader_assume" {
-  count = var.tenant_reader_tenant_id == null ? 0 : 1
+  count = local.tenant_reader_enabled ? 1 : 0
 
   statement {
+    sid     = "BrokersAssume"
     actions = ["sts:AssumeRole"]
 
     principals {
       type        = "AWS"
-      identifiers = length(var.tenant_reader_principal_arns) > 0 ? var.tenant_reader_principal_arns : ["arn:${local.partition}:iam::${local.account_id}:root"]
+      identifiers = var.tenant_reader_principal_arns
+    }
+  }
+
+  # The broker may set the tenant_id session tag, and no other tag.
+  statement {
+    sid     = "BrokersTagTheTenantOnly"
+    actions = ["sts:TagSession"]
+
+    principals {
+      type        = "AWS"
+      identifiers = var.tenant_reader_principal_arns
+    }
+
+    condition {
+      test     = "Null"
+      variable = "aws:RequestTag/tenant_id"
+      values   = ["false"]
+    }
+
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = ["tenant_id"]
     }
   }
 }
 
 data "aws_iam_policy_document" "tenant_reader" {
-  count = var.tenant_reader_tenant_id == null ? 0 : 1
+  count = local.tenant_reader_enabled ? 1 : 0
 
   statement {
-    sid       = "ReadOwnTenantOnly"
-    effect    = "Allow"
-    actions   = ["dynamodb:Query", "dynamodb:GetItem"]
-    resources = [aws_dynamodb_table.events.arn]
+    sid    = "ReadOwnTenantItemsOnly"
+    effect = "Allow"
+    # No Scan: it has no leading key, and ForAllValues over an empty set is true. No writes.
+    actions   = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"]
+    resources = [aws_dynamodb_table.events.arn, aws_dynamodb_table.rollup.arn]
 
-    # Every key the request touches must have this tenant as its partition key.
+    # Every key the request touches must have the session's tenant as its partition key.
     condition {
       test     = "ForAllValues:StringEquals"
       variable = "dynamodb:LeadingKeys"
-      values   = [var.tenant_reader_tenant_id]
+      values   = ["$${aws:PrincipalTag/tenant_id}"]
+    }
+
+    # A session without the tag gets nothing.
+    condition {
+      test     = "Null"
+      variable = "aws:PrincipalTag/tenant_id"
+      values   = ["false"]
     }
   }
 }
 
 resource "aws_iam_role" "tenant_reader" {
-  count = var.tenant_reader_tenant_id == null ? 0 : 1
+  count = local.tenant_reader_enabled ? 1 : 0
 
   name               = "${local.name}-tenant-reader"
   assume_role_policy = data.aws_iam_policy_document.tenant_reader_assume[0].json
 }
 
 resource "aws_iam_role_policy" "tenant_reader" {
-  count = var.tenant_reader_tenant_id == null ? 0 : 1
+  count = local.tenant_reader_enabled ? 1 : 0
 
   name   = "${local.name}-tenant-reader"
   role   = aws_iam_role.tenant_reader[0].id

@@ -69,6 +69,6 @@ output "dashboard_name" {
 }
 
 output "tenant_reader_role_arn" {
-  description = "ARN of the example tenant_reader role, when tenant_reader_tenant_id is set."
+  description = "ARN of the tenant_reader role (read one tenant's items, named by the tenant_id session tag), when tenant_reader_principal_arns is set."
   value       = one(aws_iam_role.tenant_reader[*].arn)
 }

@@ -264,21 +264,17 @@ variable "archive_noncurrent_expiration_days" {
 # ---------------------------------------------------------------------------------------------------
 # Access and alarms
 # ---------------------------------------------------------------------------------------------------
-variable "tenant_reader_tenant_id" {
-  type        = string
-  description = "When set, create the example tenant_reader role, allowed to read only this tenant's items of the events table (dynamodb:LeadingKeys)."
-  default     = null
-
-  validation {
-    condition     = var.tenant_reader_tenant_id == null || can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", var.tenant_reader_tenant_id))
-    error_message = "tenant_reader_tenant_id must be a valid tenant id (core/tenancy.py)."
-  }
-}
-
 variable "tenant_reader_principal_arns" {
   type        = list(string)
-  description = "AWS principals allowed to assume the tenant_reader role; empty means this account's root (then delegated by IAM policies)."
+  description = "IAM roles or users (the brokers that decide which tenant a user may see) allowed to assume the tenant_reader role with a tenant_id session tag; empty means no tenant_reader role."
   default     = []
+
+  validation {
+    # A role or user, never an account root: trusting a root hands the role to every principal the
+    # account's IAM policies allow.
+    condition     = alltrue([for arn in var.tenant_reader_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]+$", arn))])
+    error_message = "tenant_reader_principal_arns must list IAM role or user ARNs (not an account root)."
+  }
 }
 
 variable "alarm_sns_topic_arn" {

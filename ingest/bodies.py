@@ -185,18 +185,38 @@ def parse_json_documents(data: bytes, mime: str, params: dict[str, str], limits:
     return parsed
 
 
+# Python codecs that do turn bytes into text but are no character set: host-name and escape-sequence
+# transforms, the identity map, and the codec that refuses everything.
+_NOT_CHARSETS = frozenset(
+    {"idna", "punycode", "unicode-escape", "raw-unicode-escape", "charmap", "undefined"}
+)
+
+
+def text_codec(charset: str) -> str:
+    """The Python codec for a declared text charset; 415 unless it names a real character set.
+
+    ``bytes.decode`` takes any codec name, and Python's codecs include bytes-to-bytes and text-to-text
+    transforms (base64, zlib, rot13) and escape-sequence interpreters that are no text encoding.
+    """
+    try:
+        name = codecs.lookup(charset).name
+        if name not in _NOT_CHARSETS:
+            # LookupError for the codecs Python itself marks as no text encoding (empty input skips the check)
+            b"\n".decode(name, errors="replace")
+    except (LookupError, ValueError):  # ValueError: a NUL inside the name
+        name = ""
+    if not name or name in _NOT_CHARSETS:
+        raise Problem(415, "unsupported-media-type", f"charset {charset!r} is not a supported text encoding")
+    return name
+
+
 def parse_text_lines(data: bytes, params: dict[str, str], limits: Limits) -> ParsedBody:
     """Items of a text/plain body: one per non-blank line, the line as sent (without its line ending).
 
     Log shippers send what the logged program wrote, odd bytes included, so undecodable bytes become
     U+FFFD instead of refusing the whole batch. A declared charset (e.g. latin-1) is honoured.
     """
-    charset = params.get("charset", "utf-8")
-    try:
-        codecs.lookup(charset)
-    except LookupError:
-        raise Problem(415, "unsupported-media-type", f"unknown charset {charset!r}") from None
-    text = data.decode(charset, errors="replace")
+    text = data.decode(text_codec(params.get("charset", "utf-8")), errors="replace")
     # Split on \n only: str.splitlines() would also break on \x0b, \x1c, U+2028 ... inside a log line.
     lines = [line.removesuffix("\r") for line in text.split("\n")]
     items = [line for line in lines if line.strip()]

@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from core.observability import discard_metrics_if_disabled
+from core.observability import discard_metrics_if_disabled, log_json
 from core.settings import Settings
 from ingest.problems import Problem
 from ingest.protocols import Reply, native
@@ -26,7 +26,7 @@ def _json(obj: Any) -> str:
     return orjson.dumps(obj).decode()
 
 
-logger = Logger(json_serializer=_json)
+logger = Logger(json_serializer=log_json)
 metrics = Metrics()
 app = APIGatewayHttpResolver(serializer=_json)
 OPENAPI_PATH = Path(__file__).parent / "openapi.json"

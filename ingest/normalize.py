@@ -115,7 +115,7 @@ def detect_level(line: str) -> str | None:
 
 def _client_id(value: Any) -> str | None:
     if isinstance(value, str) and value:
-        return value[:MAX_CLIENT_ID_LENGTH]
+        return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return None
@@ -136,11 +136,10 @@ def _tenant_for(obj: dict[str, Any] | None, facts: RequestFacts) -> str:
     if facts.tenant_id is not None:
         if claimed is not None and claimed != facts.tenant_id:
             # A body naming another tenant than the one the request may write: refuse the whole request.
+            # The answer names no tenant, the credential's own included: problem bodies end up in client
+            # logs, proxies and error trackers that the tenant id should not reach.
             raise Problem(
-                403,
-                "tenant-forbidden",
-                "an item names a tenant_id other than the request's tenant",
-                extra={"tenant_id": facts.tenant_id},
+                403, "tenant-forbidden", "an item names a tenant_id other than the request's tenant"
             )
         return facts.tenant_id
     if claimed is None:
@@ -240,8 +239,10 @@ def build_envelope(
         event_type = obj.get("type") if obj is not None and isinstance(obj.get("type"), str) else None
     identity = _identity(own_id, index, facts)
     if identity is not None:
+        # The whole id is hashed (ids sharing a prefix are different records); only the copy kept in
+        # the record is cut, so ids up to the cut derive as they always have.
         record["event_id"] = derive_event_id(tenant, facts.kind, identity)
-        client["event_id"] = identity
+        client["event_id"] = identity if own_id is None else own_id[:MAX_CLIENT_ID_LENGTH]
     else:
         record["event_id"] = next_id()
     stamp = _timestamp(item) if isinstance(item, dict) else None

@@ -43,14 +43,16 @@ _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 # Unix seconds; bounded so int() never sees a huge digit string (and [0-9], unlike \d, is ASCII only).
 _UNIX_SECONDS = re.compile(r"[0-9]{1,15}")
 
-# The HTTP status the ingest handler answers with for each failure code.
-STATUS_BY_CODE: Final[Mapping[str, int]] = {
-    "unknown_source": 404,
-    "signature_missing": 401,
-    "malformed_signature": 401,
-    "signature_mismatch": 401,
-    "timestamp_out_of_tolerance": 401,
-}
+# Why a request failed verification: for logs and tests, never for the client (see SignatureError).
+REASONS: Final = frozenset(
+    {
+        "unknown_source",
+        "signature_missing",
+        "malformed_signature",
+        "signature_mismatch",
+        "timestamp_out_of_tolerance",
+    }
+)
 
 
 class WebhookConfigError(ValueError):
@@ -58,16 +60,22 @@ class WebhookConfigError(ValueError):
 
 
 class SignatureError(Exception):
-    """A webhook request failed verification. ``code`` is machine-readable (see ``STATUS_BY_CODE``)."""
+    """A webhook request failed verification.
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+    ``status``, ``code`` and ``message`` are what the client is told, and they are the same for every
+    failure, an unknown source included: source names often contain tenant names, and a different answer
+    for a name that exists (or a message naming the scheme's headers) would let anyone list them.
+    ``reason`` (one of ``REASONS``) and ``detail`` say which check failed, for logs only.
+    """
 
-    @property
-    def status(self) -> int:
-        return STATUS_BY_CODE.get(self.code, 401)
+    status: Final[int] = 401
+    code: Final[str] = "signature_invalid"
+    message: Final[str] = "the request is not signed by a configured webhook source"
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,5 @@ log_retention_days      = 14
 log_level               = "DEBUG"
 throttling_burst_limit  = 100
 throttling_rate_limit   = 50
-tenant_reader_tenant_id = "demo"
 archive_expiration_days = 30
 archive_transition_days = 0

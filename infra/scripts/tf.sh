@@ -131,7 +131,7 @@ local_stack() {
     -var region=us-east-1
     -var local_mode=true
     -var deletion_protection=false
-    -var tenant_reader_tenant_id=demo
+    -var 'tenant_reader_principal_arns=["arn:aws:iam::123456789012:role/sluice-local-tenant-broker"]'
     "${zip_vars[@]}"
   )
 

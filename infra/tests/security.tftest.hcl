@@ -5,9 +5,9 @@ mock_provider "aws" {
 }
 
 variables {
-  env                     = "test"
-  lambda_zip_path         = "tests/fixtures/lambda.zip"
-  tenant_reader_tenant_id = "acme"
+  env                          = "test"
+  lambda_zip_path              = "tests/fixtures/lambda.zip"
+  tenant_reader_principal_arns = ["arn:aws:iam::123456789012:role/tenant-broker"]
 }
 
 run "encryption_is_on_everywhere" {
@@ -134,17 +134,60 @@ run "xray_is_the_only_wildcard_resource" {
   }
 }
 
-run "tenant_reader_is_limited_to_its_tenant" {
+run "tenant_reader_is_limited_to_its_session_tenant" {
   command = apply
 
   assert {
-    condition = (one(data.aws_iam_policy_document.tenant_reader[0].statement).actions == toset(["dynamodb:Query", "dynamodb:GetItem"]) &&
-    one(data.aws_iam_policy_document.tenant_reader[0].statement).resources == toset([aws_dynamodb_table.events.arn]))
-    error_message = "tenant_reader may only Query/GetItem the events table."
+    condition = (one(data.aws_iam_policy_document.tenant_reader[0].statement).effect == "Allow" &&
+      one(data.aws_iam_policy_document.tenant_reader[0].statement).actions == toset(["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"]) &&
+    one(data.aws_iam_policy_document.tenant_reader[0].statement).resources == toset([aws_dynamodb_table.events.arn, aws_dynamodb_table.rollup.arn]))
+    error_message = "tenant_reader may only GetItem/BatchGetItem/Query the events and rollup tables (no Scan, no writes, no API keys table)."
   }
   assert {
     condition = anytrue([for c in one(data.aws_iam_policy_document.tenant_reader[0].statement).condition :
-    c.test == "ForAllValues:StringEquals" && c.variable == "dynamodb:LeadingKeys" && length(c.values) == 1 && contains(c.values, "acme")])
-    error_message = "tenant_reader must be limited by dynamodb:LeadingKeys to its tenant."
+    c.test == "ForAllValues:StringEquals" && c.variable == "dynamodb:LeadingKeys" && c.values == tolist(["$${aws:PrincipalTag/tenant_id}"])])
+    error_message = "tenant_reader must be limited by dynamodb:LeadingKeys to the tenant_id session tag."
   }
+  assert {
+    condition = anytrue([for c in one(data.aws_iam_policy_document.tenant_reader[0].statement).condition :
+    c.test == "Null" && c.variable == "aws:PrincipalTag/tenant_id" && c.values == tolist(["false"])])
+    error_message = "tenant_reader must allow nothing to a session without the tenant_id tag."
+  }
+  assert {
+    condition = alltrue([for s in data.aws_iam_policy_document.tenant_reader_assume[0].statement :
+      alltrue([for p in s.principals : p.type == "AWS" && p.identifiers == toset(["arn:aws:iam::123456789012:role/tenant-broker"])])
+    ])
+    error_message = "Only the configured brokers may assume tenant_reader (no account root)."
+  }
+  assert {
+    condition = anytrue([for s in data.aws_iam_policy_document.tenant_reader_assume[0].statement :
+      s.actions == toset(["sts:TagSession"]) &&
+      anytrue([for c in s.condition : c.test == "ForAllValues:StringEquals" && c.variable == "aws:TagKeys" && c.values == tolist(["tenant_id"])]) &&
+      anytrue([for c in s.condition : c.test == "Null" && c.variable == "aws:RequestTag/tenant_id" && c.values == tolist(["false"])])
+    ])
+    error_message = "Brokers may tag the session with tenant_id, and nothing else."
+  }
+}
+
+run "tenant_reader_exists_only_with_brokers" {
+  command = plan
+
+  variables {
+    tenant_reader_principal_arns = []
+  }
+
+  assert {
+    condition     = length(aws_iam_role.tenant_reader) == 0 && length(aws_iam_role_policy.tenant_reader) == 0
+    error_message = "No tenant_reader role without brokers to assume it."
+  }
+}
+
+run "tenant_reader_refuses_an_account_root" {
+  command = plan
+
+  variables {
+    tenant_reader_principal_arns = ["arn:aws:iam::123456789012:root"]
+  }
+
+  expect_failures = [var.tenant_reader_principal_arns]
 }

@@ -164,6 +164,8 @@ def test_cli_failures_have_distinct_exit_codes(
     assert "no API key" in capsys.readouterr().err
     assert keys_cli.main(["create", "--tenant", "not/valid"]) == keys_cli.EXIT_USAGE
     assert "tenant id" in capsys.readouterr().err
+    assert keys_cli.main(["create", "--tenant", "acme\n"]) == keys_cli.EXIT_USAGE  # `--tenant $'acme\n'`
+    assert "tenant id" in capsys.readouterr().err
     monkeypatch.delenv("API_KEYS_TABLE_NAME")
     assert keys_cli.main(["list"]) == keys_cli.EXIT_USAGE
     assert "API_KEYS_TABLE_NAME" in capsys.readouterr().err

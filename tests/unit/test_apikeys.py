@@ -131,7 +131,7 @@ def test_list_follows_scan_pages_and_never_projects_the_hash() -> None:
     assert second["ExclusiveStartKey"] == {"key_hash": {"S": "h"}}
 
 
-@pytest.mark.parametrize("tenant", ["", "a/b", "-lead", "x" * 65])
+@pytest.mark.parametrize("tenant", ["", "a/b", "-lead", "x" * 65, "acme\n", "\nacme"])
 def test_create_rejects_invalid_tenant_ids_before_writing(tenant: str) -> None:
     client = RecordingClient()
     with pytest.raises(ValueError, match="tenant id"):

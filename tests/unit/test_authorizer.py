@@ -132,8 +132,9 @@ def test_missing_authorization_is_denied_as_missing_credentials(authorization: s
     assert (decision.authorized, decision.reason) == (False, "missing_credentials")
 
 
-def test_a_lookup_returning_an_invalid_tenant_is_denied() -> None:
-    decision = authorizer.decide(authorizer_event(f"Bearer {GOOD_KEY}"), lambda _key: "../other")
+@pytest.mark.parametrize("tenant", ["../other", "acme\n"])
+def test_a_lookup_returning_an_invalid_tenant_is_denied(tenant: str) -> None:
+    decision = authorizer.decide(authorizer_event(f"Bearer {GOOD_KEY}"), lambda _key: tenant)
     assert not decision.authorized
 
 

@@ -218,3 +218,40 @@ def test_invalid_utf8_in_text_becomes_replacement_characters() -> None:
 def test_declared_charset_is_honoured_and_unknown_charset_is_415() -> None:
     assert parse_body(b"caf\xe9\n", "text/plain; charset=latin-1", "log", LIMITS).items == [(0, "café")]
     assert problem_of(parse_body, b"x", "text/plain; charset=klingon", "log", LIMITS).status == 415
+
+
+@pytest.mark.parametrize(
+    "charset",
+    [
+        "rot13",
+        "base64",
+        "hex",
+        "zlib",
+        "bz2",
+        "quopri",
+        "uu",
+        "idna",
+        "punycode",
+        "undefined",
+        "unicode_escape",
+        "raw_unicode_escape",
+        "charmap",
+        "utf-8\x00",
+    ],
+)
+def test_charsets_that_are_not_text_encodings_are_415(charset: str) -> None:
+    # Python codecs that turn bytes into bytes, text into text, or escapes into characters are no
+    # character set: decoding with them raised (500) or mangled lines (a 422 `too-deep`).
+    for body in (b"caf\xe9 \\u00e9\n", b"plain line\n", b"\\" * 200 + b"[" * 200 + b"\n"):
+        problem = problem_of(parse_body, body, f"text/plain; charset={charset}", "log", LIMITS)
+        assert (problem.status, problem.code) == (415, "unsupported-media-type")
+        assert repr(charset) in problem.detail
+
+
+@pytest.mark.parametrize(
+    "charset", ["utf-8", "UTF8", "latin-1", "iso-8859-15", "windows-1252", "utf-16", "gb18030"]
+)
+def test_real_text_charsets_are_still_decoded(charset: str) -> None:
+    assert parse_body("café\n".encode(charset), f"text/plain; charset={charset}", "log", LIMITS).items == [
+        (0, "café")
+    ]

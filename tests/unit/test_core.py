@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import functools
+import io
+import logging
 import uuid
+from decimal import Decimal
 
+import orjson
 import pytest
+from aws_lambda_powertools import Logger
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core import envelope as env
 from core import wiring
 from core.batching import chunk, chunk_by_size, failed_kinesis_indexes, failed_sqs_ids, unprocessed_keys
 from core.errors import is_transient
 from core.ids import derive_event_id, event_id_time_ms, new_event_id, new_event_ids
+from core.observability import log_json
 from core.settings import Settings, SettingsError
+from core.tenancy import is_valid_tenant_id
 
 
 def test_chunk_at_exact_limits() -> None:
@@ -132,6 +140,7 @@ def test_settings_defaults_are_the_design_limits() -> None:
         ({"AUTH_MODE": "magic"}, "AUTH_MODE"),
         ({"REDACT_IP_ADDRESSES": "perhaps"}, "REDACT_IP_ADDRESSES"),
         ({"DEFAULT_TENANT": "bad tenant"}, "DEFAULT_TENANT"),
+        ({"DEFAULT_TENANT": "acme\n"}, "DEFAULT_TENANT"),
         ({"MAX_BODY_BYTES": "100", "MAX_DECOMPRESSED_BYTES": "10"}, "MAX_DECOMPRESSED_BYTES"),
     ],
 )
@@ -210,3 +219,38 @@ def test_threads_asking_for_a_client_at_once_share_one(monkeypatch: pytest.Monke
         t.join()
     # THEN one client was made, and every thread got it
     assert len(made) == 1 and all(c is made[0] for c in got) and len(got) == 8
+
+
+def test_log_serializer_writes_exceptions_and_values_json_has_no_form_for() -> None:
+    # GIVEN a Powertools Logger with the shared serializer
+    stream = io.StringIO()
+    logger = Logger(
+        service="test-log-json", json_serializer=log_json, logger_handler=logging.StreamHandler(stream)
+    )
+    # WHEN an exception object and a Decimal are logged as extra keys
+    logger.error("failed", extra={"error": LookupError("unknown encoding: rot13"), "amount": Decimal("1.50")})
+    # THEN the line is JSON text holding their str() forms
+    line = orjson.loads(stream.getvalue())
+    assert (line["message"], line["error"], line["amount"]) == ("failed", "unknown encoding: rot13", "1.50")
+    assert isinstance(log_json({"a": 1}), str)
+
+
+@pytest.mark.parametrize("tenant", ["acme\n", "\nacme", "acme\r", "ac me", "x" * 65, "", "-acme"])
+def test_tenant_ids_are_matched_whole_a_trailing_newline_included(tenant: str) -> None:
+    # GIVEN a shape `^...$` accepts with re.match: "acme\n" passed and its records died in the worker
+    assert not is_valid_tenant_id(tenant)
+    # THEN the envelope schema, compiled as the consumers compile it, refuses the same ids
+    record = {
+        "v": 1,
+        "kind": "event",
+        "tenant_id": tenant,
+        "event_id": "0190b6d4-1c6e-7a3b-8c5d-2e3f4a5b6c7d",
+    }
+    record |= {
+        "received_at": "2026-11-22T10:15:30.123456Z",
+        "type": None,
+        "source": {"route": "POST /events"},
+    }
+    with pytest.raises(env.InvalidEnvelope, match="tenant_id"):
+        env.validate({**record, "payload": {}})
+    env.validate({**record, "tenant_id": "acme", "payload": {}})

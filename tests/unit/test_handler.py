@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 from collections.abc import Iterator
 
 import orjson
@@ -59,6 +60,16 @@ def test_post_ingest_takes_gzip_text_sent_base64() -> None:
         (http_event("POST /events", "{"), 400, "invalid-json"),
         (http_event("POST /events", None), 400, "empty-body"),
         (http_event("POST /events", "x", {"content-type": "text/plain"}), 415, "unsupported-media-type"),
+        (
+            http_event("POST /ingest", "x", {"content-type": "text/plain; charset=rot13"}),
+            415,
+            "unsupported-media-type",
+        ),
+        (
+            http_event("POST /ingest", "\\[", {"content-type": "text/plain; charset=unicode_escape"}),
+            415,
+            "unsupported-media-type",
+        ),
         (http_event("POST /events", "[1]"), 422, "all-items-invalid"),
         (http_event("POST /events", "x" * 70000), 413, "body-too-large"),
         (http_event("POST /nowhere", "{}"), 404, "not-found"),
@@ -91,12 +102,47 @@ def test_unexpected_error_is_a_500_problem(monkeypatch: pytest.MonkeyPatch) -> N
     assert (status, body["code"]) == (500, "internal-error")
 
 
+@pytest.fixture
+def log_lines(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """What the ingest Logger writes, instead of stdout."""
+    stream = io.StringIO()
+    monkeypatch.setattr(handler.logger.registered_handler, "stream", stream)
+    yield stream
+
+
+def test_an_unexpected_error_is_logged_as_one_structured_line(
+    monkeypatch: pytest.MonkeyPatch, log_lines: io.StringIO, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a failure the handler does not expect
+    def boom() -> IngestService:
+        raise LookupError("unknown encoding: rot13")
+
+    monkeypatch.setattr(handler, "service", boom)
+    # WHEN a request meets it
+    status, _, body = call(http_event("POST /events", "{}"))
+    # THEN the client gets a 500 problem and the log a JSON error line naming the exception
+    assert (status, body["code"]) == (500, "internal-error")
+    lines = [orjson.loads(line) for line in log_lines.getvalue().splitlines()]
+    errors = [line for line in lines if line["level"] == "ERROR"]
+    assert [e["message"] for e in errors] == ["unhandled error"]
+    assert errors[0]["exception_name"] == "LookupError" and "rot13" in errors[0]["exception"]
+    assert "Logging error" not in capsys.readouterr().err
+
+
+def test_the_ingest_logger_serializes_any_value(log_lines: io.StringIO) -> None:
+    handler.logger.error("failed", extra={"error": LookupError("unknown encoding: rot13"), "at": object})
+    line = orjson.loads(log_lines.getvalue())
+    assert line["error"] == "unknown encoding: rot13" and line["at"] == str(object)
+
+
 CONTENT_TYPES = st.sampled_from(
     [
         "application/json",
         "application/x-ndjson",
         "text/plain",
         "text/plain; charset=latin-1",
+        "text/plain; charset=rot13",
+        "text/plain; charset=unicode_escape",
         "",
         "image/png",
         "application/json; charset=utf-16",

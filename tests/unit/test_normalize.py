@@ -69,6 +69,20 @@ def test_client_identity_gives_deterministic_ids() -> None:
     assert uuid.UUID(str(build({}, delivered)["event_id"])).version == 5
 
 
+def test_client_ids_sharing_their_first_512_characters_give_different_ids() -> None:
+    # GIVEN two client ids equal in their first 512 characters (the length of the stored copy)
+    prefix = "p" * 512
+    a, b = build({"event_id": prefix + "a"}), build({"event_id": prefix + "b"})
+    logs = [build({"log_id": prefix + tail, "text": "t"}, LOG_FACTS) for tail in "ab"]
+    # THEN the whole id is hashed: each gives its own record id
+    assert a["event_id"] != b["event_id"] and logs[0]["event_id"] != logs[1]["event_id"]
+    # and ids up to 512 characters derive exactly as they always did (stored records still match retries)
+    assert build({"event_id": prefix})["event_id"] == str(
+        uuid.uuid5(uuid.UUID("6f2b8c3e-5d1a-4c57-9a0e-3b7e1f0d4a21"), f"default\x1fevent\x1f{prefix}")
+    )
+    assert a["client"] == {"event_id": prefix}
+
+
 def test_same_client_id_in_two_tenants_or_kinds_gives_different_ids() -> None:
     a = build({"event_id": "x", "tenant_id": "a"})
     b = build({"event_id": "x", "tenant_id": "b"})
@@ -90,8 +104,13 @@ def test_body_naming_another_tenant_than_the_credential_is_403() -> None:
 
 
 def test_invalid_tenant_in_body_refuses_the_item() -> None:
-    result = normalize([(0, {"tenant_id": "../etc"}), (1, {"tenant_id": 5}), (2, {})], FACTS, 256 * 1024, 64)
-    assert [(e.index, e.code) for e in result.errors] == [(0, "invalid-tenant"), (1, "invalid-tenant")]
+    items = [(0, {"tenant_id": "../etc"}), (1, {"tenant_id": 5}), (2, {}), (3, {"tenant_id": "acme\n"})]
+    result = normalize(items, FACTS, 256 * 1024, 64)
+    assert [(e.index, e.code) for e in result.errors] == [
+        (0, "invalid-tenant"),
+        (1, "invalid-tenant"),
+        (3, "invalid-tenant"),
+    ]
     assert [i for i, *_ in result.accepted] == [2]
 
 

@@ -85,6 +85,20 @@ def test_duplicate_identities_in_one_request_are_published_once() -> None:
     assert len(sqs.records) == len(kinesis.records) == 1
 
 
+def test_client_ids_sharing_a_long_prefix_are_two_records() -> None:
+    # GIVEN two events whose ids differ only after their first 512 characters
+    service, sqs, kinesis = make()
+    prefix = "x" * 512
+    body = orjson.dumps([{"event_id": prefix + "1", "n": 1}, {"event_id": prefix + "2", "n": 2}])
+    # WHEN they are ingested
+    receipt = service.ingest(request(body), "event")
+    # THEN both are accepted under two ids and both are on every sink
+    ids = receipt.body["event_ids"]
+    assert receipt.body["accepted"] == 2 and len(set(ids)) == 2
+    assert list(sqs.records) == list(kinesis.records) == ids
+    assert [env.loads(sqs.records[i])["payload"]["n"] for i in ids] == [1, 2]
+
+
 def test_gzip_ndjson_logs() -> None:
     service, sqs, _ = make()
     body = gzip.compress(b'{"message":"m1","level":"info"}\n{"text":"m2"}\n')
@@ -104,11 +118,13 @@ def test_header_tenant_applies_to_every_item() -> None:
     assert {env.loads(sqs.records[i])["tenant_id"] for i in receipt.body["event_ids"]} == {"acme"}
 
 
-def test_invalid_header_tenant_is_400() -> None:
-    service, _, _ = make()
+@pytest.mark.parametrize("tenant", ["a/b", "acme\n"])
+def test_invalid_header_tenant_is_400(tenant: str) -> None:
+    service, sqs, _ = make()
     with pytest.raises(Problem) as info:
-        service.ingest(request(b"{}", x_tenant_id="a/b"), "event")
+        service.ingest(request(b"{}", x_tenant_id=tenant), "event")
     assert (info.value.status, info.value.code) == (400, "invalid-tenant")
+    assert not sqs.records
 
 
 def test_api_key_mode_takes_the_tenant_only_from_the_authorizer() -> None:
@@ -130,6 +146,34 @@ def test_api_key_mode_takes_the_tenant_only_from_the_authorizer() -> None:
                 HttpRequest(route=base.route, headers=headers, body=body, auth_tenant="acme"), "event"
             )
         assert info.value.status == 403
+
+
+@pytest.mark.parametrize(
+    ("auth_tenant", "headers", "body"),
+    [
+        ("acme-secret-co", {"x-tenant-id": "globex-labs"}, "{}"),
+        ("acme-secret-co", {}, '{"tenant_id":"globex-labs"}'),
+        ("acme-secret-co", {}, '[{"n":1},{"tenant_id":"globex-labs"}]'),
+        (None, {"x-tenant-id": "acme-secret-co"}, '{"tenant_id":"globex-labs"}'),
+    ],
+)
+def test_tenant_forbidden_problems_never_echo_a_tenant_id(
+    auth_tenant: str | None, headers: dict[str, str], body: str
+) -> None:
+    # GIVEN a request whose credential (or header) fixes a tenant, naming another one
+    mode = "api_key" if auth_tenant else "none"
+    service, sqs, _ = make(Settings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s", "AUTH_MODE": mode}))
+    hdrs = {"content-type": "application/json", **headers}
+    # WHEN it is ingested
+    with pytest.raises(Problem) as info:
+        service.ingest(
+            HttpRequest(route="POST /events", headers=hdrs, body=body, auth_tenant=auth_tenant), "event"
+        )
+    # THEN it is refused 403, and the problem document names neither tenant: not even the caller's own
+    document = orjson.dumps(info.value.to_dict(instance="r-1")).decode()
+    assert (info.value.status, info.value.code) == (403, "tenant-forbidden")
+    assert "acme-secret-co" not in document and "globex-labs" not in document
+    assert not sqs.records
 
 
 def test_partition_key_follows_the_setting() -> None:

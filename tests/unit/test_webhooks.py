@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ingest.webhooks import (
-    STATUS_BY_CODE,
+    REASONS,
     SignatureError,
     Verified,
     WebhookConfigError,
@@ -79,7 +79,7 @@ def assert_fails(
 ) -> None:
     with pytest.raises(SignatureError) as info:
         verify(source, headers, body, now)
-    assert info.value.code == code, info.value.message
+    assert info.value.reason == code, info.value.detail
     assert all(secret not in str(info.value) for secret in ALL_SECRETS)
 
 
@@ -454,7 +454,7 @@ def test_any_headers_and_body_give_verified_or_signature_error_only(
     # code: any other exception (ValueError, UnicodeError, OverflowError...) fails the test.
     with pytest.raises(SignatureError) as info:
         verify(_sources[scheme], headers, body, now)
-    assert info.value.code in STATUS_BY_CODE
+    assert info.value.reason in REASONS
     assert all(secret not in str(info.value) for secret in ALL_SECRETS)
 
 
@@ -471,7 +471,7 @@ def test_every_scheme_accepts_its_own_signature_and_rejects_any_one_bit_flip(bod
             tampered = flip_one_byte(body, index % len(body))
             with pytest.raises(SignatureError) as info:
                 verify(_sources[scheme], headers, tampered, NOW)
-            assert info.value.code == "signature_mismatch"
+            assert info.value.reason == "signature_mismatch"
 
 
 @given(now=st.floats(allow_nan=True) | st.integers(NOW - 400, NOW + 400))
@@ -482,7 +482,7 @@ def test_a_nan_or_any_clock_never_lets_a_stale_stripe_signature_through(now: flo
     else:  # NaN lands here too: the comparison is false, and the check fails closed
         with pytest.raises(SignatureError) as info:
             verify(_sources["stripe"], headers, STRIPE_BODY, now)
-        assert info.value.code == "timestamp_out_of_tolerance"
+        assert info.value.reason == "timestamp_out_of_tolerance"
 
 
 # --- Configuration -----------------------------------------------------------------------------------------
@@ -532,6 +532,7 @@ def test_load_config_empty_means_no_sources(text: str) -> None:
         ),
         ({"gh": {"scheme": "github", "secrets": ["s"]}}, r"\['gh'\]\.tenant_id"),
         ({"gh": {"scheme": "github", "tenant_id": "a/b", "secrets": ["s"]}}, r"\['gh'\]\.tenant_id"),
+        ({"gh": {"scheme": "github", "tenant_id": "acme\n", "secrets": ["s"]}}, r"\['gh'\]\.tenant_id"),
         ({"gh": {"scheme": "github", "tenant_id": "acme"}}, r"\['gh'\]\.secrets must be a non-empty list"),
         (
             {"gh": {"scheme": "github", "tenant_id": "acme", "secrets": []}},
@@ -606,20 +607,48 @@ def test_verify_delivery_routes_by_source_name_and_takes_the_tenant_from_config(
     # a delivery signed for acme, sent to beta's route, fails: the secret is per source
     with pytest.raises(SignatureError) as info:
         verify_delivery(sources, "beta", github_headers(body, GITHUB_SECRET), body, NOW)
-    assert info.value.code == "signature_mismatch"
+    assert info.value.reason == "signature_mismatch"
 
 
 @pytest.mark.parametrize(("name", "shown"), [("nope", "'nope'"), ("<script>" * 20, "(invalid name)")])
-def test_verify_delivery_unknown_source_is_404_and_echoes_only_safe_names(name: str, shown: str) -> None:
+def test_verify_delivery_unknown_source_is_told_apart_only_in_the_detail(name: str, shown: str) -> None:
     with pytest.raises(SignatureError) as info:
         verify_delivery({}, name, {}, b"", NOW)
-    assert (info.value.code, info.value.status) == ("unknown_source", 404)
-    assert shown in info.value.message
+    assert info.value.reason == "unknown_source"
+    assert shown in info.value.detail and shown not in info.value.message
 
 
-def test_failure_codes_map_to_http_statuses() -> None:
-    assert SignatureError("signature_mismatch", "x").status == 401
-    assert SignatureError("timestamp_out_of_tolerance", "x").status == 401
+def test_an_unknown_source_answers_exactly_as_a_known_one_badly_signed() -> None:
+    # GIVEN a configured source, and failures of every kind against it and against unknown names
+    sources = _config(
+        **{"acme-github": {"scheme": "github", "tenant_id": "acme", "secrets": [GITHUB_SECRET]}}
+    )
+    body = b'{"a":1}'
+    failures = []
+    for name, headers in [
+        ("acme-github", {}),
+        ("acme-github", {"x-hub-signature-256": "sha256=zz"}),
+        ("acme-github", github_headers(body, GITHUB_OLD_SECRET)),
+        ("globex-github", {}),
+        ("globex-github", github_headers(body)),
+    ]:
+        with pytest.raises(SignatureError) as info:
+            verify_delivery(sources, name, headers, body, NOW)
+        failures.append(info.value)
+    # THEN what the client is told (status, code, message) is the same; only the reason differs
+    assert len({(f.status, f.code, f.message) for f in failures}) == 1
+    assert failures[0].status == 401
+    assert [f.reason for f in failures] == [
+        "signature_missing",
+        "malformed_signature",
+        "signature_mismatch",
+        "unknown_source",
+        "unknown_source",
+    ]
+
+
+def test_every_failure_is_a_401_whatever_its_reason() -> None:
+    assert {SignatureError(reason, "x").status for reason in REASONS} == {401}
 
 
 def test_configured_sources_reads_webhook_secrets_once(monkeypatch: pytest.MonkeyPatch) -> None:
