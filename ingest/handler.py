@@ -158,7 +158,7 @@ def on_problem(problem: Problem) -> Response[str]:
         )
     else:
         metrics.add_metric(name=f"RequestsRefused.{problem.code}", unit=MetricUnit.Count, value=1)
-        logger.info("request refused", extra={"status": problem.status, "code": problem.code})
+        logger.info("request refused", extra={"status": problem.status, "code": problem.code, **problem.log})
     return _problem_response(problem)
 
 

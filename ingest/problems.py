@@ -19,6 +19,8 @@ class Problem(Exception):
     detail: str
     extra: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    # For the operator's log line only, never the response body (e.g. which webhook check failed).
+    log: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__init__(self.detail)
@@ -57,7 +59,6 @@ TITLES = {
     "tenant-forbidden": "Tenant not allowed for this credential",
     "unauthorized": "Missing or invalid credentials",
     "signature-invalid": "Webhook signature verification failed",
-    "unknown-webhook-source": "Unknown webhook source",
     "throttled": "Too many requests",
     "publish-incomplete": "Records could not be durably queued",
     "internal-error": "Internal error",

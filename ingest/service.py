@@ -128,7 +128,8 @@ class IngestService:
 
         The signature is over the exact bytes sent, so it is checked on the raw body before anything
         decodes it. ``now`` is the clock the signed timestamp is checked against (unix seconds).
-        Unknown source or failed verification: a ``Problem`` whose ``reason`` is the verifier's code.
+        An unknown source and a failed verification answer the same 401 (source names must not be
+        enumerable); which check failed goes to the operator's log only.
         """
         # Imported here: signature checking is off the /events and /ingest path, and cold starts pay
         # for every module the handler imports up front (`make bench`, cold start).
@@ -139,8 +140,13 @@ class IngestService:
         try:
             verified = verify_delivery(configured_sources(), source, request.headers, raw, clock)
         except SignatureError as exc:
-            code = "unknown-webhook-source" if exc.code == "unknown_source" else "signature-invalid"
-            raise Problem(exc.status, code, exc.message, extra={"reason": exc.code}) from None
+            raise Problem(
+                exc.status,
+                "signature-invalid",
+                exc.message,
+                extra={"reason": exc.code},
+                log={"reason": exc.reason, "detail": exc.detail},
+            ) from None
         return self.ingest(
             replace(request, webhook=verified), "event", raw=raw, remaining_seconds=remaining_seconds
         )

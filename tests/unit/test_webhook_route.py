@@ -6,6 +6,8 @@ import base64
 import gzip
 import hashlib
 import hmac
+import io
+import logging
 import os
 import subprocess
 import sys
@@ -115,6 +117,22 @@ def test_unknown_sources_and_bad_signatures_get_the_same_401_and_nothing_is_queu
     assert not sqs.records
 
 
+def test_the_operator_log_says_which_check_failed(sqs: MemorySink, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN the ingest log captured
+    stream = io.StringIO()
+    monkeypatch.setattr(handler.logger.registered_handler, "stream", stream)
+    monkeypatch.setattr(handler.logger._logger, "level", logging.INFO)
+    # WHEN an unknown source and a badly signed known one are refused with the same answer
+    call("/webhooks/nope", b'{"a":1}', {})
+    call("/webhooks/gh", b'{"a":1}', github_headers(b'{"b":2}'))
+    # THEN the log (never the body) tells the two apart
+    refused = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(r["message"], r["code"], r["reason"]) for r in refused] == [
+        ("request refused", "signature-invalid", "unknown_source"),
+        ("request refused", "signature-invalid", "signature_mismatch"),
+    ]
+
+
 def test_header_naming_another_tenant_is_403(sqs: MemorySink) -> None:
     body = b'{"a":1}'
     status, problem = call("/webhooks/gh", body, {**github_headers(body), "x-tenant-id": "globex"})
@@ -163,13 +181,14 @@ def test_service_verifies_the_raw_bytes_before_decoding(sqs: MemorySink) -> None
     receipt = service.ingest_webhook(request, "gh", now=time.time())
     assert receipt.accepted == 1
     assert env.loads(sqs.records[receipt.body["event_ids"][0]])["tenant_id"] == "acme"
-    # AND a signature over the decompressed bytes is refused with the verifier's reason
+    # AND a signature over the decompressed bytes is refused, the verifier's reason in the log only
     bad = replace(request, headers={**headers, **github_headers(b'{"action":"opened"}')})
     with pytest.raises(Problem) as info:
         service.ingest_webhook(bad, "gh", now=time.time())
     assert (info.value.status, info.value.code, info.value.extra) == (
         401,
         "signature-invalid",
-        {"reason": "signature_mismatch"},
+        {"reason": "signature_invalid"},
     )
+    assert info.value.log["reason"] == "signature_mismatch"
     assert len(sqs.records) == 1
