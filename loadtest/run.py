@@ -125,16 +125,18 @@ class BacklogSampler(threading.Thread):
                 self._stop_event.wait(max(0.0, self.interval - (time.time() - started)))
 
     def series(self) -> list[tuple[float, int]]:
-        with self._lock:
-            return [(t, b.total) for t, b in self.samples]
+        return [(t, b.total) for t, b in self.copy()]
 
     def detail(self) -> list[tuple[float, int, int]]:
-        with self._lock:
-            return [(t, b.visible, b.in_flight) for t, b in self.samples]
+        return [(t, b.visible, b.in_flight) for t, b in self.copy()]
 
     def latest(self) -> Backlog | None:
+        samples = self.copy()
+        return samples[-1][1] if samples else None
+
+    def copy(self) -> list[tuple[float, Backlog]]:
         with self._lock:
-            return self.samples[-1][1] if self.samples else None
+            return list(self.samples)
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -459,24 +461,14 @@ def _drain_rate(series: list[tuple[float, int]], after: float, level: int) -> fl
 
 
 ROWS = (
-    ("requests", "requests sent"),
-    ("failed_requests", "failed requests"),
-    ("request_p95_ms", "request p95 (ms)"),
-    ("records_accepted", "records accepted"),
-    ("accepted_per_second", "accepted records / s"),
-    ("stored_per_second", "stored records / s (POST -> table)"),
-    ("peak_backlog", "peak queue backlog"),
-    ("drain_after_last_spike_s", "drain after last spike (s)"),
-    ("empty_after_load_s", "queue empty after load (s)"),
-    ("lag_p50_s", "lag p50 (s)"),
-    ("lag_p95_s", "lag p95 (s)"),
-    ("lag_p99_s", "lag p99 (s)"),
-    ("lag_samples", "lag samples"),
-    ("stalled_in_flight", "stuck in flight (msgs)"),
-    ("records_stored", "records stored"),
-    ("lost_records", "LOST records"),
-    ("dlq_depth", "DLQ depth"),
-)
+    ("requests", "requests sent"), ("failed_requests", "failed requests"), ("request_p95_ms", "request p95 (ms)"),
+    ("records_accepted", "records accepted"), ("accepted_per_second", "accepted records / s"),
+    ("stored_per_second", "stored records / s (POST -> table)"), ("peak_backlog", "peak queue backlog"),
+    ("drain_after_last_spike_s", "drain after last spike (s)"), ("empty_after_load_s", "queue empty after load (s)"),
+    ("lag_p50_s", "lag p50 (s)"), ("lag_p95_s", "lag p95 (s)"), ("lag_p99_s", "lag p99 (s)"),
+    ("lag_samples", "lag samples"), ("stalled_in_flight", "stuck in flight (msgs)"),
+    ("records_stored", "records stored"), ("lost_records", "LOST records"), ("dlq_depth", "DLQ depth"),
+)  # fmt: skip
 
 
 def print_summary(result: RunResult) -> None:
