@@ -1,6 +1,6 @@
 """The numbers a load run reports, computed from plain samples: percentiles, lag, drain time, losses.
 
-Pure functions over lists and dicts, shared by the orchestrator, the concurrency experiment and the
+Pure functions over lists and dicts, shared by the load driver, the concurrency experiment and the
 locustfile's threshold check, and unit tested on hand-made series.
 """
 
@@ -159,7 +159,7 @@ def cell(value: object) -> str:
     if isinstance(value, float):
         if value == 0 or abs(value) >= 100:
             return f"{value:,.0f}"
-        return f"{value:.2f}" if abs(value) >= 1 else f"{value:.4f}"
+        return f"{value:.2f}" if abs(value) >= 1 else f"{value:.4f}".rstrip("0")
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)

@@ -42,7 +42,7 @@ from local.process import REPO, StackProcess
 DEFAULT_OUT = REPO / "loadtest" / "out"
 
 
-def _say(text: str = "") -> None:
+def say(text: str = "") -> None:
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
@@ -278,18 +278,18 @@ def wait_stored(
     return True
 
 
-def drive_locust(o: RunOptions, host: str, out: Path, run_id: str, say: Any) -> int:
+def drive_locust(o: RunOptions, host: str, out: Path, run_id: str, report: Any) -> int:
     cmd = locust_command(o, host, out, run_id)
     (out / "command.txt").write_text(" ".join(cmd) + "\n")
     budget = o.schedule().duration + 90
-    say(f"running locust ({o.shape}, peak {o.users} users, ~{o.schedule().duration:.0f}s) -> {out}")
+    report(f"running locust ({o.shape}, peak {o.users} users, ~{o.schedule().duration:.0f}s) -> {out}")
     with open(out / "locust.log", "wb") as log:
         locust = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                                   stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
         try:
             return locust.wait(timeout=budget)
         except subprocess.TimeoutExpired:
-            say(f"locust ran past its budget of {budget:.0f}s and was stopped")
+            report(f"locust ran past its budget of {budget:.0f}s and was stopped")
             locust.terminate()
             return locust.wait(timeout=30)
         finally:
@@ -301,7 +301,7 @@ def drive_locust(o: RunOptions, host: str, out: Path, run_id: str, say: Any) -> 
                     locust.kill()
 
 
-def _target(o: RunOptions, cleanup: ExitStack, say: Any) -> tuple[str, StackInspector | None]:
+def _target(o: RunOptions, cleanup: ExitStack, report: Any) -> tuple[str, StackInspector | None]:
     """The API to load and the inspector of its AWS side: a local stack started here, or ``o.host``."""
     if o.host is not None:
         probe = None
@@ -315,9 +315,9 @@ def _target(o: RunOptions, cleanup: ExitStack, say: Any) -> tuple[str, StackInsp
         StackProcess(state_dir, o.worker_concurrency, o.stack_env, o.visibility_timeout)
     )
     t0 = time.monotonic()
-    say(f"starting a local stack (state in {state_dir}) ...")
+    report(f"starting a local stack (state in {state_dir}) ...")
     stack = process.start()
-    say(f"  up in {time.monotonic() - t0:.1f}s at {stack.api_url}")
+    report(f"  up in {time.monotonic() - t0:.1f}s at {stack.api_url}")
     os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
     os.environ.pop("AWS_SESSION_TOKEN", None)
     os.environ.pop("AWS_PROFILE", None)
@@ -330,9 +330,9 @@ def execute(o: RunOptions) -> RunResult:
     out = o.out or DEFAULT_OUT / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     run_id = gen.new_run_id()
-    say = (lambda _t: None) if o.quiet else _say
+    report = (lambda _t: None) if o.quiet else say
     with ExitStack() as cleanup:
-        host, probe = _target(o, cleanup, say)
+        host, probe = _target(o, cleanup, report)
         sampler = None
         if probe is not None and probe.queue_url:
             sampler = BacklogSampler(probe, out / "backlog.csv")
@@ -341,7 +341,7 @@ def execute(o: RunOptions) -> RunResult:
         extra: dict[str, Any] = {}
         load_started = time.time()
         if o.post is None:
-            code = drive_locust(o, host, out, run_id, say)
+            code = drive_locust(o, host, out, run_id, report)
         else:
             code, tenant = drive_directly(o, host, out, run_id)
             if probe is not None and probe.ddb is not None:
@@ -352,7 +352,7 @@ def execute(o: RunOptions) -> RunResult:
         load_ended = time.time()
         drained = None
         if sampler is not None:
-            say("load finished; waiting for the queue to drain ...")
+            report("load finished; waiting for the queue to drain ...")
             drained = wait_for_drain(sampler, o.drain_timeout)
         summary = _measure(o, out, run_id, probe, sampler, load_started, load_ended, code, drained, extra)
         series = sampler.series() if sampler else []
@@ -473,9 +473,9 @@ ROWS = (
 
 def print_summary(result: RunResult) -> None:
     s = result.summary
-    _say("\n" + measures.table([(label, s[key]) for key, label in ROWS if key in s], ("measure", "value")))
+    say("\n" + measures.table([(label, s[key]) for key, label in ROWS if key in s], ("measure", "value")))
     verdict = "PASS" if result.exit_code == 0 else "FAIL: " + "; ".join(s["failures"])
-    _say(f"\n{verdict}\nresults: {result.out}")
+    say(f"\n{verdict}\nresults: {result.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -554,10 +554,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = execute(o)
     except KeyboardInterrupt:
-        _say("interrupted; the local stack was stopped")
+        say("interrupted; the local stack was stopped")
         return 130
     print_summary(result)
-    _say(f"total {time.monotonic() - started:.0f}s")
+    say(f"total {time.monotonic() - started:.0f}s")
     return result.exit_code
 
 
