@@ -41,32 +41,6 @@ BASELINE = {
 }
 
 
-class Durations:
-    """Wall time spent inside each handler, per function name (Lambda's billed duration, locally)."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-        self.calls: dict[str, int] = defaultdict(int)
-        self._lock = threading.Lock()
-
-    def wrap(self, name: str, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-        def timed(event: Any, context: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return handler(event, context)
-            finally:
-                with self._lock:
-                    self.seconds[name] += time.perf_counter() - start
-                    self.calls[name] += 1
-
-        return timed
-
-    def reset(self) -> None:
-        with self._lock:
-            self.seconds.clear()
-            self.calls.clear()
-
-
 def _wait_until(predicate: Callable[[], bool], timeout: float, every: float = 0.25) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -99,13 +73,22 @@ def scenario(args: argparse.Namespace) -> dict[str, Any]:
     baseline = args.scenario == "baseline"
     handlers = BASELINE if baseline else {}
     names = {dotted: fn for fn, dotted in {**wiring.load().handlers, **handlers}.items()}
-    durations = Durations()
+    # Wall time inside each handler, per function: Lambda's billed duration, locally.
+    seconds: dict[str, float] = defaultdict(float)
+    calls: dict[str, int] = defaultdict(int)
+    lock = threading.Lock()
 
     class TimedPool(rt.ContainerPool):  # type: ignore[misc,name-defined]
         """The runtime's pool of execution environments, timing every invocation."""
 
         def __call__(self, event: Any, context: Any) -> Any:
-            return durations.wrap(names.get(self.dotted, "consumers"), super().__call__)(event, context)
+            start = time.perf_counter()
+            try:
+                return super().__call__(event, context)
+            finally:
+                with lock:
+                    seconds[names.get(self.dotted, "consumers")] += time.perf_counter() - start
+                    calls[names.get(self.dotted, "consumers")] += 1
 
     rt.ContainerPool = TimedPool  # type: ignore[attr-defined,misc]
     options = rt.RuntimeOptions(
@@ -148,14 +131,16 @@ def scenario(args: argparse.Namespace) -> dict[str, Any]:
         start = 0
         for batch, records in args.runs:
             counter.reset()
-            durations.reset()
+            with lock:
+                seconds.clear()
+                calls.clear()
             before = runtime.stats()
             print(f"{MARK_START} {batch}", flush=True)
             result = drive(records, batch, args.concurrency, start)
             print(f"{MARK_END} {batch}", flush=True)
             result.update(aws=counter.snapshot(), item_bytes=dict(counter.item_bytes),
                           invocations=_stats_delta(before, runtime.stats()),
-                          handler_seconds=dict(durations.seconds), handler_calls=dict(durations.calls))  # fmt: skip
+                          handler_seconds=dict(seconds), handler_calls=dict(calls))  # fmt: skip
             runs.append(result)
             start += records
         raw = None if baseline else _raw_capacity(stack.endpoint_url, args.raw_records, args.concurrency)
