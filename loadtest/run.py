@@ -342,14 +342,15 @@ def execute(o: RunOptions) -> RunResult:
         load_started = time.time()
         if o.post is None:
             code = drive_locust(o, host, out, run_id, report)
+            load_ended = time.time()
         else:
             code, tenant = drive_directly(o, host, out, run_id)
+            load_ended = time.time()
             if probe is not None and probe.ddb is not None:
                 accepted = sum(read_receipts(out)[0].values())
                 extra["all_stored"] = wait_stored(probe, tenant, accepted, o.drain_timeout)
                 extra["stored_after_s"] = time.time() - load_started
                 extra["stored_per_second"] = accepted / extra["stored_after_s"]
-        load_ended = time.time()
         drained = None
         if sampler is not None:
             report("load finished; waiting for the queue to drain ...")
