@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from loadtest import cost as model
+from loadtest import cost
 from loadtest.bench import coldstart, cpu, e2e, workload
 from loadtest.measures import cell, table
 
@@ -33,10 +33,10 @@ TARGETS = {
 
 def usage_from_run(
     run: dict[str, Any], memory_mb: int = MEMORY_MB, platform_bytes: int | None = None
-) -> model.Usage:
+) -> cost.Usage:
     """The cost model's usage from what one e2e run counted."""
     if platform_bytes is None:
-        platform_bytes = model.Profile().platform_log_bytes_per_invocation
+        platform_bytes = cost.Profile().platform_log_bytes_per_invocation
     aws, inv, seconds = run["aws"], run["invocations"], run["handler_seconds"]
     batch, requests = run["batch"], run["requests"]
     invocations = {"ingest": float(inv.get("http_requests", 0)),
@@ -49,8 +49,8 @@ def usage_from_run(
     def units(prefix: str) -> float:
         return float(sum(v["units"] for k, v in aws.items() if k.startswith(prefix)))
 
-    return model.Usage(
-        records=run["records"], api_requests=requests, api_units=requests * model.api_units(body),
+    return cost.Usage(
+        records=run["records"], api_requests=requests, api_units=requests * cost.api_units(body),
         lambda_invocations=invocations,
         lambda_gb_seconds={fn: seconds.get(fn, 0.0) * memory_mb / 1024 for fn in invocations},
         # Receives that found the queue empty are the pollers idling: on AWS the event source mapping's
@@ -90,15 +90,7 @@ def report(result: dict[str, Any]) -> str:
                        run["invocations"].values() if isinstance(v, dict)) for run in runs.values()]  # fmt: skip
         logs = [sum(run.get("log_bytes", {}).values()) for run in runs.values()]
         for label, counts in (("lambda invocations", invocations), ("log bytes", logs)):
-            rows.append(
-                [
-                    label,
-                    *[
-                        f"{n * 1000 / run['records']:,.1f}"
-                        for n, run in zip(counts, runs.values(), strict=True)
-                    ],
-                ]
-            )
+            rows.append([label, *[f"{n * 1000 / r['records']:,.1f}" for n, r in zip(counts, runs.values(), strict=True)]])  # fmt: skip
         out.append(table(rows, ["operation", *runs], "3. AWS usage per 1,000 records (calls / billing units; "
                                                      "logs: handler bytes, before Lambda's own lines)"))  # fmt: skip
         costs = result["cost_per_million"]
@@ -161,13 +153,13 @@ def main(argv: list[str] | None = None) -> int:
             "baseline, 1/request": base["runs"][0], "baseline, 100/request": base["runs"][1],
         }  # fmt: skip
         result["e2e"] = {"runs": runs, "raw": pipe["raw"]}
-        prices = model.load_prices()
+        prices = cost.load_prices()
         costs: dict[str, Any] = {}
         for name, run in runs.items():
             usage = usage_from_run(run)
-            lines = model.per_million(usage, prices)
+            lines = cost.per_million(usage, prices)
             costs[name] = {"usage_per_1000": usage.per(1000).to_dict(), "lines": [ln.__dict__ for ln in lines],
-                           "total": model.total(lines)}  # fmt: skip
+                           "total": cost.total(lines)}  # fmt: skip
         for batch in ("1/request", "100/request"):
             costs[f"sluice, {batch}"]["ratio_to_baseline"] = (
                 costs[f"sluice, {batch}"]["total"] / costs[f"baseline, {batch}"]["total"])  # fmt: skip
