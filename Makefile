@@ -72,7 +72,7 @@ bench: $(STAMP) ## benchmarks: speed and cost against a baseline measured in the
 	$(PY) -m loadtest.bench
 
 cost: $(STAMP) ## monthly cost and capacity plan: make cost RPS=100 EVENT_BYTES=1024 BATCH=1
-	$(PY) -m loadtest.bench.cost --rps $(or $(RPS),100) --event-bytes $(or $(EVENT_BYTES),1024) --batch $(or $(BATCH),1)
+	$(PY) -m loadtest.cost --rps $(or $(RPS),100) --event-bytes $(or $(EVENT_BYTES),1024) --batch $(or $(BATCH),1)
 
 loadtest: $(STAMP) ## headless Locust run against the local stack, or HOST=https://... for a deployment
 	$(PY) -m loadtest.run $(if $(HOST),--host $(HOST))

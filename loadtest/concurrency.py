@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,24 +18,14 @@ from typing import Any
 import orjson
 
 from loadtest import measures
-from loadtest.run import DEFAULT_OUT, RunOptions, RunResult, execute, read_phases, stop_on_sigterm
+from loadtest.run import DEFAULT_OUT, RunOptions, RunResult, execute, read_phases, say, stop_on_sigterm
 
 COLUMNS = (
-    ("worker_concurrency", "concurrency"),
-    ("drain_after_last_spike_s", "drain after spike (s)"),
-    ("peak_backlog", "peak backlog"),
-    ("drain_rate_msgs_per_s", "drain rate (msg/s)"),
-    ("accepted_per_second", "accepted/s"),
-    ("lag_p95_s", "lag p95 (s)"),
-    ("lag_p99_s", "lag p99 (s)"),
-    ("lost_records", "lost"),
-    ("dlq_depth", "DLQ"),
-)
-
-
-def _say(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+    ("worker_concurrency", "concurrency"), ("drain_after_last_spike_s", "drain after spike (s)"),
+    ("peak_backlog", "peak backlog"), ("drain_rate_msgs_per_s", "drain rate (msg/s)"),
+    ("accepted_per_second", "accepted/s"), ("lag_p95_s", "lag p95 (s)"), ("lag_p99_s", "lag p99 (s)"),
+    ("lost_records", "lost"), ("dlq_depth", "DLQ"),
+)  # fmt: skip
 
 
 def experiment_options(concurrency: int, cost: float, quick: bool, out: Path) -> RunOptions:
@@ -119,15 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     results: list[RunResult] = []
     try:
         for c in settings:
-            _say(f"concurrency {c}: starting a stack, running the burst, waiting for the drain ...")
+            say(f"concurrency {c}: starting a stack, running the burst, waiting for the drain ...")
             result = execute(experiment_options(c, args.cost_ms_per_kchar, args.quick, out))
             result.summary["worker_concurrency"] = c
             results.append(result)
             s = result.summary
-            _say(f"  drain {s.get('drain_after_last_spike_s')}s, peak backlog {s.get('peak_backlog')}, "
+            say(f"  drain {s.get('drain_after_last_spike_s')}s, peak backlog {s.get('peak_backlog')}, "
                  f"lost {s.get('lost_records')}  ({time.monotonic() - started:.0f}s elapsed)")  # fmt: skip
     except KeyboardInterrupt:
-        _say("interrupted")
+        say("interrupted")
         return 130
     rows = [[r.summary.get(key) for key, _ in COLUMNS] for r in results]
     with open(out / "concurrency.csv", "w", newline="") as f:
@@ -141,12 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     (out / "concurrency.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     plot(results, out / "concurrency.png")
-    _say("")
-    _say(measures.table(rows, [label for _, label in COLUMNS]))
+    say("")
+    say(measures.table(rows, [label for _, label in COLUMNS]))
     failed = [r for r in results if r.exit_code]
     for r in failed:
-        _say(f"concurrency {r.summary['worker_concurrency']}: " + "; ".join(r.summary["failures"]))
-    _say(f"\nplot: {out / 'concurrency.png'}\ntotal {time.monotonic() - started:.0f}s")
+        say(f"concurrency {r.summary['worker_concurrency']}: " + "; ".join(r.summary["failures"]))
+    say(f"\nplot: {out / 'concurrency.png'}\ntotal {time.monotonic() - started:.0f}s")
     return 1 if failed else 0
 
 

@@ -1,9 +1,8 @@
 """Realistic request bodies and a skewed tenant mix for the load tests.
 
-Pure: everything takes a ``random.Random`` and returns plain data, so the unit tests check sizes,
-shapes and distributions without Locust or a network. Real inputs from ``../shared/corpus`` (GitHub
-webhook bodies, Loghub log lines) are used when that folder exists beside the repository; without it
-the synthesized bodies below stand in and nothing complains.
+Pure: everything takes a ``random.Random`` and returns plain data. Real inputs from ``../shared/corpus``
+(GitHub webhook bodies, Loghub log lines) are used when that folder exists beside the repository;
+without it the synthesized bodies below stand in.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import random
 import string
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +26,6 @@ CORPUS = REPO.parent / "shared" / "corpus"
 DEFAULT_EVENT_BYTES = 1024
 # Corpus bodies above this are skipped: a load test measures the pipeline, not the 256 KiB record limit.
 MAX_CORPUS_BODY_BYTES = 64 * 1024
-
-
-# --- tenants ----------------------------------------------------------------------------------
 
 
 def new_run_id() -> str:
@@ -76,9 +71,6 @@ class TenantMix:
     def pick(self, rng: random.Random) -> str:
         x = rng.random() * self._cumulative[-1]
         return self.tenants[min(bisect.bisect_right(self._cumulative, x), len(self.tenants) - 1)]
-
-
-# --- the corpus -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -208,9 +200,6 @@ def synthetic_log_line(rng: random.Random) -> str:
     )
 
 
-# --- request bodies ---------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Body:
     """One request to send: bytes, headers, and how many records the server must accept from it."""
@@ -224,24 +213,6 @@ def gzip_body(body: Body) -> Body:
     return Body(
         gzip.compress(body.data, compresslevel=5), {**body.headers, "Content-Encoding": "gzip"}, body.records
     )
-
-
-def json_event_body(event: dict[str, Any]) -> Body:
-    return Body(orjson.dumps(event), {"Content-Type": "application/json"}, 1)
-
-
-def json_array_body(events: Sequence[dict[str, Any]]) -> Body:
-    return Body(orjson.dumps(list(events)), {"Content-Type": "application/json"}, len(events))
-
-
-def ndjson_body(docs: Sequence[dict[str, Any]]) -> Body:
-    data = b"".join(orjson.dumps(d) + b"\n" for d in docs)
-    return Body(data, {"Content-Type": "application/x-ndjson"}, len(docs))
-
-
-def text_lines_body(lines: Sequence[str]) -> Body:
-    kept = [line for line in lines if line.strip()]
-    return Body("\n".join(kept).encode() + b"\n", {"Content-Type": "text/plain; charset=utf-8"}, len(kept))
 
 
 def webhook_body(hook: Webhook, rng: random.Random) -> Body:
@@ -272,7 +243,7 @@ class BodyFactory:
         return maker(self.rng, self.event_bytes)
 
     def single_event(self) -> Body:
-        return json_event_body(self.event())
+        return Body(orjson.dumps(self.event()), {"Content-Type": "application/json"}, 1)
 
     def webhook(self) -> Body:
         hooks = self.corpus.webhooks
@@ -280,7 +251,7 @@ class BodyFactory:
         return webhook_body(hook, self.rng)
 
     def event_batch(self, n: int) -> Body:
-        return json_array_body([self.event() for _ in range(n)])
+        return Body(orjson.dumps([self.event() for _ in range(n)]), {"Content-Type": "application/json"}, n)
 
     def log_lines(self, n: int) -> list[str]:
         lines = self.corpus.log_lines
@@ -290,11 +261,13 @@ class BodyFactory:
         return [synthetic_log_line(self.rng) for _ in range(n)]
 
     def text_logs(self, n: int) -> Body:
-        return text_lines_body(self.log_lines(n))
+        kept = [line for line in self.log_lines(n) if line.strip()]
+        return Body(
+            "\n".join(kept).encode() + b"\n", {"Content-Type": "text/plain; charset=utf-8"}, len(kept)
+        )
 
     def ndjson_logs(self, n: int) -> Body:
-        docs = [
-            {"message": line, "level": self.rng.choice(_LEVELS), "attributes": {"host": f"web-{i % 8}"}}
-            for i, line in enumerate(self.log_lines(n))
-        ]
-        return ndjson_body(docs)
+        data = b"".join(orjson.dumps({"message": line, "level": self.rng.choice(_LEVELS),
+                                      "attributes": {"host": f"web-{i % 8}"}}) + b"\n"
+                        for i, line in enumerate(self.log_lines(n)))  # fmt: skip
+        return Body(data, {"Content-Type": "application/x-ndjson"}, n)

@@ -2,18 +2,11 @@
 # mypy: disable-error-code="untyped-decorator,no-untyped-call"
 """Producers for the sluice HTTP API: analytics and telemetry events, webhooks and log lines.
 
-    python -m locust -f loadtest/locustfile.py --headless --host http://127.0.0.1:8080 \
-        -u 30 --shape burst --out-dir loadtest/out/manual
-
-(``python -m loadtest.run`` does this for you, starts a local stack and measures what landed.)
-
-Every response is checked: 202 and a receipt whose ``accepted`` equals the records sent. Accepted
-ids are counted per tenant and a sample is written to ``--out-dir`` so the orchestrator can count
-what was stored and measure the end-to-end lag. A ``quitting`` listener turns missed thresholds
-(error rate, p95 latency) into a non-zero exit code.
-
-No boto3 in this process: Locust monkey-patches the process with gevent on import, and AWS reads
-belong to the orchestrator anyway.
+``python -m loadtest.run`` runs this headless against a stack and measures what landed. Every response
+is checked: 202 and a receipt whose ``accepted`` equals the records sent. Accepted ids are counted per
+tenant and a sample is written to ``--out-dir`` for the driver's stored counts and lag. A ``quitting``
+listener turns missed thresholds (error rate, p95 latency) into a non-zero exit code. No boto3 here:
+Locust monkey-patches the process with gevent on import, and AWS reads belong to the driver.
 """
 
 from __future__ import annotations
@@ -28,6 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import orjson
 from locust import FastHttpUser, LoadTestShape, constant_throughput, events, task
 from locust.runners import WorkerRunner
 
@@ -79,8 +73,6 @@ class Recorder:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         pid = os.getpid()
-        import orjson
-
         (out / f"accepted-{pid}.json").write_bytes(
             orjson.dumps({"run_id": run_id, "requests": self.requests, "tenants": dict(self.accepted)})
         )
@@ -102,8 +94,6 @@ def _setup(environment: Any) -> dict[str, Any]:
     run_id = opts.run_id or gen.new_run_id()
     keys: dict[str, str] = {}
     if opts.api_keys_file:
-        import orjson
-
         keys = orjson.loads(Path(opts.api_keys_file).read_bytes())
         mix = gen.TenantMix(tuple(keys), tuple(gen.zipf_weights(len(keys), opts.zipf)))
     else:
@@ -252,8 +242,6 @@ def _thresholds(environment: Any, **_: Any) -> None:
     if environment.runner is not None and environment.runner.exceptions:
         reasons.append(f"{len(environment.runner.exceptions)} unhandled exception(s) in the locustfile")
     if opts.out_dir:
-        import orjson
-
         Path(opts.out_dir, "thresholds.json").write_bytes(orjson.dumps({
             "requests": total.num_requests, "failures": total.num_failures, "p95_ms": p95,
             "max_error_rate": opts.max_error_rate, "max_p95_ms": opts.max_p95_ms, "failed": reasons,

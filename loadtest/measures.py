@@ -1,6 +1,6 @@
 """The numbers a load run reports, computed from plain samples: percentiles, lag, drain time, losses.
 
-Pure functions over lists and dicts, shared by the orchestrator, the concurrency experiment and the
+Pure functions over lists and dicts, shared by the load driver, the concurrency experiment and the
 locustfile's threshold check, and unit tested on hand-made series.
 """
 
@@ -143,21 +143,23 @@ def threshold_failures(
     return reasons
 
 
-def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
-    """A plain fixed-width text table for terminal summaries."""
-    cells = [[str(h) for h in header], *[[_cell(v) for v in row] for row in rows]]
+def table(rows: Sequence[Sequence[object]], header: Sequence[str], title: str = "") -> str:
+    """A plain fixed-width text table for terminal summaries, under ``title`` when given."""
+    cells = [[str(h) for h in header], *[[cell(v) for v in row] for row in rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
              for r in cells]  # fmt: skip
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return "\n".join([f"\n{title}", *lines] if title else lines)
 
 
-def _cell(value: object) -> str:
+def cell(value: object) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+        if value == 0 or abs(value) >= 100:
+            return f"{value:,.0f}"
+        return f"{value:.2f}" if abs(value) >= 1 else f"{value:.4f}".rstrip("0")
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)

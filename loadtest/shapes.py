@@ -3,7 +3,7 @@
 A schedule is pure (``tick(run_time)`` is a function of the elapsed seconds), so its timetable is unit
 tested without Locust. The locustfile wraps the selected schedule in one ``LoadTestShape`` subclass;
 this module does not import Locust because importing Locust monkey-patches the whole process (gevent),
-which must never happen inside the test suite or the orchestrator.
+which must never happen inside the test suite or the load driver.
 
 Each user sends at a fixed rate (``constant_throughput``), so user counts are request rates: a spike
 from 2 to 30 users is a 15x jump in offered load, whatever the latency.

@@ -1,8 +1,9 @@
 """``make bench``: speed and cost per million events, each against a baseline measured in the same run.
 
-Prints the tables and writes everything to ``loadtest/out/bench.json``. ``--quick`` trims repetitions
-and record counts (about a minute); the default takes a few minutes on two shared cores.
-Absolute times depend on the machine; the ratios, measured side by side, are the figures to read.
+Prints the tables and the targets and writes everything to ``loadtest/out/bench.json`` (whose
+``profile`` ``make cost`` plans with). ``--quick`` trims repetitions and record counts; ``--skip-e2e``
+runs only the CPU and cold-start parts. Absolute times depend on the machine; the ratios, measured
+side by side, are the figures to read.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Any
 
 import orjson
 
-from loadtest.bench import coldstart, cpu, e2e, model, workload
+from loadtest import cost
+from loadtest.bench import coldstart, cpu, e2e, workload
+from loadtest.measures import cell, table
 
 OUT = Path(__file__).resolve().parents[1] / "out" / "bench.json"
 MEMORY_MB = 512  # infra/variables.tf lambda_memory_mb default (rollup is 256; counted at 512 here)
@@ -30,174 +33,75 @@ TARGETS = {
 
 def usage_from_run(
     run: dict[str, Any], memory_mb: int = MEMORY_MB, platform_bytes: int | None = None
-) -> model.Usage:
+) -> cost.Usage:
     """The cost model's usage from what one e2e run counted."""
-    platform_bytes = (
-        model.Profile().platform_log_bytes_per_invocation if platform_bytes is None else platform_bytes
-    )
-    aws = run["aws"]
-    inv = run["invocations"]
+    if platform_bytes is None:
+        platform_bytes = cost.Profile().platform_log_bytes_per_invocation
+    aws, inv, seconds = run["aws"], run["invocations"], run["handler_seconds"]
     batch, requests = run["batch"], run["requests"]
-    invocations = {
-        "ingest": float(inv.get("http_requests", 0)),
-        "worker": float(inv.get("worker", {}).get("invocations", 0)),
-    }
+    invocations = {"ingest": float(inv.get("http_requests", 0)),
+                   "worker": float(inv.get("worker", {}).get("invocations", 0))}  # fmt: skip
     consumers = sum(v["invocations"] for k, v in inv.items() if k.startswith("consumer:"))
     if consumers:
         invocations["consumers"] = float(consumers)
-    seconds = run["handler_seconds"]
     body = len(workload.event_body(batch)) if batch > 1 else workload.EVENT_BYTES
 
     def units(prefix: str) -> float:
         return float(sum(v["units"] for k, v in aws.items() if k.startswith(prefix)))
 
-    return model.Usage(
-        records=run["records"],
-        api_requests=requests,
-        api_units=requests * model.api_units(body),
+    return cost.Usage(
+        records=run["records"], api_requests=requests, api_units=requests * cost.api_units(body),
         lambda_invocations=invocations,
         lambda_gb_seconds={fn: seconds.get(fn, 0.0) * memory_mb / 1024 for fn in invocations},
         # Receives that found the queue empty are the pollers idling: on AWS the event source mapping's
         # long polls cost the same per month whatever the traffic, so they are a fixed cost (counted,
         # and shown in the usage table), not a per-event one. Over a short run they would dominate.
         sqs_requests=units("sqs.") - float(aws.get("sqs.ReceiveMessage", {}).get("empty", 0)),
-        kinesis_put_units=units("kinesis.Put"),
-        dynamodb_wru=units("dynamodb."),
+        kinesis_put_units=units("kinesis.Put"), dynamodb_wru=units("dynamodb."),
         log_bytes=sum(run.get("log_bytes", {}).values()) + platform_bytes * sum(invocations.values()),
         s3_puts=float(aws.get("s3.PutObject", {}).get("calls", 0)),
-    )
-
-
-# ---------------------------------------------------------------- printing
-
-
-def _table(title: str, header: list[str], rows: list[list[Any]]) -> str:
-    cells = [[str(c) for c in header]] + [[_fmt(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = [f"\n{title}", "  ".join(h.ljust(w) for h, w in zip(cells[0], widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    for row in cells[1:]:
-        lines.append(
-            "  ".join(
-                c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
-            )
-        )
-    return "\n".join(lines)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        if value == 0:
-            return "0"
-        if abs(value) >= 100:
-            return f"{value:,.0f}"
-        if abs(value) >= 1:
-            return f"{value:.2f}"
-        return f"{value:.4f}"
-    return str(value)
+    )  # fmt: skip
 
 
 def report(result: dict[str, Any]) -> str:
     out = [f"sluice benchmark - {result['machine']} - {result['date']}"]
-    out.append(
-        _table(
-            "1. Ingest CPU per record, pure path (parse + validate + normalize + serialize), medians",
-            [
-                "case",
-                "sluice us/rec",
-                "floor us/rec",
-                "baseline us/rec",
-                "x floor",
-                "baseline x floor",
-                "x baseline",
-            ],
-            [
-                [
-                    r["case"],
-                    r["us_per_record"]["pipeline"],
-                    r["us_per_record"]["floor"],
-                    r["us_per_record"]["baseline"],
-                    r["ratio_to_floor"],
-                    r["baseline_ratio_to_floor"],
-                    r["ratio_to_baseline"],
-                ]
-                for r in result["cpu"]
-            ],
-        )
-    )
-    out.append(
-        _table(
-            "2. Cold start: import time in a fresh interpreter (median of subprocesses)",
-            [
-                "candidate",
-                "import ms",
-                "our packages ms",
-                "process ms",
-                "x import boto3",
-                "middle half",
-                "modules",
-            ],
-            [
-                [
-                    r["candidate"],
-                    r["import_ms"],
-                    "" if r.get("own_ms") is None else r["own_ms"],
-                    r["process_ms"],
-                    r["ratio_to_floor"],
-                    "{:.2f}-{:.2f}".format(*r["ratio_iqr"]) if r.get("ratio_iqr") else "",
-                    r["sys_modules"],
-                ]
-                for r in result["cold_start"]["rows"]
-            ],
-        )
-    )
+    out.append(table(
+        [[r["case"], *r["us_per_record"].values(), r["ratio_to_floor"], r["baseline_ratio_to_floor"],
+          r["ratio_to_baseline"]] for r in result["cpu"]],
+        ["case", "sluice us/rec", "floor us/rec", "baseline us/rec", "x floor", "baseline x floor", "x baseline"],
+        "1. Ingest CPU per record, pure path (parse + validate + normalize + serialize), medians",
+    ))  # fmt: skip
+    out.append(table(
+        [[r["candidate"], r["import_ms"], r.get("own_ms") or "", r["process_ms"], r["ratio_to_floor"],
+          "{:.2f}-{:.2f}".format(*r["ratio_iqr"]) if r.get("ratio_iqr") else "", r["sys_modules"]]
+         for r in result["cold_start"]["rows"]],
+        ["candidate", "import ms", "our packages ms", "process ms", "x import boto3", "middle half", "modules"],
+        "2. Cold start: import time in a fresh interpreter (median of subprocesses)",
+    ))  # fmt: skip
     e = result.get("e2e")
     if e:
-        names = list(e["runs"])
-        ops = sorted({op for run in e["runs"].values() for op in run["aws"]})
-        rows = []
-        for op in ops:
-            row: list[Any] = [op]
-            for name in names:
-                run = e["runs"][name]
-                stats = run["aws"].get(op, {"calls": 0, "units": 0})
-                row.append(
-                    f"{stats['calls'] * 1000 / run['records']:.1f} / {stats['units'] * 1000 / run['records']:.1f}"
-                )
-            rows.append(row)
-        for label, key in (("lambda invocations", "invocations"), ("log bytes", "log_bytes")):
-            row = [label]
-            for name in names:
-                run = e["runs"][name]
-                if key == "invocations":
-                    inv = run["invocations"]
-                    n = inv.get("http_requests", 0) + sum(
-                        v.get("invocations", 0) for v in inv.values() if isinstance(v, dict)
-                    )
-                else:
-                    n = sum(run.get("log_bytes", {}).values())
-                row.append(f"{n * 1000 / run['records']:,.1f}")
-            rows.append(row)
-        out.append(_table("3. AWS usage per 1,000 records (calls / billing units; logs: handler bytes, before Lambda's own lines)",
-                          ["operation", *names], rows))  # fmt: skip
+        runs = e["runs"]
+        rows: list[list[Any]] = []
+        for op in sorted({op for run in runs.values() for op in run["aws"]}):
+            per_k = [{k: v * 1000 / run["records"] for k, v in run["aws"].get(op, {"calls": 0, "units": 0}).items()}
+                     for run in runs.values()]  # fmt: skip
+            rows.append([op, *[f"{s['calls']:.1f} / {s['units']:.1f}" for s in per_k]])
+        invocations = [run["invocations"]["http_requests"] + sum(v.get("invocations", 0) for v in
+                       run["invocations"].values() if isinstance(v, dict)) for run in runs.values()]  # fmt: skip
+        logs = [sum(run.get("log_bytes", {}).values()) for run in runs.values()]
+        for label, counts in (("lambda invocations", invocations), ("log bytes", logs)):
+            rows.append([label, *[f"{n * 1000 / r['records']:,.1f}" for n, r in zip(counts, runs.values(), strict=True)]])  # fmt: skip
+        out.append(table(rows, ["operation", *runs], "3. AWS usage per 1,000 records (calls / billing units; "
+                                                     "logs: handler bytes, before Lambda's own lines)"))  # fmt: skip
         costs = result["cost_per_million"]
         items = list(dict.fromkeys(line["item"] for c in costs.values() for line in c["lines"]))
-        rows = []
-        for item in items:
-            rows.append(
-                [
-                    item,
-                    *[
-                        next((ln["usd"] for ln in costs[n]["lines"] if ln["item"] == item), 0.0)
-                        for n in names
-                    ],
-                ]
-            )
-        rows.append(["TOTAL per million events", *[costs[n]["total"] for n in names]])
-        rows.append(["x baseline (same batch)", *[costs[n].get("ratio_to_baseline", 1.0) for n in names]])
-        out.append(_table("4. Cost per million 1 KB events, USD (us-east-1, prices.json; Kinesis provisioned: "
-                          "shard-hours are fixed, see make cost)", ["line item", *names], rows))  # fmt: skip
-        rows = [[n, e["runs"][n]["records"], e["runs"][n]["records_per_second"]] for n in names]
+        rows = [[item, *[next((ln["usd"] for ln in costs[n]["lines"] if ln["item"] == item), 0.0) for n in runs]]
+                for item in items]  # fmt: skip
+        rows.append(["TOTAL per million events", *[costs[n]["total"] for n in runs]])
+        rows.append(["x baseline (same batch)", *[costs[n].get("ratio_to_baseline", 1.0) for n in runs]])
+        out.append(table(rows, ["line item", *runs], "4. Cost per million 1 KB events, USD (us-east-1, prices.json; "
+                                                     "Kinesis provisioned: shard-hours are fixed, see make cost)"))  # fmt: skip
+        rows = [[n, run["records"], run["records_per_second"]] for n, run in runs.items()]
         rows.append(
             [
                 "emulator raw capacity (same calls, no handlers)",
@@ -206,26 +110,23 @@ def report(result: dict[str, Any]) -> str:
             ]
         )
         out.append(
-            _table("6. Local end-to-end throughput, POST -> DynamoDB", ["run", "records", "records/s"], rows)
+            table(rows, ["run", "records", "records/s"], "6. Local end-to-end throughput, POST -> DynamoDB")
         )
         out.append(f"   pipeline (100/request) uses {result['e2e_share_of_raw']:.0%} of the emulator's raw capacity; "
                    f"baseline (100/request) uses {result['baseline_share_of_raw']:.0%}.")  # fmt: skip
     out.append("\nTargets")
     for name, t in result["targets"].items():
         out.append(
-            f"  {'MET   ' if t['met'] else 'MISSED'}  {name}: {_fmt(t['value'])} (target <= {t['target']})"
+            f"  {'MET   ' if t['met'] else 'MISSED'}  {name}: {cell(t['value'])} (target <= {t['target']})"
         )
         if t.get("note"):
             out.append(f"          {t['note']}")
     return "\n".join(out)
 
 
-# ---------------------------------------------------------------- the run
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions and records (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and records")
     parser.add_argument("--skip-e2e", action="store_true", help="only the CPU and cold-start benchmarks")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
@@ -240,7 +141,6 @@ def main(argv: list[str] | None = None) -> int:
     result["cpu"] = cpu.run(rounds=5 if quick else 11, budget_s=0.1 if quick else 0.2)
     print("cold start ...", file=sys.stderr)
     result["cold_start"] = coldstart.run(samples=5 if quick else 11)
-    prices = model.load_prices()
     profile: dict[str, Any] = {"envelope_overhead_bytes": cpu.envelope_overhead_bytes()}
     if not args.skip_e2e:
         small, large = (60, 600) if quick else (200, 2000)
@@ -253,16 +153,16 @@ def main(argv: list[str] | None = None) -> int:
             "baseline, 1/request": base["runs"][0], "baseline, 100/request": base["runs"][1],
         }  # fmt: skip
         result["e2e"] = {"runs": runs, "raw": pipe["raw"]}
+        prices = cost.load_prices()
         costs: dict[str, Any] = {}
         for name, run in runs.items():
             usage = usage_from_run(run)
-            lines = model.per_million(usage, prices)
+            lines = cost.per_million(usage, prices)
             costs[name] = {"usage_per_1000": usage.per(1000).to_dict(), "lines": [ln.__dict__ for ln in lines],
-                           "total": model.total(lines)}  # fmt: skip
+                           "total": cost.total(lines)}  # fmt: skip
         for batch in ("1/request", "100/request"):
             costs[f"sluice, {batch}"]["ratio_to_baseline"] = (
-                costs[f"sluice, {batch}"]["total"] / costs[f"baseline, {batch}"]["total"]
-            )
+                costs[f"sluice, {batch}"]["total"] / costs[f"baseline, {batch}"]["total"])  # fmt: skip
         result["cost_per_million"] = costs
         raw = pipe["raw"]["records_per_second"]
         result["e2e_share_of_raw"] = runs["sluice, 100/request"]["records_per_second"] / raw
@@ -279,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _profile_from(single: dict[str, Any], batched: dict[str, Any]) -> dict[str, Any]:
-    """The measured facts ``make cost`` plans with (see model.Profile)."""
+    """The measured facts ``make cost`` plans with (see ``loadtest.cost.Profile``)."""
 
     def per(run: dict[str, Any], fn: str) -> float:
         calls = run["handler_calls"].get(fn, 0)
@@ -290,7 +190,6 @@ def _profile_from(single: dict[str, Any], batched: dict[str, Any]) -> dict[str, 
         n = run["handler_calls"].get(fn, 0)
         return sum(v for k, v in run.get("log_bytes", {}).items() if k in keys) / n if n else 0.0
 
-    items = sum(batched["item_bytes"].values()) / batched["records"] if batched["item_bytes"] else None
     profile: dict[str, Any] = {
         "ingest_ms_base": per(single, "ingest"),
         "ingest_ms_per_record": max(0.0, (per(batched, "ingest") - per(single, "ingest")) / 99),
@@ -298,10 +197,12 @@ def _profile_from(single: dict[str, Any], batched: dict[str, Any]) -> dict[str, 
         "worker_log_bytes_per_batch": round(logs(single, ("log:worker",), "worker")),
         "consumer_log_bytes_per_batch": round(logs(single, ("log:archiver", "log:rollup"), "consumers")),
     }
-    if items:
+    if batched["item_bytes"]:
         # With compact storage the measured items are gzipped bodies, not event + overhead: kept as a
-        # fact to show, while the model sizes items itself (model.stored_item_bytes).
-        profile["measured_item_bytes_per_record"] = round(items)
+        # fact to show, while the model sizes items itself (cost.stored_item_bytes).
+        profile["measured_item_bytes_per_record"] = round(
+            sum(batched["item_bytes"].values()) / batched["records"]
+        )
     return profile
 
 
@@ -311,43 +212,29 @@ def _targets(result: dict[str, Any]) -> dict[str, Any]:
     for row in result["cpu"]:
         if row["records"] > 1:
             out[f"CPU per record, {row['case']}, x floor"] = {
-                "value": row["ratio_to_floor"],
-                "target": TARGETS["cpu_batch_ratio"],
-                "note": "floor: orjson.loads + orjson.dumps of the same bytes"
-                if "JSON" in row["case"]
+                "value": row["ratio_to_floor"], "target": TARGETS["cpu_batch_ratio"],
+                "note": "floor: orjson.loads + orjson.dumps of the same bytes" if "JSON" in row["case"]
                 else "floor: orjson.dumps of each line (a text body has no JSON to load)",
-            }
-    for row in result["cold_start"]["rows"]:
-        if row["candidate"].startswith("handler:"):
-            libraries = next(
-                (
-                    r
-                    for r in result["cold_start"]["rows"]
-                    if r["candidate"] == f"{coldstart.LIBRARIES_ROW}{row['modules'][0]}"
-                ),
-                None,
-            )
-            out[f"cold start, {row['candidate'].removeprefix('handler: ')}, x import boto3"] = {
-                "value": row["ratio_to_floor"],
-                "target": TARGETS["cold_start_ratio"],
-                "note": f"middle half of the rounds: {row['ratio_iqr'][0]:.2f}-{row['ratio_iqr'][1]:.2f}x; "
-                f"its libraries alone: {libraries['ratio_to_floor']:.2f}x; our packages: {row['own_ms']:.0f} ms"
-                if libraries and row.get("own_ms") is not None
-                else "",
-            }
-    if "cost_per_million" in result:
-        for name, key in (
-            ("1 event/request", "usd_per_million_1"),
-            ("100 events/request", "usd_per_million_100"),
-        ):
-            c = result["cost_per_million"][f"sluice, {name.split()[0]}/request"]
+            }  # fmt: skip
+    rows = {r["candidate"]: r for r in result["cold_start"]["rows"]}
+    for name, row in rows.items():
+        if name.startswith("handler:"):
+            libraries = rows.get(f"{coldstart.LIBRARIES_ROW}{row['modules'][0]}")
+            note = ""
+            if libraries and row.get("own_ms") is not None:
+                note = (f"middle half of the rounds: {row['ratio_iqr'][0]:.2f}-{row['ratio_iqr'][1]:.2f}x; its "
+                        f"libraries alone: {libraries['ratio_to_floor']:.2f}x; our packages: {row['own_ms']:.0f} ms")  # fmt: skip
+            out[f"cold start, {name.removeprefix('handler: ')}, x import boto3"] = {
+                "value": row["ratio_to_floor"], "target": TARGETS["cold_start_ratio"], "note": note}  # fmt: skip
+    for n, key in (("1", "usd_per_million_1"), ("100", "usd_per_million_100")):
+        c = result.get("cost_per_million", {}).get(f"sluice, {n}/request")
+        if c:
             durations = sum(line["usd"] for line in c["lines"] if line["item"].endswith("duration"))
-            out[f"USD per million, {name}"] = {
-                "value": c["total"],
-                "target": TARGETS[key],
+            out[f"USD per million, {n} event{'s' if n != '1' else ''}/request"] = {
+                "value": c["total"], "target": TARGETS[key],
                 "note": f"of which Lambda duration measured against the emulator: {durations:.4f}; "
-                f"without it: {c['total'] - durations:.4f}",
-            }
+                        f"without it: {c['total'] - durations:.4f}",
+            }  # fmt: skip
     for t in out.values():
         t["met"] = t["value"] <= t["target"]
     return out

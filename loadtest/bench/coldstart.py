@@ -1,13 +1,10 @@
-"""Handler cold start: the import time of the Lambda entry modules in a fresh interpreter, against
-a fresh interpreter that only imports boto3 (the floor: every function here needs boto3 anyway).
+"""Handler cold start: import time of each Lambda entry module in a fresh interpreter, against a fresh
+interpreter that only imports boto3 (the floor: every function here needs boto3 anyway).
 
-Each sample is its own subprocess; the candidates run interleaved, and the figures are medians.
-
-The modules are imported as the Lambda zip ships them: from a copy of the packages with unchecked-hash
-bytecode next to the sources (``infra/scripts/build.py`` compiles the same way for the runtime's
-Python). Importing from the working tree instead would time the compiler whenever the machine sets
-PYTHONDONTWRITEBYTECODE, as CI and this sandbox do; the dependencies in the venv have bytecode
-already, so either way both sides are compared on the same footing.
+Each sample is its own subprocess; the candidates run interleaved and the figures are medians. The
+modules are imported as the zip ships them: a copy of the packages with unchecked-hash bytecode, staged
+by ``infra/scripts/build.py``'s own functions, so that a working tree without bytecode
+(PYTHONDONTWRITEBYTECODE, as in CI) does not time the compiler.
 """
 
 from __future__ import annotations
@@ -19,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +41,14 @@ _ON_TOP = (
 )
 HANDLERS = ("ingest.handler", "consumers.worker")
 LIBRARIES_ROW = "  its libraries only: "
+FLOOR = "floor: import boto3"
+SHIPPED = ("core", "ingest", "consumers", "loadtest")  # the zip's packages, plus the bench's baseline
+
+
+def _python(root: Path, *args: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([sys.executable, "-c", *args], capture_output=True, text=True, check=True, env=env,
+                          cwd=root).stdout  # fmt: skip
 
 
 def _available(module: str) -> bool:
@@ -55,75 +61,41 @@ def _available(module: str) -> bool:
         sys.path.pop(0)
 
 
-def candidates(root: Path | None = None) -> dict[str, list[str]]:
+def candidates(root: Path) -> dict[str, list[str]]:
     """name -> modules to import. Each function imports only its own module on Lambda.
 
-    With ``root``, each handler also gets a row for the libraries alone: boto3 plus every non-project
-    module the handler's import loads, imported in the same order. The gap between the two rows is
-    what our own packages cost; the gap to the floor is what Powertools, orjson and friends cost.
+    Each handler also gets a row for its libraries alone: boto3 plus every non-project module the
+    handler's import loads, in the same order. The gap between the two rows is what our own packages
+    cost; the gap to the floor is what Powertools, orjson and friends cost.
     """
-    out = {"floor: import boto3": ["boto3"]}
+    out = {FLOOR: ["boto3"]}
     for module in HANDLERS:
         if _available(module):
             out[f"handler: {module}"] = [module]
-            if root is not None:
-                out[f"{LIBRARIES_ROW}{module}"] = ["boto3", *library_modules(module, root)]
+            out[f"{LIBRARIES_ROW}{module}"] = [
+                "boto3",
+                *json.loads(_python(root, _LIBRARIES, module, *SHIPPED)),
+            ]
     out["baseline handlers"] = ["loadtest.bench.baseline"]
     return out
 
 
-def library_modules(module: str, root: Path) -> list[str]:
-    """The modules ``module`` imports that are not ours, in the order they were imported."""
-    out = subprocess.run(
-        [sys.executable, "-c", _LIBRARIES, module, *SHIPPED],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(root)},
-        cwd=root,
-    ).stdout
-    names: list[str] = json.loads(out)
-    return names
-
-
-SHIPPED = ("core", "ingest", "consumers", "loadtest")  # the zip's packages, plus the bench's baseline
-
-
 def stage(dest: Path) -> Path:
-    """The packages laid out and byte-compiled in ``dest`` by the build's own functions
-    (``infra/scripts/build.py``), with this interpreter, so the bench imports what the zip would."""
-    build = _build_script()
+    """The packages laid out and byte-compiled in ``dest`` by the build's own functions, with this
+    interpreter, so the bench imports what the zip would."""
+    spec = importlib.util.spec_from_file_location("sluice_build", ROOT / "infra" / "scripts" / "build.py")
+    assert spec is not None and spec.loader is not None
+    build: Any = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
     build.with_bytecode(build.project_files(ROOT, SHIPPED), sys.executable, dest)
     return dest
 
 
-def _build_script() -> Any:
-    spec = importlib.util.spec_from_file_location("sluice_build", ROOT / "infra" / "scripts" / "build.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _sample(modules: list[str], root: Path, preload: list[str] | None = None) -> tuple[float, float, int]:
-    env = {**os.environ, "PYTHONPATH": str(root)}
     args = [_PROBE, *modules] if preload is None else [_ON_TOP, str(len(preload)), *preload, *modules]
-    t0 = _now()
-    out = subprocess.run(
-        [sys.executable, "-c", *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-        cwd=root,
-    ).stdout
-    wall = _now() - t0
-    seconds, count = out.split()
-    return float(seconds), wall, int(count)
-
-
-def _ratios(values: list[float], floor: list[float]) -> list[float]:
-    return [a / b for a, b in zip(values, floor, strict=True)]
+    t0 = time.perf_counter()
+    seconds, count = _python(root, *args).split()
+    return float(seconds), time.perf_counter() - t0, int(count)
 
 
 def _quartiles(values: list[float]) -> tuple[float, float]:
@@ -131,12 +103,6 @@ def _quartiles(values: list[float]) -> tuple[float, float]:
         return values[0], values[0]
     q1, _, q3 = statistics.quantiles(values, n=4)
     return q1, q3
-
-
-def _now() -> float:
-    import time
-
-    return time.perf_counter()
 
 
 def run(samples: int = 9) -> dict[str, Any]:
@@ -154,33 +120,25 @@ def _run(samples: int, root: Path) -> dict[str, Any]:
     own: dict[str, list[float]] = {}
     for _ in range(samples):
         for name, modules in cands.items():
-            seconds, wall, count = _sample(modules, root)
+            seconds, wall, mods[name] = _sample(modules, root)
             imports[name].append(seconds)
             walls[name].append(wall)
-            mods[name] = count
             libraries = cands.get(f"{LIBRARIES_ROW}{modules[0]}")
             if name.startswith("handler:") and libraries:
                 own.setdefault(name, []).append(_sample(modules, root, preload=libraries)[0])
-    floor = "floor: import boto3"
     rows = []
-    for name in cands:
-        rows.append(
-            {
-                "candidate": name,
-                "modules": cands[name] if len(cands[name]) < 5 else [f"{len(cands[name])} modules"],
-                "import_ms": statistics.median(imports[name]) * 1000,
-                # our packages alone, on top of already-imported libraries (handler rows only)
-                "own_ms": statistics.median(own[name]) * 1000 if name in own else None,
-                "process_ms": statistics.median(walls[name]) * 1000,
-                "ratio_to_floor": statistics.median(ratios := _ratios(imports[name], imports[floor])),
-                # the middle half of the per-round ratios: how far this machine's noise moves the figure
-                "ratio_iqr": _quartiles(ratios),
-                "sys_modules": mods[name],
-            }
-        )
+    for name, modules in cands.items():
+        ratios = [a / b for a, b in zip(imports[name], imports[FLOOR], strict=True)]
+        rows.append({
+            "candidate": name,
+            "modules": modules if len(modules) < 5 else [f"{len(modules)} modules"],
+            "import_ms": statistics.median(imports[name]) * 1000,
+            # our packages alone, on top of already-imported libraries (handler rows only)
+            "own_ms": statistics.median(own[name]) * 1000 if name in own else None,
+            "process_ms": statistics.median(walls[name]) * 1000,
+            "ratio_to_floor": statistics.median(ratios),
+            # the middle half of the per-round ratios: how far this machine's noise moves the figure
+            "ratio_iqr": _quartiles(ratios),
+            "sys_modules": mods[name],
+        })  # fmt: skip
     return {"samples": samples, "rows": rows}
-
-
-if __name__ == "__main__":
-    for row in run(5)["rows"]:
-        print(row)

@@ -1,13 +1,11 @@
 """Ingest CPU per record on the pure path, side by side with its floor and the baseline.
 
 pipeline: ``ingest.bodies.parse_body`` + ``ingest.normalize.normalize`` (parse, validate, normalize,
-serialize each envelope), as ``IngestService.ingest`` runs them for one request.
-floor: bare ``orjson.loads`` of the body and ``orjson.dumps`` of each record: the least any
-implementation must do with the same bytes.
-baseline: ``loadtest.bench.baseline.parse_and_envelope`` (stdlib json, minimal envelope).
-
-The three run interleaved, round after round, and the figures are medians over rounds (ratios are
-the median of each round's own ratio), so a noisy neighbour slows all three alike.
+serialize each envelope), as ``IngestService.ingest`` runs them for one request. floor: bare
+``orjson.loads`` of the body and ``orjson.dumps`` of each record, the least any implementation must do
+with the same bytes. baseline: ``baseline.parse_and_envelope`` (stdlib json, minimal envelope).
+The three run interleaved, round after round; figures are medians over rounds (ratios: the median of
+each round's own ratio), so a noisy neighbour slows all three alike.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -27,50 +24,36 @@ from ingest.normalize import RequestFacts, normalize
 from loadtest.bench import baseline, workload
 
 LIMITS = Limits.from_settings(Settings())
+# (name, body, content type, kind, records)
+CASES = (
+    ("1 KB JSON event, 1 per request", workload.event_body(1), "application/json", "event", 1),
+    ("1 KB JSON events, 100 per request", workload.event_body(100), "application/json", "event", 100),
+    ("text log lines, 100 per request", workload.log_body(100), "text/plain", "log", 100),
+)
 
 
-@dataclass(frozen=True)
-class Case:
-    name: str
-    body: bytes
-    content_type: str
-    kind: str
-    records: int
+def _facts(kind: str, request_id: str = "bench-request") -> RequestFacts:
+    return RequestFacts(route="POST /events" if kind == "event" else "POST /ingest", kind=kind,
+                        received_at=now_received_at(), default_tenant="default", ip="203.0.113.7",
+                        user_agent="bench/1.0", request_id=request_id)  # fmt: skip
 
 
-def cases() -> list[Case]:
-    return [
-        Case("1 KB JSON event, 1 per request", workload.event_body(1), "application/json", "event", 1),
-        Case("1 KB JSON events, 100 per request", workload.event_body(100), "application/json", "event", 100),
-        Case("text log lines, 100 per request", workload.log_body(100), "text/plain", "log", 100),
-    ]
+def implementations(body: bytes, content_type: str, kind: str, records: int) -> dict[str, Callable[[], Any]]:
+    dumps, loads = orjson.dumps, orjson.loads
 
-
-def pipeline(case: Case) -> Callable[[], Any]:
-    route = "POST /events" if case.kind == "event" else "POST /ingest"
-
-    def run() -> Any:
-        facts = RequestFacts(
-            route=route, kind=case.kind, received_at=now_received_at(), default_tenant="default",
-            ip="203.0.113.7", user_agent="bench/1.0", request_id="bench-request",
-        )  # fmt: skip
-        parsed = parse_body(case.body, case.content_type, case.kind, LIMITS)
+    def pipeline() -> Any:
+        facts = _facts(kind)
+        parsed = parse_body(body, content_type, kind, LIMITS)
         return normalize(parsed.items, facts, LIMITS.max_record_bytes, LIMITS.max_depth)
 
-    return run
-
-
-def floor(case: Case) -> Callable[[], Any]:
-    dumps, loads = orjson.dumps, orjson.loads
-    if case.kind == "log":
-        return lambda: [dumps(line) for line in case.body.decode().split("\n") if line]
-    if case.records == 1:
-        return lambda: dumps(loads(case.body))
-    return lambda: [dumps(item) for item in loads(case.body)]
-
-
-def base(case: Case) -> Callable[[], Any]:
-    return lambda: baseline.parse_and_envelope(case.body, case.content_type, case.kind)
+    if kind == "log":
+        floor: Callable[[], Any] = lambda: [dumps(line) for line in body.decode().split("\n") if line]  # noqa: E731
+    elif records == 1:
+        floor = lambda: dumps(loads(body))  # noqa: E731
+    else:
+        floor = lambda: [dumps(item) for item in loads(body)]  # noqa: E731
+    return {"pipeline": pipeline, "floor": floor,
+            "baseline": lambda: baseline.parse_and_envelope(body, content_type, kind)}  # fmt: skip
 
 
 def _time_per_record(fn: Callable[[], Any], records: int, budget_s: float) -> float:
@@ -88,38 +71,27 @@ def _time_per_record(fn: Callable[[], Any], records: int, budget_s: float) -> fl
 def run(rounds: int = 9, budget_s: float = 0.15) -> list[dict[str, Any]]:
     """Per case: median µs/record of each implementation and the median per-round ratios."""
     results = []
-    for case in cases():
-        impls = {"pipeline": pipeline(case), "floor": floor(case), "baseline": base(case)}
+    for name, body, content_type, kind, records in CASES:
+        impls = implementations(body, content_type, kind, records)
         samples: dict[str, list[float]] = {k: [] for k in impls}
         for _ in range(rounds):
-            for name, fn in impls.items():
-                samples[name].append(_time_per_record(fn, case.records, budget_s))
+            for impl, fn in impls.items():
+                samples[impl].append(_time_per_record(fn, records, budget_s))
         pairs = list(zip(samples["pipeline"], samples["floor"], samples["baseline"], strict=True))
-        results.append(
-            {
-                "case": case.name,
-                "records": case.records,
-                "body_bytes": len(case.body),
-                "us_per_record": {k: statistics.median(v) for k, v in samples.items()},
-                "ratio_to_floor": statistics.median(p / f for p, f, _ in pairs),
-                "baseline_ratio_to_floor": statistics.median(b / f for _, f, b in pairs),
-                "ratio_to_baseline": statistics.median(p / b for p, _, b in pairs),
-                "rounds": rounds,
-            }
-        )
+        results.append({
+            "case": name, "records": records, "body_bytes": len(body),
+            "us_per_record": {k: statistics.median(v) for k, v in samples.items()},
+            "ratio_to_floor": statistics.median(p / f for p, f, _ in pairs),
+            "baseline_ratio_to_floor": statistics.median(b / f for _, f, b in pairs),
+            "ratio_to_baseline": statistics.median(p / b for p, _, b in pairs),
+            "rounds": rounds,
+        })  # fmt: skip
     return results
 
 
 def envelope_overhead_bytes() -> int:
     """Serialized envelope size minus the event's own size, for a 1 KB event (the cost model's input)."""
-    facts = RequestFacts(route="POST /events", kind="event", received_at=now_received_at(),
-                         default_tenant="default", ip="203.0.113.7", user_agent="bench/1.0",
-                         request_id="JKJaXmPLvHcESHA=")  # fmt: skip
     parsed = parse_body(workload.event_body(1), "application/json", "event", LIMITS)
+    facts = _facts("event", "JKJaXmPLvHcESHA=")
     (_, _, _, size), *_ = normalize(parsed.items, facts, LIMITS.max_record_bytes, LIMITS.max_depth).accepted
     return size - workload.EVENT_BYTES
-
-
-if __name__ == "__main__":
-    for row in run(rounds=5):
-        print(row)

@@ -1,22 +1,21 @@
 """End to end against the emulator: records/s from POST to DynamoDB, AWS usage per record, log bytes.
 
-Each scenario runs in its own child process (``python -m loadtest.bench.e2e SCENARIO ...``) so that
-the handlers start cold with the environment the scenario sets, and so that everything they write to
-stdout (Powertools Logger lines and EMF metrics: what CloudWatch Logs would ingest) is captured by the
-parent between two markers and counted. The child writes its figures as JSON to ``--out``.
+Each scenario runs in its own child process (``python -m loadtest.bench.e2e SCENARIO ...``): the
+handlers start cold with the scenario's environment, and everything they write to stdout (Powertools
+Logger lines and EMF metrics: what CloudWatch Logs would ingest) is captured by the parent between two
+markers and counted. The child runs ``local.runtime.LocalRuntime`` in its own process, so that botocore
+hooks (``counter.AwsCallCounter``) and handler timers see every call, and loads it with the load
+driver's direct posting (``loadtest.run``), which also waits for and counts what was stored.
 
 Scenarios:
-- ``pipeline``: the real stack (``local.runtime.LocalRuntime``) at INFO with metrics on, as deployed.
-- ``raw``: the emulator's own capacity for the same calls (SendMessageBatch, ReceiveMessage,
-  DeleteMessageBatch, PutRecords, BatchWriteItem) in a tight loop on the same moto server, right after
-  the pipeline run.
-- ``baseline``: ``loadtest.bench.baseline`` behind the same local API Gateway and SQS event source.
+- ``pipeline``: the real handlers at INFO with metrics on, as deployed; then the emulator's own
+  capacity for the same calls in a tight loop on the same emulator, no handlers.
+- ``baseline``: ``baseline.py``'s handlers in place of ingest and worker, no stream consumers.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import subprocess
 import sys
@@ -36,62 +35,10 @@ from loadtest.bench import workload
 MARK_START = "@@bench-start@@"
 MARK_END = "@@bench-end@@"
 SERVICES = ("sqs", "kinesis", "dynamodb", "s3")
-
-
-# ---------------------------------------------------------------- helpers used in the child
-
-
-class Durations:
-    """Wall time spent inside each handler, per function name (Lambda's billed duration, locally)."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-        self.calls: dict[str, int] = defaultdict(int)
-        self._lock = threading.Lock()
-
-    def wrap(self, name: str, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-        def timed(event: Any, context: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return handler(event, context)
-            finally:
-                with self._lock:
-                    self.seconds[name] += time.perf_counter() - start
-                    self.calls[name] += 1
-
-        return timed
-
-    def reset(self) -> None:
-        with self._lock:
-            self.seconds.clear()
-            self.calls.clear()
-
-
-def _post_all(port: int, bodies: list[bytes], concurrency: int) -> list[int]:
-    """POST every body to /events with ``concurrency`` keep-alive connections; the status codes."""
-    local = threading.local()
-
-    def post(body: bytes) -> int:
-        if not hasattr(local, "conn"):
-            local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        local.conn.request("POST", "/events", body=body, headers={"content-type": "application/json"})
-        response = local.conn.getresponse()
-        response.read()
-        return int(response.status)
-
-    with ThreadPoolExecutor(concurrency) as pool:
-        return list(pool.map(post, bodies))
-
-
-def _count_items(ddb: Any, table: str) -> int:
-    total = 0
-    kwargs: dict[str, Any] = {"TableName": table, "Select": "COUNT"}
-    while True:
-        page = ddb.scan(**kwargs)
-        total += page["Count"]
-        if "LastEvaluatedKey" not in page:
-            return int(total)
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+BASELINE = {
+    "ingest": "loadtest.bench.baseline.ingest_handler",
+    "worker": "loadtest.bench.baseline.worker_handler",
+}
 
 
 def _wait_until(predicate: Callable[[], bool], timeout: float, every: float = 0.25) -> bool:
@@ -103,149 +50,101 @@ def _wait_until(predicate: Callable[[], bool], timeout: float, every: float = 0.
     return predicate()
 
 
-def _observer() -> Any:
-    """A client for the harness's own reads: not the cached one the counter watches."""
-    import boto3
-
-    return boto3.session.Session().client("dynamodb")
-
-
-def _bodies(records: int, batch: int, start: int) -> list[bytes]:
-    return [workload.event_body(min(batch, records - i), start + i) for i in range(0, records, batch)]
-
-
-def _drive(port: int, table: str, records: int, batch: int, concurrency: int, start: int, timeout: float,
-           stored_so_far: Callable[[], int]) -> dict[str, Any]:  # fmt: skip
-    """Post ``records`` events in requests of ``batch`` and wait until the worker has stored them all.
-
-    Progress is read first from the event source's counters, then from the table at a slow pace: a
-    Scan every few milliseconds would load the very emulator the pipeline is using.
-    """
-    ddb = _observer()
-    before_items = _count_items(ddb, table)
-    before = stored_so_far()
-    bodies = _bodies(records, batch, start)
-    t0 = time.perf_counter()
-    statuses = _post_all(port, bodies, concurrency)
-    posted = time.perf_counter() - t0
-    # The event source counts a batch when it hands it over; the table says when it is written.
-    _wait_until(lambda: stored_so_far() - before >= records, timeout, every=0.05)
-    _wait_until(lambda: _count_items(ddb, table) - before_items >= records, timeout, every=0.5)
-    elapsed = time.perf_counter() - t0
-    stored = _count_items(ddb, table) - before_items
-    return {
-        "records": records,
-        "batch": batch,
-        "requests": len(bodies),
-        "accepted_requests": sum(1 for s in statuses if s == 202),
-        "statuses": sorted(set(statuses)),
-        "stored": stored,
-        "all_stored": stored >= records,
-        "post_seconds": posted,
-        "seconds": elapsed,
-        "records_per_second": records / elapsed,
-    }
-
-
-def _stored(stats: Any) -> Callable[[], int]:
-    def count() -> int:
-        snap = stats.snapshot()
-        return int(snap["records"] - snap["failed_records"])
-
-    return count
-
-
-def _attach(counter: Any) -> None:
-    from core import aws
-
-    for service in SERVICES:
-        counter.attach(aws.client(service))
-
-
-def _start_http(app: Any, port: int) -> Any:
-    import uvicorn
-
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
-    threading.Thread(target=server.run, daemon=True).start()
-    _wait_until(lambda: bool(server.started), 15, 0.05)
-    return server
-
-
-# ---------------------------------------------------------------- scenarios (in the child)
-
-
-def scenario_pipeline(args: argparse.Namespace) -> dict[str, Any]:
-    from loadtest.bench.counter import AwsCallCounter
-    from local import runtime as rt_mod
-    from local.emulator import free_port
-
-    durations = Durations()
-    names = {"ingest.handler": "ingest", "consumers.worker": "worker"}
-
-    class TimedPool(rt_mod.ContainerPool):  # type: ignore[misc,name-defined]
-        """The runtime's pool of execution environments, timing every invocation."""
-
-        def __call__(self, event: Any, context: Any) -> Any:
-            name = names.get(self.dotted.rpartition(".")[0], "consumers")
-            return durations.wrap(name, super().__call__)(event, context)
-
-    rt_mod.ContainerPool = TimedPool  # type: ignore[attr-defined,misc]
-    options = rt_mod.RuntimeOptions(
-        port=free_port(), emulator_port=free_port(), prefix="bench", state_dir=Path(args.state_dir),
-        extra_env={"POWERTOOLS_LOG_LEVEL": "INFO", "POWERTOOLS_METRICS_DISABLED": "false",
-                   "POWERTOOLS_SERVICE_NAME": "sluice", "POWERTOOLS_METRICS_NAMESPACE": "sluice"},
-    )  # fmt: skip
-    counter = AwsCallCounter()
-    result: dict[str, Any] = {}
-    with rt_mod.LocalRuntime(options) as runtime:
-        assert runtime.stack is not None
-        table = runtime.stack.table_name
-        assert runtime.worker is not None
-        stored = _stored(runtime.worker.stats)
-        _drive(options.port, table, 10, 10, 1, 10**6, 60, stored)  # warm: imports, clients, connections
-        _wait_until(lambda: _consumers_done(runtime, 10), 30)
-        _attach(counter)
-        runs = []
-        start = 0
-        for batch, records in args.runs:
-            counter.reset()
-            durations.reset()
-            stats_before = runtime.stats()
-            print(f"{MARK_START} {batch}", flush=True)
-            run = _drive(options.port, table, records, batch, args.concurrency, start, args.timeout, stored)
-            base = _consumer_records(stats_before)
-            _wait_until(lambda r=records, b=base: _consumers_done(runtime, r + b), 60)  # type: ignore[misc]
-            print(f"{MARK_END} {batch}", flush=True)
-            run["aws"] = counter.snapshot()
-            run["item_bytes"] = dict(counter.item_bytes)
-            run["invocations"] = _stats_delta(stats_before, runtime.stats())
-            run["handler_seconds"] = dict(durations.seconds)
-            run["handler_calls"] = dict(durations.calls)
-            runs.append(run)
-            start += records
-        result["runs"] = runs
-        result["raw"] = _raw_capacity(runtime.stack.endpoint_url, args.raw_records, args.concurrency)
-    return result
-
-
-def _consumer_records(stats: dict[str, Any]) -> int:
-    consumers = [v["records"] for k, v in stats.items() if k.startswith("consumer:")]
-    return min(consumers) if consumers else 0
-
-
-def _consumers_done(runtime: Any, records: int) -> bool:
-    return _consumer_records(runtime.stats()) >= records
-
-
 def _stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"http_requests": after["http_requests"] - before["http_requests"]}
     for key, value in after.items():
         if isinstance(value, dict):
             out[key] = {k: v - before.get(key, {}).get(k, 0) for k, v in value.items()}
     return out
+
+
+def _consumed(stats: dict[str, Any]) -> dict[str, int]:
+    return {k: v["records"] for k, v in stats.items() if k.startswith("consumer:")}
+
+
+def scenario(args: argparse.Namespace) -> dict[str, Any]:
+    """One scenario's runs against a fresh in-process stack, in the child."""
+    from core import aws, wiring
+    from loadtest import run
+    from loadtest.bench.counter import AwsCallCounter
+    from local import runtime as rt
+    from local.emulator import free_port
+
+    baseline = args.scenario == "baseline"
+    handlers = BASELINE if baseline else {}
+    names = {dotted: fn for fn, dotted in {**wiring.load().handlers, **handlers}.items()}
+    # Wall time inside each handler, per function: Lambda's billed duration, locally.
+    seconds: dict[str, float] = defaultdict(float)
+    calls: dict[str, int] = defaultdict(int)
+    lock = threading.Lock()
+
+    class TimedPool(rt.ContainerPool):  # type: ignore[misc,name-defined]
+        """The runtime's pool of execution environments, timing every invocation."""
+
+        def __call__(self, event: Any, context: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return super().__call__(event, context)
+            finally:
+                with lock:
+                    seconds[names.get(self.dotted, "consumers")] += time.perf_counter() - start
+                    calls[names.get(self.dotted, "consumers")] += 1
+
+    rt.ContainerPool = TimedPool  # type: ignore[attr-defined,misc]
+    options = rt.RuntimeOptions(
+        port=free_port(), emulator_port=free_port(), prefix=f"bench-{args.scenario}",
+        state_dir=Path(args.state_dir), handlers=handlers,
+        extra_env={"POWERTOOLS_LOG_LEVEL": "INFO", "POWERTOOLS_METRICS_DISABLED": "false",
+                   "POWERTOOLS_SERVICE_NAME": "sluice", "POWERTOOLS_METRICS_NAMESPACE": "sluice"},
+    )  # fmt: skip
+    counter = AwsCallCounter()
+    with rt.LocalRuntime(options) as runtime:
+        stack = runtime.stack
+        assert stack is not None
+        if baseline:  # a first version has no stream consumers
+            for consumer in runtime.consumers:
+                consumer.stop()
+            runtime.consumers = []
+
+        def drive(records: int, batch: int, concurrency: int, start: int) -> dict[str, Any]:
+            bodies = [
+                workload.event_body(min(batch, records - i), start + i) for i in range(0, records, batch)
+            ]
+            consumed = _consumed(runtime.stats())
+            s = run.execute(run.RunOptions(
+                host=runtime.api_url, table=stack.table_name, endpoint_url=stack.endpoint_url,
+                region=stack.region, post=bodies, post_concurrency=concurrency, drain_timeout=args.timeout,
+                out=Path(args.state_dir) / f"run-{start}", quiet=True,
+            )).summary  # fmt: skip
+            _wait_until(
+                lambda: all(n >= consumed.get(k, 0) + records for k, n in _consumed(runtime.stats()).items()),
+                60,
+            )
+            return {"records": records, "batch": batch, "requests": len(bodies), "stored": s["records_stored"],
+                    "all_stored": s["all_stored"], "seconds": s["stored_after_s"],
+                    "records_per_second": records / s["stored_after_s"]}  # fmt: skip
+
+        drive(10, 10, 1, 10**6)  # warm: imports, clients, connections
+        for service in SERVICES:
+            counter.attach(aws.client(service))
+        runs = []
+        start = 0
+        for batch, records in args.runs:
+            counter.reset()
+            with lock:
+                seconds.clear()
+                calls.clear()
+            before = runtime.stats()
+            print(f"{MARK_START} {batch}", flush=True)
+            result = drive(records, batch, args.concurrency, start)
+            print(f"{MARK_END} {batch}", flush=True)
+            result.update(aws=counter.snapshot(), item_bytes=dict(counter.item_bytes),
+                          invocations=_stats_delta(before, runtime.stats()),
+                          handler_seconds=dict(seconds), handler_calls=dict(calls))  # fmt: skip
+            runs.append(result)
+            start += records
+        raw = None if baseline else _raw_capacity(stack.endpoint_url, args.raw_records, args.concurrency)
+    return {"runs": runs, "raw": raw}
 
 
 def _raw_capacity(endpoint_url: str, records: int, concurrency: int) -> dict[str, Any]:
@@ -259,14 +158,10 @@ def _raw_capacity(endpoint_url: str, records: int, concurrency: int) -> dict[str
 
     def hundred(block: int) -> None:
         for i in range(0, 100, 10):
-            sqs.send_message_batch(
-                QueueUrl=stack.queue_url,
-                Entries=[{"Id": str(k), "MessageBody": t} for k, t in enumerate(texts[i : i + 10])],
-            )
-        kinesis.put_records(
-            StreamName=stack.stream_name,
-            Records=[{"Data": t.encode(), "PartitionKey": str(k)} for k, t in enumerate(texts)],
-        )
+            sqs.send_message_batch(QueueUrl=stack.queue_url, Entries=[
+                {"Id": str(k), "MessageBody": t} for k, t in enumerate(texts[i : i + 10])])  # fmt: skip
+        kinesis.put_records(StreamName=stack.stream_name, Records=[
+            {"Data": t.encode(), "PartitionKey": str(k)} for k, t in enumerate(texts)])  # fmt: skip
         got = 0
         while got < 100:
             messages = sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10).get(
@@ -275,22 +170,13 @@ def _raw_capacity(endpoint_url: str, records: int, concurrency: int) -> dict[str
             if not messages:
                 break
             got += len(messages)
-            sqs.delete_message_batch(
-                QueueUrl=stack.queue_url,
-                Entries=[{"Id": str(k), "ReceiptHandle": m["ReceiptHandle"]} for k, m in enumerate(messages)],
-            )
+            sqs.delete_message_batch(QueueUrl=stack.queue_url, Entries=[
+                {"Id": str(k), "ReceiptHandle": m["ReceiptHandle"]} for k, m in enumerate(messages)])  # fmt: skip
         for i in range(0, 100, 25):
-            ddb.batch_write_item(
-                RequestItems={
-                    stack.table_name: [
-                        {"PutRequest": {"Item": {
-                            "tenant_id": {"S": "raw"}, "event_id": {"S": f"{block:08d}-{i + k:03d}"},
-                            "body": {"S": t},
-                        }}}
-                        for k, t in enumerate(texts[i : i + 25])
-                    ]
-                }
-            )  # fmt: skip
+            ddb.batch_write_item(RequestItems={stack.table_name: [
+                {"PutRequest": {"Item": {"tenant_id": {"S": "raw"}, "event_id": {"S": f"{block:08d}-{i + k:03d}"},
+                                         "body": {"S": t}}}}
+                for k, t in enumerate(texts[i : i + 25])]})  # fmt: skip
 
     blocks = max(1, records // 100)
     t0 = time.perf_counter()
@@ -298,65 +184,6 @@ def _raw_capacity(endpoint_url: str, records: int, concurrency: int) -> dict[str
         list(pool.map(hundred, range(blocks)))
     elapsed = time.perf_counter() - t0
     return {"records": blocks * 100, "seconds": elapsed, "records_per_second": blocks * 100 / elapsed}
-
-
-def scenario_baseline(args: argparse.Namespace) -> dict[str, Any]:
-    from core import aws, wiring
-    from loadtest.bench import baseline
-    from loadtest.bench.counter import AwsCallCounter
-    from local import emulator as emu
-    from local import stack as stk
-    from local.http import LocalApiGateway
-    from local.sources import SqsEventSource
-
-    stk.use_fake_credentials()
-    emulator = emu.start(emu.free_port(), log_path=Path(args.state_dir) / "baseline-emulator.log")
-    os.environ["AWS_ENDPOINT_URL"] = emulator.url
-    aws.client.cache_clear()
-    durations = Durations()
-    try:
-        stack = stk.create(emulator.url, "bench-baseline")
-        os.environ.update(BASELINE_QUEUE_URL=stack.queue_url, BASELINE_STREAM_NAME=stack.stream_name,
-                          BASELINE_TABLE_NAME=stack.table_name)  # fmt: skip
-        source = SqsEventSource(stack.queue_url, stack.queue_arn,
-                                durations.wrap("worker", baseline.worker_handler), wiring.load().worker)  # fmt: skip
-        gateway = LocalApiGateway(durations.wrap("ingest", baseline.ingest_handler))
-        port = emu.free_port()
-        server = _start_http(gateway, port)
-        source.start()
-        try:
-            stored = _stored(source.stats)
-            _drive(port, stack.table_name, 10, 10, 1, 10**6, 60, stored)
-            counter = AwsCallCounter()
-            _attach(counter)
-            runs = []
-            start = 0
-            for batch, records in args.runs:
-                counter.reset()
-                durations.reset()
-                before = {"http_requests": gateway.requests, "worker": source.stats.snapshot()}
-                print(f"{MARK_START} {batch}", flush=True)
-                run = _drive(
-                    port, stack.table_name, records, batch, args.concurrency, start, args.timeout, stored
-                )
-                print(f"{MARK_END} {batch}", flush=True)
-                after = {"http_requests": gateway.requests, "worker": source.stats.snapshot()}
-                run["aws"] = counter.snapshot()
-                run["item_bytes"] = dict(counter.item_bytes)
-                run["invocations"] = _stats_delta(before, after)
-                run["handler_seconds"] = dict(durations.seconds)
-                run["handler_calls"] = dict(durations.calls)
-                runs.append(run)
-                start += records
-            return {"runs": runs}
-        finally:
-            server.should_exit = True
-            source.stop()
-    finally:
-        emulator.stop()
-
-
-# ---------------------------------------------------------------- the parent side
 
 
 def log_bytes_by_source(stdout: str) -> dict[str, dict[str, int]]:
@@ -425,8 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run", action="append", default=[], help="BATCHxRECORDS, e.g. 100x5000")
     args = parser.parse_args(argv)
     args.runs = [tuple(int(x) for x in r.split("x")) for r in args.run]
-    result = scenario_pipeline(args) if args.scenario == "pipeline" else scenario_baseline(args)
-    Path(args.out).write_bytes(orjson.dumps(result))
+    Path(args.out).write_bytes(orjson.dumps(scenario(args)))
 
 
 if __name__ == "__main__":

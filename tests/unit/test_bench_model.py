@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from loadtest.bench import model
-from loadtest.bench.model import Usage
+from loadtest import cost as model
+from loadtest.cost import Usage
 
 KiB = 1024
 
@@ -169,7 +169,7 @@ def test_price_file_validation_names_the_problem(broken: dict[str, object]) -> N
 
 def test_compact_storage_is_modelled_as_the_worker_does_it() -> None:
     # A 1 KB event is 2 WRU natively (1,024 + 420 bytes) and 1 WRU gzipped; a 200-byte one stays native.
-    from loadtest.bench.model import Profile, dynamodb_wru, stored_item_bytes
+    from loadtest.cost import Profile, dynamodb_wru, stored_item_bytes
 
     assert dynamodb_wru(stored_item_bytes(Profile(compact_storage=False), 1024)) == 2
     assert dynamodb_wru(stored_item_bytes(Profile(), 1024)) == 1

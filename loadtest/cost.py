@@ -1,12 +1,16 @@
-"""The cost model: billing units, usage per 1,000 records, and dollars per million events or per month.
+"""The cost model and ``make cost RPS=.. EVENT_BYTES=.. BATCH=..``: monthly bill and capacity plan for a load.
 
-Pure functions over plain numbers, shared by ``make bench`` (usage counted against the emulator) and
-``make cost`` (usage estimated from a load and the pipeline's measured profile). Prices come from one
-file, ``prices.json``; nothing here hard-codes a price.
+Pure functions over plain numbers: billing units, usage per N records, dollars per million events or
+per month. ``make bench`` feeds it usage counted against the emulator; ``make cost`` estimates usage
+from a load and the pipeline's measured profile (``loadtest/out/bench.json`` from the last
+``make bench``, else the defaults in ``Profile``). Prices come from one file, ``prices.json`` beside
+this module; nothing here hard-codes a price. RPS is HTTP requests per second; each request carries
+BATCH events of EVENT_BYTES each.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -16,8 +20,10 @@ from typing import Any
 import orjson
 
 PRICES_PATH = Path(__file__).parent / "prices.json"
+BENCH_JSON = Path(__file__).parent / "out" / "bench.json"
 KiB = 1024
 HOURS_PER_MONTH = 730  # AWS's own monthly convention in its pricing examples
+SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
 
 # Billing unit sizes, each from the price's own page (see prices.json).
 API_UNIT_BYTES = 512 * KiB  # HTTP API requests are metered in 512 KB increments
@@ -25,6 +31,10 @@ SQS_CHUNK_BYTES = 64 * KiB  # every 64 KB chunk of an SQS request's payload is o
 KINESIS_PUT_UNIT_BYTES = 25 * KiB  # PUT payload unit (provisioned mode)
 KINESIS_ON_DEMAND_ROUND_BYTES = KiB  # on-demand data-in: each record rounded up to 1 KB
 DYNAMODB_WRU_BYTES = KiB  # one write request unit per started 1 KB of item
+# Service limits the capacity plan checks against.
+SHARD_RECORDS_PER_S = 1000  # Kinesis provisioned shard write limits
+SHARD_BYTES_PER_S = 1024 * 1024
+DDB_TABLE_WRU_PER_S = 40_000  # default per-table on-demand throughput quota
 
 
 def units(size_bytes: int | float, unit_bytes: int) -> int:
@@ -65,16 +75,14 @@ def dynamodb_value_size(value: Mapping[str, Any]) -> int:
         return len(inner.encode())
     if kind == "N":
         return _number_size(str(inner))
-    if kind == "B":
-        return len(inner)
+    if kind in ("B", "BS"):
+        return len(inner) if kind == "B" else sum(len(b) for b in inner)
     if kind in ("BOOL", "NULL"):
         return 1
     if kind == "SS":
         return sum(len(s.encode()) for s in inner)
     if kind == "NS":
         return sum(_number_size(str(n)) for n in inner)
-    if kind == "BS":
-        return sum(len(b) for b in inner)
     if kind == "M":
         return 3 + sum(len(k.encode()) + dynamodb_value_size(v) + 1 for k, v in inner.items())
     if kind == "L":
@@ -107,20 +115,9 @@ class Usage:
     def per(self, records: int) -> Usage:
         """The same usage scaled to ``records`` records."""
         f = records / self.records
-        return Usage(
-            records=records,
-            api_requests=self.api_requests * f,
-            api_units=self.api_units * f,
-            lambda_invocations={k: v * f for k, v in self.lambda_invocations.items()},
-            lambda_gb_seconds={k: v * f for k, v in self.lambda_gb_seconds.items()},
-            sqs_requests=self.sqs_requests * f,
-            kinesis_put_units=self.kinesis_put_units * f,
-            kinesis_kb_in=self.kinesis_kb_in * f,
-            kinesis_kb_out=self.kinesis_kb_out * f,
-            dynamodb_wru=self.dynamodb_wru * f,
-            log_bytes=self.log_bytes * f,
-            s3_puts=self.s3_puts * f,
-        )
+        scaled = {k: {n: v * f for n, v in x.items()} if isinstance(x, dict) else x * f
+                  for k, x in asdict(self).items() if k != "records"}  # fmt: skip
+        return Usage(records=records, **scaled)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -162,45 +159,33 @@ def usage_lines(usage: Usage, prices: Mapping[str, float], kinesis_mode: str = "
 
     Fixed charges (shard-hours, stream-hours) do not scale with events: see ``fixed_monthly_lines``.
     """
-    p = prices
-    lines = [
-        Line("API Gateway HTTP API requests", usage.api_units, "512 KB units",
-             usage.api_units * p["apigw_http_per_million_requests"] / 1e6),
-    ]  # fmt: skip
-    for fn in sorted(usage.lambda_invocations):
-        n = usage.lambda_invocations[fn]
+    p, u = prices, usage
+    lines = [Line("API Gateway HTTP API requests", u.api_units, "512 KB units",
+                  u.api_units * p["apigw_http_per_million_requests"] / 1e6)]  # fmt: skip
+    for fn in sorted(u.lambda_invocations):
+        n, gbs = u.lambda_invocations[fn], u.lambda_gb_seconds.get(fn, 0.0)
         lines.append(
             Line(f"Lambda {fn} requests", n, "invocations", n * p["lambda_per_million_requests"] / 1e6)
         )
-        gbs = usage.lambda_gb_seconds.get(fn, 0.0)
         lines.append(Line(f"Lambda {fn} duration", gbs, "GB-s", gbs * p["lambda_arm64_per_gb_second"]))
-    lines.append(
-        Line("SQS requests", usage.sqs_requests, "64 KB requests",
-             usage.sqs_requests * p["sqs_standard_per_million_requests"] / 1e6)
-    )  # fmt: skip
+    lines.append(Line("SQS requests", u.sqs_requests, "64 KB requests",
+                      u.sqs_requests * p["sqs_standard_per_million_requests"] / 1e6))  # fmt: skip
     if kinesis_mode == "provisioned":
-        lines.append(
-            Line("Kinesis PUT payload units", usage.kinesis_put_units, "25 KB units",
-                 usage.kinesis_put_units * p["kinesis_per_million_put_payload_units"] / 1e6)
-        )  # fmt: skip
+        lines.append(Line("Kinesis PUT payload units", u.kinesis_put_units, "25 KB units",
+                          u.kinesis_put_units * p["kinesis_per_million_put_payload_units"] / 1e6))  # fmt: skip
     else:
-        gb_in, gb_out = usage.kinesis_kb_in / KiB**2, usage.kinesis_kb_out / KiB**2
+        gb_in, gb_out = u.kinesis_kb_in / KiB**2, u.kinesis_kb_out / KiB**2
         lines.append(Line("Kinesis on-demand data in", gb_in, "GB", gb_in * p["kinesis_on_demand_per_gb_in"]))
         lines.append(
             Line("Kinesis on-demand data out", gb_out, "GB", gb_out * p["kinesis_on_demand_per_gb_out"])
         )
-    lines.append(
-        Line("DynamoDB writes", usage.dynamodb_wru, "WRU",
-             usage.dynamodb_wru * p["dynamodb_on_demand_per_million_wru"] / 1e6)
-    )  # fmt: skip
-    gb_logs = usage.log_bytes / KiB**3
-    lines.append(
-        Line("CloudWatch Logs ingestion", gb_logs, "GB", gb_logs * p["cloudwatch_logs_per_gb_ingested"])
-    )
-    lines.append(
-        Line("S3 PUT (archive)", usage.s3_puts, "requests", usage.s3_puts * p["s3_put_per_thousand"] / 1e3)
-    )
-    return lines
+    gb_logs = u.log_bytes / KiB**3
+    return [
+        *lines,
+        Line("DynamoDB writes", u.dynamodb_wru, "WRU", u.dynamodb_wru * p["dynamodb_on_demand_per_million_wru"] / 1e6),
+        Line("CloudWatch Logs ingestion", gb_logs, "GB", gb_logs * p["cloudwatch_logs_per_gb_ingested"]),
+        Line("S3 PUT (archive)", u.s3_puts, "requests", u.s3_puts * p["s3_put_per_thousand"] / 1e3),
+    ]  # fmt: skip
 
 
 def fixed_monthly_lines(prices: Mapping[str, float], kinesis_mode: str, shards: int) -> list[Line]:
@@ -208,10 +193,8 @@ def fixed_monthly_lines(prices: Mapping[str, float], kinesis_mode: str, shards: 
     if kinesis_mode == "provisioned":
         hours = shards * HOURS_PER_MONTH
         return [Line("Kinesis shard-hours", hours, "shard-hours", hours * prices["kinesis_shard_hour"])]
-    return [
-        Line("Kinesis on-demand stream-hours", HOURS_PER_MONTH, "stream-hours",
-             HOURS_PER_MONTH * prices["kinesis_on_demand_stream_hour"])
-    ]  # fmt: skip
+    return [Line("Kinesis on-demand stream-hours", HOURS_PER_MONTH, "stream-hours",
+                 HOURS_PER_MONTH * prices["kinesis_on_demand_stream_hour"])]  # fmt: skip
 
 
 def total(lines: Iterable[Line]) -> float:
@@ -227,7 +210,7 @@ def per_million(usage: Usage, prices: Mapping[str, float], kinesis_mode: str = "
 class Profile:
     """Facts about the pipeline that turn a load into usage; ``make bench`` measures and saves them.
 
-    The defaults are the figures measured on the development machine (docs/performance.md); a
+    The defaults are figures measured on the development machine (docs/performance.md); a
     ``loadtest/out/bench.json`` from a newer ``make bench`` run replaces them.
     """
 
@@ -257,8 +240,7 @@ class Profile:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> Profile:
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
 
 
 def stored_item_bytes(profile: Profile, event_bytes: int) -> int:
@@ -270,10 +252,6 @@ def stored_item_bytes(profile: Profile, event_bytes: int) -> int:
     return compact if dynamodb_wru(compact) < dynamodb_wru(native) else native
 
 
-def _calls(records: int, per_call: int) -> int:
-    return math.ceil(records / per_call) if records else 0
-
-
 def effective_batch(rate_per_second: float | None, batch_size: int, window_seconds: float) -> float:
     """Records per consumer invocation: full batches under load, what one window gathers when quiet."""
     if rate_per_second is None:
@@ -281,65 +259,141 @@ def effective_batch(rate_per_second: float | None, batch_size: int, window_secon
     return float(min(batch_size, max(1.0, rate_per_second * window_seconds)))
 
 
-def estimate_usage(
-    profile: Profile,
-    event_bytes: int,
-    batch: int,
-    records: int = 1000,
-    rate_per_second: float | None = None,
-) -> Usage:
+def estimate_usage(profile: Profile, event_bytes: int, batch: int, records: int = 1000,
+                   rate_per_second: float | None = None) -> Usage:  # fmt: skip
     """Usage for ``records`` events of ``event_bytes`` each, posted ``batch`` per request.
 
     ``rate_per_second`` (events) sets how full the worker's and consumers' batches get; None means full.
     """
-    envelope = event_bytes + profile.envelope_overhead_bytes
-    item = stored_item_bytes(profile, event_bytes)
+    pr = profile
+    envelope = event_bytes + pr.envelope_overhead_bytes
     requests = records / batch
     body = batch * event_bytes + (batch + 1)  # a JSON array: brackets and commas
     # Ingest: SendMessageBatch of up to 10 entries within the batch byte cap, PutRecords of up to 500.
-    per_call = max(1, min(10, profile.sqs_batch_max_bytes // envelope))
+    per_call = max(1, min(10, pr.sqs_batch_max_bytes // envelope))
     full, rest = divmod(batch, per_call)
     sends_per_request = full * sqs_requests(per_call * envelope) + (
         sqs_requests(rest * envelope) if rest else 0
     )
     # Worker: the event source receives 10 at a time and deletes 10 at a time.
-    receives = _calls(records, 10) * sqs_requests(10 * envelope)
-    deletes = _calls(records, 10)
-    worker_batch = effective_batch(rate_per_second, profile.worker_batch_size, profile.worker_window_seconds)
-    consumer_batch = effective_batch(
-        rate_per_second, profile.consumer_batch_size, profile.consumer_window_seconds
-    )
-    worker_invocations = records / worker_batch
-    consumer_invocations = profile.stream_consumers * records / consumer_batch
-    gb = profile.memory_mb / 1024
-    ingest_s = requests * (profile.ingest_ms_base + profile.ingest_ms_per_record * batch) / 1000
-    worker_s = (worker_invocations * profile.worker_ms_base + records * profile.worker_ms_per_record) / 1000
+    tens = math.ceil(records / 10) if records else 0
+    worker_calls = records / effective_batch(rate_per_second, pr.worker_batch_size, pr.worker_window_seconds)
+    consumer_calls = pr.stream_consumers * records / effective_batch(
+        rate_per_second, pr.consumer_batch_size, pr.consumer_window_seconds)  # fmt: skip
+    gb = pr.memory_mb / 1024
+    ingest_s = requests * (pr.ingest_ms_base + pr.ingest_ms_per_record * batch) / 1000
+    worker_s = (worker_calls * pr.worker_ms_base + records * pr.worker_ms_per_record) / 1000
     consumer_s = (
-        consumer_invocations * profile.consumer_ms_base
-        + profile.stream_consumers * records * profile.consumer_ms_per_record
+        consumer_calls * pr.consumer_ms_base + pr.stream_consumers * records * pr.consumer_ms_per_record
     ) / 1000
-    invocations = requests + worker_invocations + consumer_invocations
-    log_bytes = (
-        requests * profile.ingest_log_bytes_per_request
-        + worker_invocations * profile.worker_log_bytes_per_batch
-        + consumer_invocations * profile.consumer_log_bytes_per_batch
-        + invocations * profile.platform_log_bytes_per_invocation
-    )
+    log_bytes = (requests * pr.ingest_log_bytes_per_request + worker_calls * pr.worker_log_bytes_per_batch
+                 + consumer_calls * pr.consumer_log_bytes_per_batch
+                 + (requests + worker_calls + consumer_calls) * pr.platform_log_bytes_per_invocation)  # fmt: skip
     return Usage(
-        records=records,
-        api_requests=requests,
-        api_units=requests * api_units(body),
-        lambda_invocations={
-            "ingest": requests,
-            "worker": worker_invocations,
-            "consumers": consumer_invocations,
-        },
+        records=records, api_requests=requests, api_units=requests * api_units(body),
+        lambda_invocations={"ingest": requests, "worker": worker_calls, "consumers": consumer_calls},
         lambda_gb_seconds={"ingest": ingest_s * gb, "worker": worker_s * gb, "consumers": consumer_s * gb},
-        sqs_requests=requests * sends_per_request + receives + deletes,
+        sqs_requests=requests * sends_per_request + tens * sqs_requests(10 * envelope) + tens,
         kinesis_put_units=records * kinesis_put_units(envelope),
         kinesis_kb_in=records * kinesis_on_demand_kb(envelope),
-        kinesis_kb_out=profile.stream_consumers * records * envelope / KiB,
-        dynamodb_wru=records * dynamodb_wru(item),
-        log_bytes=log_bytes,
-        s3_puts=consumer_invocations / profile.stream_consumers,  # the archiver writes one object per batch
+        kinesis_kb_out=pr.stream_consumers * records * envelope / KiB,
+        dynamodb_wru=records * dynamodb_wru(stored_item_bytes(pr, event_bytes)), log_bytes=log_bytes,
+        s3_puts=consumer_calls / pr.stream_consumers,  # the archiver writes one object per batch
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------- make cost
+
+
+def load_profile(path: Path = BENCH_JSON) -> tuple[Profile, str]:
+    if path.exists():
+        measured = orjson.loads(path.read_bytes()).get("profile", {})
+        return Profile.from_dict(measured), f"measured by make bench ({path.name})"
+    return Profile(), "defaults in loadtest/cost.py (run make bench to measure)"
+
+
+def plan(rps: float, event_bytes: int, batch: int, profile: Profile, prices: dict[str, float],
+         kinesis_mode: str = "provisioned") -> dict[str, Any]:  # fmt: skip
+    """Monthly bill and capacity for ``rps`` requests/s of ``batch`` events of ``event_bytes``."""
+    events_per_s = rps * batch
+    usage = estimate_usage(profile, event_bytes, batch, records=1000, rate_per_second=events_per_s)
+    monthly_events = events_per_s * SECONDS_PER_MONTH
+    envelope = event_bytes + profile.envelope_overhead_bytes
+    shards = max(1, math.ceil(events_per_s / SHARD_RECORDS_PER_S),
+                 math.ceil(events_per_s * envelope / SHARD_BYTES_PER_S))  # fmt: skip
+    variable = usage_lines(usage.per(max(1, round(monthly_events))), prices, kinesis_mode)
+    fixed = fixed_monthly_lines(prices, kinesis_mode, shards)
+    per_s = usage.per(1000)
+    scale = events_per_s / 1000
+
+    def concurrency(fn: str) -> float:
+        # Little's law: invocations/s x seconds per invocation.
+        if not per_s.lambda_invocations.get(fn):
+            return 0.0
+        return per_s.lambda_gb_seconds.get(fn, 0.0) * scale / (profile.memory_mb / 1024)
+
+    wru_per_s = per_s.dynamodb_wru * scale
+    return {
+        "events_per_second": events_per_s,
+        "events_per_month": monthly_events,
+        "lines": variable + fixed,
+        "total": total(variable) + total(fixed),
+        "per_million": total(variable) / monthly_events * 1e6 if monthly_events else 0.0,
+        "capacity": {
+            "kinesis": f"{shards} provisioned shard(s)" if kinesis_mode == "provisioned" else "on-demand stream",
+            "ingest concurrency": concurrency("ingest"),
+            "worker concurrency": concurrency("worker"),
+            "worker records per invocation": effective_batch(events_per_s, profile.worker_batch_size,
+                                                             profile.worker_window_seconds),
+            "dynamodb WRU/s": wru_per_s,
+            "dynamodb table quota used": wru_per_s / DDB_TABLE_WRU_PER_S,
+        },
+    }  # fmt: skip
+
+
+def render(args: argparse.Namespace, result: dict[str, Any], source: str, profile: Profile) -> str:
+    out = [
+        f"Load: {args.rps:g} requests/s x {args.batch} event(s) of {args.event_bytes} bytes = "
+        f"{result['events_per_second']:,.0f} events/s, {result['events_per_month']:,.0f} events/month (730 h)",
+        f"Pipeline profile: {source}",
+        "",
+        f"{'line item':34} {'quantity':>18} {'unit':16} {'USD/month':>12}",
+    ]
+    out += [f"{ln.item:34} {ln.quantity:>18,.1f} {ln.unit:16} {ln.usd:>12,.2f}" for ln in result["lines"]]
+    out.append(f"{'TOTAL':34} {'':>18} {'':16} {result['total']:>12,.2f}")
+    out.append(f"variable cost per million events: ${result['per_million']:.3f}")
+    out.append("\nCapacity plan")
+    for name, value in result["capacity"].items():
+        shown = f"{value:,.2f}" if isinstance(value, float) else str(value)
+        if name == "dynamodb table quota used":
+            shown = f"{value:.1%} of {DDB_TABLE_WRU_PER_S:,} WRU/s"
+        out.append(f"  {name:32} {shown}")
+    out.append(
+        "\nAssumptions: us-east-1 list prices from loadtest/prices.json, no free tier, first tiers; "
+        f"arm64 Lambda at {profile.memory_mb} MB; Lambda durations measured locally against the emulator "
+        "(AWS round trips differ); worker batches fill up to the batching window (core/wiring.json); "
+        f"{profile.platform_log_bytes_per_invocation} B of Lambda START/END/REPORT lines per invocation; "
+        "no data transfer out, no DLQ traffic, no retries, no storage (DynamoDB, S3, CloudWatch retention)."
     )
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rps", type=float, required=True, help="HTTP requests per second")
+    parser.add_argument("--event-bytes", type=int, default=1024, help="bytes per event")
+    parser.add_argument("--batch", type=int, default=1, help="events per request")
+    parser.add_argument("--kinesis", choices=["provisioned", "on-demand"], default="provisioned")
+    args = parser.parse_args(argv)
+    if args.rps <= 0 or args.batch < 1 or args.event_bytes < 1:
+        parser.error("--rps must be > 0, --batch and --event-bytes >= 1")
+    profile, source = load_profile()
+    result = plan(args.rps, args.event_bytes, args.batch, profile, load_prices(), args.kinesis)
+    print(render(args, result, source, profile))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
