@@ -19,6 +19,7 @@ import orjson
 from core import aws
 from local import dlq
 from local import stack as stk
+from local.inspect import StackInspector
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -155,41 +156,16 @@ def cmd_events_get(args: argparse.Namespace) -> int:
     return 0
 
 
-def _depth(url: str) -> int:
-    attrs = aws.client("sqs").get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    )["Attributes"]
-    return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
-
-
-def stack_stats(stack: stk.Stack) -> dict[str, Any]:
-    ddb = aws.client("dynamodb")
-    count = 0
-    kwargs: dict[str, Any] = {"TableName": stack.table_name, "Select": "COUNT"}
-    while True:
-        page = ddb.scan(**kwargs)
-        count += page["Count"]
-        if "LastEvaluatedKey" not in page:
-            break
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    return {
-        "queue_depth": _depth(stack.queue_url),
-        "dlq_depth": _depth(stack.dlq_url),
-        "stream_failures_depth": _depth(stack.stream_failures_url),
-        "stored_items": count,
-    }
-
-
 def cmd_stats(args: argparse.Namespace) -> int:
     stack = _connect(args.state_dir)
-    for key, value in stack_stats(stack).items():
+    for key, value in StackInspector.for_stack(stack).stats().items():
         _out(f"{key:22} {value}")
     return 0
 
 
 def cmd_dlq_show(args: argparse.Namespace) -> int:
     stack = _connect(args.state_dir)
-    letters = dlq.peek(aws.client("sqs"), stack.dlq_url, args.limit)
+    letters = StackInspector.for_stack(stack).dead_letters(args.limit)
     if not letters:
         _out("the DLQ is empty")
     for d in letters:

@@ -20,6 +20,7 @@ import boto3
 import orjson
 import pytest
 
+from local.inspect import StackInspector
 from local.stack import Stack
 from tests.localkit import REPO, post, server_process, wait_for
 
@@ -88,19 +89,10 @@ def test_no_email_address_or_api_key_reaches_any_log(tmp_path: Path, corpus: Pat
             QueueUrl=stack.queue_url, MessageBody='{"v": 1, "kind": "event", "who": "poison@example.com"}'
         )
         sent_emails.add(b"poison@example.com")
-        ddb = boto3.client("dynamodb", endpoint_url=stack.endpoint_url, region_name=stack.region)
-
-        def stored() -> set[tuple[str, str]]:
-            items = ddb.scan(TableName=stack.table_name, ProjectionExpression="tenant_id, event_id")["Items"]
-            return {(i["tenant_id"]["S"], i["event_id"]["S"]) for i in items}
-
-        def dead() -> int:
-            attrs = sqs.get_queue_attributes(
-                QueueUrl=stack.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
-            )
-            return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
-
-        assert wait_for(lambda: stored() >= accepted and dead() == 1, timeout=180)
+        inspect = StackInspector.for_stack(stack)
+        assert wait_for(
+            lambda: set(inspect.stored_keys()) >= accepted and inspect.depth(stack.dlq_url) == 1, timeout=180
+        )
     # THEN the handlers did log (the scan below is not vacuous) ...
     text = log.read_bytes()
     lines = text.count(b"\n")

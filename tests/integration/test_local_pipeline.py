@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from local.runtime import LocalRuntime
-from tests.localkit import Direct, local_stack
+from tests.localkit import inspector, local_stack
 from tests.localkit import post as post_raw
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -69,7 +69,7 @@ def test_every_accepted_record_lands_once_and_poison_reaches_the_dlq(
 ) -> None:
     api, s = stack.api_url, stack.stack
     assert s is not None
-    direct = Direct(stack)
+    direct = inspector(stack)
     ledger = Ledger()
     # GIVEN real log lines from every corpus file, gzip text/plain, in requests of up to 500 lines
     for path in sorted((corpus / "logs").glob("*.log")):
@@ -123,7 +123,7 @@ def test_every_accepted_record_lands_once_and_poison_reaches_the_dlq(
         if direct.depth(s.queue_url) == 0 and direct.depth(s.dlq_url) == len(poison):
             break
         time.sleep(2)
-    items = direct.scan(s.table_name)
+    items = direct.stored_items()
     stats = stack.stats()
     print(f"\naccepted {len(accepted)} records in {ledger.requests} requests; stored {len(items)}; "
           f"dlq {direct.depth(s.dlq_url)}; sources {stats}")  # fmt: skip
