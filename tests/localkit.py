@@ -7,8 +7,6 @@ a full scan of a busy emulator may take longer than the handlers' 5 s read timeo
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -149,48 +147,3 @@ def rss_bytes(pid: int | str = "self") -> tuple[int, int]:
         if name in ("VmRSS", "VmHWM"):
             values[name] = int(rest.split()[0]) * 1024
     return values["VmRSS"], values["VmHWM"]
-
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-@contextmanager
-def server_process(state: Path, *run_args: str) -> Iterator[tuple[int, subprocess.Popen[bytes], Path]]:
-    """``python -m local run`` as its own process on free ports: (API port, process, its log file).
-
-    Everything the process writes (handler logs, uvicorn, the runtime) goes to the log file.
-    """
-    import signal
-
-    state.mkdir(parents=True, exist_ok=True)
-    port, emulator_port = emulator.free_port(), emulator.free_port()
-    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
-    env["PYTHONPATH"] = str(REPO)
-    log = state / "server.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "local", "--state-dir", str(state / "state"), "run", "--port", str(port),
-             "--emulator-port", str(emulator_port), *run_args],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-    def up() -> bool:
-        if process.poll() is not None:
-            return True
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                return True
-        except OSError:
-            return False
-
-    try:
-        wait_for(up, timeout=90, interval=0.5)
-        assert process.poll() is None, log.read_text()[-2000:]
-        yield port, process, log
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)

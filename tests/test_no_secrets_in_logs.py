@@ -21,8 +21,8 @@ import orjson
 import pytest
 
 from local.inspect import StackInspector
-from local.stack import Stack
-from tests.localkit import REPO, post, server_process, wait_for
+from local.process import REPO, StackProcess
+from tests.localkit import post, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 EMAIL = re.compile(rb"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
@@ -39,9 +39,10 @@ def create_key(state: Path, tenant: str) -> str:
 def test_no_email_address_or_api_key_reaches_any_log(tmp_path: Path, corpus: Path) -> None:
     hooks = sorted((corpus / "webhooks" / "github").glob("*.json"))[:25]
     sent_emails: set[bytes] = set()
-    with server_process(tmp_path, "--auth", "--verbose", "--visibility-timeout", "1") as (port, _, log):
-        api, state = f"http://127.0.0.1:{port}", tmp_path / "state"
-        stack = Stack.load(state / "stack.json")
+    state, log = tmp_path / "state", tmp_path / "server.log"
+    with StackProcess(state, visibility_timeout=1, run_args=["--auth", "--verbose"], log_path=log) as process:
+        stack = process.start()
+        api = stack.api_url
         # GIVEN two tenants' API keys, created through the CLI
         keys = {"acme": create_key(state, "acme"), "globex": create_key(state, "globex")}
         unknown = "slk_" + "A" * 43  # well-formed, never issued: the authorizer looks it up and says no
