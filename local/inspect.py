@@ -203,21 +203,25 @@ class StackInspector:
 
     # --- the stream, the archive, the rollup --------------------------------------------------
 
-    def stream_envelopes(self, stream_name: str | None = None) -> list[dict[str, Any]]:
-        """Every envelope on the stream (or on ``stream_name``), every shard from its oldest record."""
+    def stream_data(self, stream_name: str | None = None) -> list[bytes]:
+        """The data of every record on the stream (or on ``stream_name``), every shard from its oldest."""
         kinesis, stream = self.client("kinesis"), stream_name or self.stream_name
-        out: list[dict[str, Any]] = []
+        out: list[bytes] = []
         for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
             iterator = kinesis.get_shard_iterator(
                 StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
             )["ShardIterator"]
             while iterator:
                 page = kinesis.get_records(ShardIterator=iterator, Limit=10000)
-                out.extend(orjson.loads(r["Data"]) for r in page["Records"])
+                out.extend(r["Data"] for r in page["Records"])
                 if not page["Records"] and page.get("MillisBehindLatest", 0) == 0:
                     break
                 iterator = page.get("NextShardIterator")
         return out
+
+    def stream_envelopes(self, stream_name: str | None = None) -> list[dict[str, Any]]:
+        """Every envelope on the stream (or on ``stream_name``), decoded."""
+        return [orjson.loads(data) for data in self.stream_data(stream_name)]
 
     def stream_ids(self, stream_name: str | None = None) -> list[str]:
         """The event ids on the stream, one per record (a record put twice appears twice)."""
