@@ -270,19 +270,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     lines = data.log_lines
     status, receipt = _post(f"{url}/ingest", gzip.compress(b"\n".join(lines)), {
         "content-type": "text/plain", "content-encoding": "gzip", "x-tenant-id": tenant})  # fmt: skip
-    _out(
-        f"POST /ingest  {len(lines)} log lines, gzip                   -> {status} accepted {receipt.get('accepted')}"
-    )
+    label = f"{len(lines)} log lines, gzip"
+    _out(f"POST /ingest  {label:40} -> {status} accepted {receipt.get('accepted')}")
     sent += receipt.get("event_ids", [])
     batch = b'{"type":"page_view","path":"/"}\n{"type":"click","user":"grace@example.com"}\nnot json\n'
     status, receipt = _post(
         f"{url}/events", batch, {"content-type": "application/x-ndjson", "x-tenant-id": tenant}
     )
-    _out(f"POST /events  NDJSON with one bad line                   -> {status} accepted {receipt.get('accepted')}, "
+    _out(f"POST /events  {'NDJSON with one bad line':40} -> {status} accepted {receipt.get('accepted')}, "
          f"rejected {[(e['index'], e['code']) for e in receipt.get('errors', [])]}")  # fmt: skip
     sent += receipt.get("event_ids", [])
     status, problem = _post(f"{url}/events", b"{oops", {"content-type": "application/json"})
-    _out(f"POST /events  malformed JSON                            -> {status} {problem.get('code')}")
+    _out(f"POST /events  {'malformed JSON':40} -> {status} {problem.get('code')}")
     stack = _connect(args.state_dir)
     inspector = StackInspector.for_stack(stack)
     wanted = {(tenant, event_id) for event_id in sent}
