@@ -54,7 +54,7 @@ class StackInspector:
     """Read-only views of a stack's queues, stream, tables and archive bucket.
 
     Clients are created on first use (or passed in: ``sqs``, ``dynamodb``, ``kinesis``, ``s3``).
-    ``read_timeout`` is generous for tests, whose full scans of a busy emulator take a while.
+    Tests raise ``read_timeout``: a full scan of a busy emulator can outlast the default.
     """
 
     def __init__(self, queue_url: str | None = None, dlq_url: str | None = None, table_name: str | None = None,
