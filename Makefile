@@ -50,7 +50,7 @@ tf-check: ## terraform fmt/validate/test offline against the provider mirror, an
 run: $(STAMP) ## run the whole pipeline locally on an embedded AWS emulator (Ctrl-C stops it)
 	$(PY) -m local run --port $(PORT)
 
-demo: $(STAMP) ## post real corpus files to a running `make run` and show what landed
+demo: $(STAMP) ## post webhooks and logs (corpus, or synthetic) to a running `make run`, show what landed
 	$(PY) -m local demo --url http://127.0.0.1:$(PORT)
 
 build: $(STAMP) ## build the Lambda zip for the runtime's platform, with 3.12 bytecode if LAMBDA_PYTHON/python3.12 exists (dist/)

@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import orjson
 from core import aws
 from local import dlq
 from local import stack as stk
+from local.inspect import StackInspector
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -155,41 +157,16 @@ def cmd_events_get(args: argparse.Namespace) -> int:
     return 0
 
 
-def _depth(url: str) -> int:
-    attrs = aws.client("sqs").get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    )["Attributes"]
-    return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
-
-
-def stack_stats(stack: stk.Stack) -> dict[str, Any]:
-    ddb = aws.client("dynamodb")
-    count = 0
-    kwargs: dict[str, Any] = {"TableName": stack.table_name, "Select": "COUNT"}
-    while True:
-        page = ddb.scan(**kwargs)
-        count += page["Count"]
-        if "LastEvaluatedKey" not in page:
-            break
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    return {
-        "queue_depth": _depth(stack.queue_url),
-        "dlq_depth": _depth(stack.dlq_url),
-        "stream_failures_depth": _depth(stack.stream_failures_url),
-        "stored_items": count,
-    }
-
-
 def cmd_stats(args: argparse.Namespace) -> int:
     stack = _connect(args.state_dir)
-    for key, value in stack_stats(stack).items():
+    for key, value in StackInspector.for_stack(stack).stats().items():
         _out(f"{key:22} {value}")
     return 0
 
 
 def cmd_dlq_show(args: argparse.Namespace) -> int:
     stack = _connect(args.state_dir)
-    letters = dlq.peek(aws.client("sqs"), stack.dlq_url, args.limit)
+    letters = StackInspector.for_stack(stack).dead_letters(args.limit)
     if not letters:
         _out("the DLQ is empty")
     for d in letters:
@@ -249,58 +226,89 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str
         return exc.code, orjson.loads(exc.read() or b"{}")
 
 
+@dataclass(frozen=True)
+class DemoData:
+    """What the demo posts: webhook deliveries (file name or label, X-GitHub-Event, body) and log lines."""
+
+    source: str
+    webhooks: list[tuple[str, str, bytes]]
+    log_lines: list[bytes]
+
+
+def demo_data(corpus: Path, synthetic: bool = False, seed: int | None = None) -> DemoData:
+    """Real files of the shared corpus when it is there (and ``synthetic`` is not asked for), else
+    generated GitHub deliveries and log lines (``local.synthetic``)."""
+    hooks, logs = corpus / "webhooks" / "github", corpus / "logs" / "Apache_2k.log"
+    if not synthetic and hooks.is_dir() and logs.exists():
+        names = ("issues.opened.payload.json", "push.payload.json", "ping.payload.json")
+        webhooks = [(n, n.split(".", 1)[0], (hooks / n).read_bytes()) for n in names if (hooks / n).exists()]
+        return DemoData(f"the shared corpus at {corpus}", webhooks, logs.read_bytes().split(b"\n")[:200])
+    import random
+
+    from local import synthetic as syn
+
+    rng = random.Random(seed)
+    deliveries = [syn.github_delivery(rng, event) for event in ("issues", "push", "pull_request", "ping")]
+    webhooks = [(f"synthetic {d.event}", d.event, d.body) for d in deliveries]
+    lines = [line.encode() for line in syn.log_lines(rng, 200)]
+    why = "asked for" if synthetic else f"{corpus} not found"
+    return DemoData(f"synthetic GitHub webhooks and Apache/syslog lines ({why})", webhooks, lines)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     url = args.url.rstrip("/")
     tenant = "demo"
     sent: list[str] = []
-    hooks = CORPUS / "webhooks" / "github"
-    if hooks.is_dir():
-        for name in ("issues.opened.payload.json", "push.payload.json", "ping.payload.json"):
-            path = hooks / name
-            if not path.exists():
-                continue
-            event = name.split(".", 1)[0]
-            status, receipt = _post(f"{url}/events", path.read_bytes(), {
-                "content-type": "application/json", "x-github-event": event, "x-tenant-id": tenant,
-                "x-github-delivery": f"demo-{name}", "user-agent": "GitHub-Hookshot/demo"})  # fmt: skip
-            _out(f"POST /events  {name:40} -> {status} {receipt.get('accepted', receipt.get('detail'))}")
-            sent += receipt.get("event_ids", [])
-    logs = CORPUS / "logs" / "Apache_2k.log"
-    lines = (
-        logs.read_bytes().split(b"\n")[:200]
-        if logs.exists()
-        else [b"[notice] demo line %d" % i for i in range(200)]
-    )
+    data = demo_data(args.corpus, args.synthetic, args.seed)
+    _out(f"posting {data.source}")
+    for label, event, body in data.webhooks:
+        status, receipt = _post(f"{url}/events", body, {
+            "content-type": "application/json", "x-github-event": event, "x-tenant-id": tenant,
+            "x-github-delivery": f"demo-{label.replace(' ', '-')}", "user-agent": "GitHub-Hookshot/demo"})  # fmt: skip
+        _out(f"POST /events  {label:40} -> {status} {receipt.get('accepted', receipt.get('detail'))}")
+        sent += receipt.get("event_ids", [])
+    lines = data.log_lines
     status, receipt = _post(f"{url}/ingest", gzip.compress(b"\n".join(lines)), {
         "content-type": "text/plain", "content-encoding": "gzip", "x-tenant-id": tenant})  # fmt: skip
-    _out(
-        f"POST /ingest  {len(lines)} Apache log lines, gzip            -> {status} accepted {receipt.get('accepted')}"
-    )
+    label = f"{len(lines)} log lines, gzip"
+    _out(f"POST /ingest  {label:40} -> {status} accepted {receipt.get('accepted')}")
     sent += receipt.get("event_ids", [])
     batch = b'{"type":"page_view","path":"/"}\n{"type":"click","user":"grace@example.com"}\nnot json\n'
     status, receipt = _post(
         f"{url}/events", batch, {"content-type": "application/x-ndjson", "x-tenant-id": tenant}
     )
-    _out(f"POST /events  NDJSON with one bad line                   -> {status} accepted {receipt.get('accepted')}, "
+    _out(f"POST /events  {'NDJSON with one bad line':40} -> {status} accepted {receipt.get('accepted')}, "
          f"rejected {[(e['index'], e['code']) for e in receipt.get('errors', [])]}")  # fmt: skip
     sent += receipt.get("event_ids", [])
     status, problem = _post(f"{url}/events", b"{oops", {"content-type": "application/json"})
-    _out(f"POST /events  malformed JSON                            -> {status} {problem.get('code')}")
+    _out(f"POST /events  {'malformed JSON':40} -> {status} {problem.get('code')}")
     stack = _connect(args.state_dir)
-    ddb = aws.client("dynamodb")
-    wanted = set(sent)
+    inspector = StackInspector.for_stack(stack)
+    wanted = {(tenant, event_id) for event_id in sent}
     deadline = time.monotonic() + 60
     found = 0
     while time.monotonic() < deadline:
-        found = sum(1 for eid in wanted if "Item" in ddb.get_item(
-            TableName=stack.table_name, Key={"tenant_id": {"S": tenant}, "event_id": {"S": eid}},
-            ProjectionExpression="event_id"))  # fmt: skip
+        found = len(inspector.timestamps(wanted))
         if found == len(wanted):
             break
         time.sleep(1)
     _out(f"\n{found} of {len(wanted)} accepted records are in DynamoDB. A few of them:\n")
     cmd_events_list(argparse.Namespace(state_dir=args.state_dir, tenant=tenant, limit=5, json=False))
     return 0 if found == len(wanted) else 1
+
+
+def cmd_synthetic(args: argparse.Namespace) -> int:
+    import random
+
+    from local import synthetic as syn
+
+    rng = random.Random(args.seed)
+    if args.kind == "logs":
+        for line in syn.log_lines(rng, args.count):
+            _out(line)
+    else:
+        _out(syn.github_delivery(rng, args.kind).body.decode())
+    return 0
 
 
 # --- wiring -----------------------------------------------------------------------------------
@@ -322,8 +330,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true", help="show handler logs and EMF metrics")
     run.set_defaults(func=cmd_run)
 
-    demo = sub.add_parser("demo", help="post real corpus files to a running `make run` and show what landed")
+    demo = sub.add_parser(
+        "demo",
+        help="post webhooks and logs (the shared corpus, or synthetic) to a running stack, show what landed",
+    )
     demo.add_argument("--url", default=f"http://127.0.0.1:{os.environ.get('PORT', '8080')}")
+    demo.add_argument(
+        "--corpus", type=Path, default=CORPUS, help="the shared corpus (default: ../shared/corpus)"
+    )
+    demo.add_argument(
+        "--synthetic", action="store_true", help="post synthetic data even when the corpus is there"
+    )
+    demo.add_argument("--seed", type=int, default=None, help="seed of the synthetic data")
     demo.set_defaults(func=cmd_demo)
 
     events = sub.add_parser("events", help="stored events").add_subparsers(
@@ -361,6 +379,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--rate", type=float, default=500.0, help="records per second")
     rp.add_argument("--stream", default=None, help="target stream (default: the pipeline's own)")
     rp.set_defaults(func=cmd_replay)
+
+    syn = sub.add_parser(
+        "synthetic", help="print synthetic log lines or a GitHub webhook body (pipe it to curl)"
+    )
+    syn.add_argument("kind", choices=["logs", "push", "issues", "pull_request", "ping"])
+    syn.add_argument("--count", type=int, default=1000, help="log lines to print")
+    syn.add_argument("--seed", type=int, default=None)
+    syn.set_defaults(func=cmd_synthetic)
 
     sub.add_parser("stats", help="queue depths and stored items").set_defaults(func=cmd_stats)
     keys = sub.add_parser("keys", help="API keys: create --tenant T | list | revoke KEY_ID")

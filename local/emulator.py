@@ -92,7 +92,11 @@ def start(port: int = DEFAULT_EMULATOR_PORT, log_path: Path | None = None) -> Em
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(url, process=process)
-    except BaseException:
+    except BaseException as exc:
         Emulator(url, process).stop()
+        if isinstance(exc, RuntimeError) and log_path is not None:
+            # e.g. a patch of local/patches/ refusing the installed moto: say why, not only that it exited
+            tail = log_path.read_bytes()[-2000:].decode(errors="replace")
+            raise RuntimeError(f"{exc}; the end of {log_path}:\n{tail}") from exc
         raise
     return Emulator(url, process)

@@ -1,18 +1,29 @@
-"""Read-only views of a running stack (local or deployed): queue and DLQ depths, stored counts, timestamps.
+"""Read-only views of a running stack (local or deployed): the one place that reads what landed.
 
-An adapter at the edge (boto3 only here), shared by the CLI, the load tests and the tests, never
-by the Locust process. Works the same against the local emulator (``endpoint_url``) and a deployment
-(the default credential chain).
+Queue, DLQ and stream-failure depths, the stats ``python -m local stats`` prints, dead letters, the
+events table's keys and items, the envelopes on the stream, the lines of the archive and the rollup's
+counts. An adapter at the edge (boto3 only here), shared by the CLI, the load tests and the tests, never
+by the Locust process. Built from a local ``Stack`` (``StackInspector.for_stack``) or from plain
+resource names and a region for a deployment (the default credential chain); every resource is
+optional and a view needs only the ones it reads.
 """
 
 from __future__ import annotations
 
+import gzip
 import time
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from core.batching import chunk
+
+if TYPE_CHECKING:
+    from local.dlq import DeadLetter
+    from local.stack import Stack
 
 
 @dataclass(frozen=True)
@@ -26,38 +37,131 @@ class Backlog:
         return self.visible + self.in_flight
 
 
-def _client(service: str, endpoint_url: str | None, region: str | None) -> Any:
+def _client(service: str, endpoint_url: str | None, region: str | None, read_timeout: float,
+            credentials: dict[str, str] | None = None) -> Any:  # fmt: skip
     import boto3
     from botocore.config import Config
 
-    config = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 5})
+    config = Config(
+        connect_timeout=3, read_timeout=read_timeout, retries={"mode": "standard", "max_attempts": 5}
+    )
     return boto3.session.Session().client(
-        service, endpoint_url=endpoint_url, region_name=region, config=config
+        service, endpoint_url=endpoint_url, region_name=region, config=config, **(credentials or {})
     )
 
 
 class StackInspector:
-    """Read-only views of a stack's queue, dead-letter queue and events table."""
+    """Read-only views of a stack's queues, stream, tables and archive bucket.
 
-    def __init__(self, queue_url: str | None, dlq_url: str | None, table_name: str | None,
+    Clients are created on first use (or passed in: ``sqs``, ``dynamodb``, ``kinesis``, ``s3``).
+    Tests raise ``read_timeout``: a full scan of a busy emulator can outlast the default.
+    """
+
+    def __init__(self, queue_url: str | None = None, dlq_url: str | None = None, table_name: str | None = None,
                  endpoint_url: str | None = None, region: str | None = None,
-                 sqs: Any = None, dynamodb: Any = None) -> None:  # fmt: skip
+                 sqs: Any = None, dynamodb: Any = None, *,
+                 stream_name: str | None = None, stream_failures_url: str | None = None,
+                 rollup_table_name: str | None = None, archive_bucket: str | None = None,
+                 kinesis: Any = None, s3: Any = None, read_timeout: float = 10.0,
+                 credentials: dict[str, str] | None = None) -> None:  # fmt: skip
         self.queue_url, self.dlq_url, self.table_name = queue_url, dlq_url, table_name
-        self.sqs: Any = sqs or (_client("sqs", endpoint_url, region) if queue_url or dlq_url else None)
-        self.ddb: Any = dynamodb or (_client("dynamodb", endpoint_url, region) if table_name else None)
+        self.stream_name, self.stream_failures_url = stream_name, stream_failures_url
+        self.rollup_table_name, self.archive_bucket = rollup_table_name, archive_bucket
+        self.endpoint_url, self.region = endpoint_url, region
+        self._read_timeout, self._credentials = read_timeout, credentials
+        self._clients: dict[str, Any] = {
+            name: client
+            for name, client in (("sqs", sqs), ("dynamodb", dynamodb), ("kinesis", kinesis), ("s3", s3))
+            if client is not None
+        }
+
+    @classmethod
+    def for_stack(cls, stack: Stack, read_timeout: float = 10.0) -> StackInspector:
+        """An inspector of a local stack, talking to its emulator with the emulator's dummy credentials."""
+        return cls(stack.queue_url, stack.dlq_url, stack.table_name, endpoint_url=stack.endpoint_url,
+                   region=stack.region, stream_name=stack.stream_name,
+                   stream_failures_url=stack.stream_failures_url, rollup_table_name=stack.rollup_table_name,
+                   archive_bucket=stack.archive_bucket, read_timeout=read_timeout,
+                   credentials={"aws_access_key_id": "testing", "aws_secret_access_key": "testing",
+                                "aws_session_token": "testing"})  # fmt: skip
+
+    def client(self, service: str) -> Any:
+        """The inspector's boto3 client for ``service`` (created once)."""
+        if service not in self._clients:
+            self._clients[service] = _client(
+                service, self.endpoint_url, self.region, self._read_timeout, self._credentials
+            )
+        return self._clients[service]
+
+    @property
+    def sqs(self) -> Any:
+        return self.client("sqs") if "sqs" in self._clients or self.queue_url or self.dlq_url else None
+
+    @property
+    def ddb(self) -> Any:
+        return self.client("dynamodb") if "dynamodb" in self._clients or self.table_name else None
+
+    # --- queues -------------------------------------------------------------------------------
 
     def _depths(self, url: str) -> tuple[int, int]:
-        attrs = self.sqs.get_queue_attributes(
+        attrs = self.client("sqs").get_queue_attributes(
             QueueUrl=url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
         return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
+    def depth(self, url: str) -> int:
+        """Messages on a queue, waiting and in flight."""
+        return sum(self._depths(url))
+
     def backlog(self) -> Backlog:
         """Messages waiting and in flight on the queue, and everything in the DLQ."""
         visible, in_flight = self._depths(self.queue_url) if self.queue_url else (0, 0)
-        dlq = sum(self._depths(self.dlq_url)) if self.dlq_url else None
+        dlq = self.depth(self.dlq_url) if self.dlq_url else None
         return Backlog(visible, in_flight, dlq)
+
+    def dead_letters(self, limit: int = 10) -> list[DeadLetter]:
+        """Up to ``limit`` messages of the DLQ, left there (see ``local.dlq.peek``)."""
+        from local import dlq
+
+        return dlq.peek(self.client("sqs"), str(self.dlq_url), limit)
+
+    def stats(self) -> dict[str, int]:
+        """What ``python -m local stats`` prints: the three queues' depths and the stored item count."""
+        return {
+            "queue_depth": self.depth(str(self.queue_url)),
+            "dlq_depth": self.depth(str(self.dlq_url)),
+            "stream_failures_depth": self.depth(str(self.stream_failures_url)),
+            "stored_items": self.count_items(),
+        }
+
+    # --- the events table ---------------------------------------------------------------------
+
+    def scan(self, table: str, **kwargs: Any) -> list[dict[str, Any]]:
+        """Every item of ``table`` as DynamoDB returns it (typed attribute values), all pages."""
+        return [item for page in self._pages(TableName=table, **kwargs) for item in page["Items"]]
+
+    def _pages(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        ddb = self.client("dynamodb")
+        while True:
+            page = ddb.scan(**kwargs)
+            yield page
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def count_items(self) -> int:
+        """Items in the events table (a paginated COUNT scan)."""
+        return sum(int(page["Count"]) for page in self._pages(TableName=self.table_name, Select="COUNT"))
+
+    def stored_items(self) -> list[dict[str, Any]]:
+        """Every item of the events table, undecoded (typed attribute values)."""
+        return self.scan(str(self.table_name))
+
+    def stored_keys(self) -> list[tuple[str, str]]:
+        """``(tenant, event_id)`` of every stored item."""
+        items = self.scan(str(self.table_name), ProjectionExpression="tenant_id, event_id")
+        return [(i["tenant_id"]["S"], i["event_id"]["S"]) for i in items]
 
     def count_stored(self, tenant_id: str) -> int:
         """Items stored for one tenant (a paginated COUNT query on the partition)."""
@@ -69,7 +173,7 @@ class StackInspector:
         }
         count = 0
         while True:
-            page = self.ddb.query(**kwargs)
+            page = self.client("dynamodb").query(**kwargs)
             count += page["Count"]
             if "LastEvaluatedKey" not in page:
                 return int(count)
@@ -87,7 +191,7 @@ class StackInspector:
                 }
             }
             for attempt in range(8):
-                page = self.ddb.batch_get_item(RequestItems=request)
+                page = self.client("dynamodb").batch_get_item(RequestItems=request)
                 for item in page.get("Responses", {}).get(table, []):
                     key = (item["tenant_id"]["S"], item["event_id"]["S"])
                     found[key] = (_scalar(item.get("received_at")), _scalar(item.get("stored_at")))
@@ -96,6 +200,53 @@ class StackInspector:
                     break
                 time.sleep(min(2.0, 0.05 * 2**attempt))
         return found
+
+    # --- the stream, the archive, the rollup --------------------------------------------------
+
+    def stream_data(self, stream_name: str | None = None) -> list[bytes]:
+        """The data of every record on the stream (or on ``stream_name``), every shard from its oldest."""
+        kinesis, stream = self.client("kinesis"), stream_name or self.stream_name
+        out: list[bytes] = []
+        for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+            iterator = kinesis.get_shard_iterator(
+                StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            while iterator:
+                page = kinesis.get_records(ShardIterator=iterator, Limit=10000)
+                out.extend(r["Data"] for r in page["Records"])
+                if not page["Records"] and page.get("MillisBehindLatest", 0) == 0:
+                    break
+                iterator = page.get("NextShardIterator")
+        return out
+
+    def stream_envelopes(self, stream_name: str | None = None) -> list[dict[str, Any]]:
+        """Every envelope on the stream (or on ``stream_name``), decoded."""
+        return [orjson.loads(data) for data in self.stream_data(stream_name)]
+
+    def stream_ids(self, stream_name: str | None = None) -> list[str]:
+        """The event ids on the stream, one per record (a record put twice appears twice)."""
+        return [e["event_id"] for e in self.stream_envelopes(stream_name)]
+
+    def archive_lines(self) -> Iterator[dict[str, Any]]:
+        """Every line of every archive object (gzipped JSON lines), decoded."""
+        s3, bucket = self.client("s3"), str(self.archive_bucket)
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for obj in page.get("Contents", []):
+                body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+                for line in gzip.decompress(body).splitlines():
+                    yield orjson.loads(line)
+
+    def archived(self) -> Counter[str]:
+        """event_id -> how many archive lines hold it."""
+        return Counter(line["event_id"] for line in self.archive_lines())
+
+    def rollup_counts(self) -> Counter[str]:
+        """tenant -> records counted by the rollup (the checkpoint rows excluded)."""
+        counts = Counter[str]()
+        for item in self.scan(str(self.rollup_table_name)):
+            if not item["tenant_id"]["S"].startswith("#"):
+                counts[item["tenant_id"]["S"]] += int(item["record_count"]["N"])
+        return counts
 
 
 def _scalar(attr: dict[str, Any] | None) -> Any:
@@ -109,4 +260,5 @@ def _scalar(attr: dict[str, Any] | None) -> Any:
 
 
 def count_by_tenant(probe: StackInspector, tenants: Sequence[str]) -> dict[str, int]:
+    """Items stored per tenant."""
     return {t: probe.count_stored(t) for t in tenants}

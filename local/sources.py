@@ -32,6 +32,7 @@ from aws_lambda_powertools import Logger
 
 from core import aws
 from core.wiring import QueueWiring, StreamConsumerWiring
+from local.patches import powertools_current_event
 
 # Its own service name: Powertools loggers of one service share a level, and the handlers' must follow
 # POWERTOOLS_LOG_LEVEL, which the runtime sets after this module is imported.
@@ -62,33 +63,8 @@ def load_container(dotted: str) -> Handler:
         raise ImportError(f"cannot find handler module {module_name!r}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    _isolate_resolvers(module)
+    powertools_current_event.isolate_module(module)
     return getattr(module, name)  # type: ignore[no-any-return]
-
-
-def _isolate_resolvers(module: Any) -> None:
-    """Keep each copy's Powertools resolver on its own request.
-
-    Powertools' event handler stores the current event on the ``BaseRouter`` *class*
-    (``BaseRouter.current_event = ...`` in ``resolve``), which every resolver in the process shares.
-    One request per process on Lambda makes that harmless; here, concurrent environments are threads
-    of one process, so a request could route and read another request's event (body, headers, tenant).
-    Setting the event on the instance as well shadows the class attribute for this copy's resolver.
-    """
-    try:
-        from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
-    except ImportError:  # pragma: no cover - Powertools is a runtime dependency
-        return
-    for value in list(vars(module).values()):
-        if isinstance(value, ApiGatewayResolver):
-            original = value.resolve
-
-            def resolve(event: Any, context: Any, _resolver: Any = value, _original: Any = original) -> Any:
-                _resolver.current_event = _resolver._to_proxy_event(event)
-                _resolver.lambda_context = context
-                return _original(event, context)
-
-            value.resolve = resolve  # type: ignore[method-assign]
 
 
 class ContainerPool:

@@ -6,10 +6,7 @@ a full scan of a busy emulator may take longer than the handlers' 5 s read timeo
 
 from __future__ import annotations
 
-import gzip
 import os
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -21,14 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import orjson
-from botocore.config import Config
 
 from core import aws
 from local import emulator
+from local.inspect import StackInspector
 from local.runtime import LocalRuntime, RuntimeOptions
-from local.stack import Stack
 
 
 @contextmanager
@@ -46,73 +41,10 @@ def local_stack(tmp_path: Path, prefix: str, **options: Any) -> Iterator[LocalRu
         aws.client.cache_clear()
 
 
-class Direct:
-    """Patient boto3 clients for the emulator itself, bypassing any proxy."""
-
-    def __init__(self, runtime: LocalRuntime) -> None:
-        assert runtime.emulator is not None and runtime.stack is not None
-        self.url = runtime.emulator.url
-        self.stack: Stack = runtime.stack
-        self._clients: dict[str, Any] = {}
-
-    def client(self, service: str) -> Any:
-        if service not in self._clients:
-            self._clients[service] = boto3.client(
-                service, endpoint_url=self.url, region_name=self.stack.region,
-                config=Config(read_timeout=120, retries={"mode": "standard", "max_attempts": 5}),
-            )  # fmt: skip
-        return self._clients[service]
-
-    def scan(self, table: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"TableName": table}
-        while True:
-            page = self.client("dynamodb").scan(**kwargs)
-            items.extend(page["Items"])
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-    def stored_keys(self) -> list[tuple[str, str]]:
-        return [(i["tenant_id"]["S"], i["event_id"]["S"]) for i in self.scan(self.stack.table_name)]
-
-    def stream_envelopes(self) -> list[dict[str, Any]]:
-        kinesis, out = self.client("kinesis"), []
-        for shard in kinesis.list_shards(StreamName=self.stack.stream_name)["Shards"]:
-            iterator = kinesis.get_shard_iterator(StreamName=self.stack.stream_name, ShardId=shard["ShardId"],
-                                                  ShardIteratorType="TRIM_HORIZON")["ShardIterator"]  # fmt: skip
-            while iterator:
-                page = kinesis.get_records(ShardIterator=iterator, Limit=10000)
-                out.extend(orjson.loads(r["Data"]) for r in page["Records"])
-                if not page["Records"] and page.get("MillisBehindLatest", 0) == 0:
-                    break
-                iterator = page.get("NextShardIterator")
-        return out
-
-    def stream_ids(self) -> list[str]:
-        return [e["event_id"] for e in self.stream_envelopes()]
-
-    def depth(self, url: str) -> int:
-        attrs = self.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
-
-    def archived(self) -> Counter[str]:
-        """event_id -> how many archive objects hold it."""
-        s3, seen = self.client("s3"), Counter[str]()
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.stack.archive_bucket):
-            for obj in page.get("Contents", []):
-                body = s3.get_object(Bucket=self.stack.archive_bucket, Key=obj["Key"])["Body"].read()
-                for line in gzip.decompress(body).splitlines():
-                    seen[orjson.loads(line)["event_id"]] += 1
-        return seen
-
-    def rollup_counts(self) -> Counter[str]:
-        """tenant -> records counted by the rollup (the checkpoint rows excluded)."""
-        counts = Counter[str]()
-        for item in self.scan(self.stack.rollup_table_name):
-            if not item["tenant_id"]["S"].startswith("#"):
-                counts[item["tenant_id"]["S"]] += int(item["record_count"]["N"])
-        return counts
+def inspector(runtime: LocalRuntime) -> StackInspector:
+    """A patient inspector of the runtime's emulator itself, bypassing any chaos proxy."""
+    assert runtime.stack is not None
+    return StackInspector.for_stack(runtime.stack, read_timeout=120)
 
 
 def post(
@@ -215,48 +147,3 @@ def rss_bytes(pid: int | str = "self") -> tuple[int, int]:
         if name in ("VmRSS", "VmHWM"):
             values[name] = int(rest.split()[0]) * 1024
     return values["VmRSS"], values["VmHWM"]
-
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-@contextmanager
-def server_process(state: Path, *run_args: str) -> Iterator[tuple[int, subprocess.Popen[bytes], Path]]:
-    """``python -m local run`` as its own process on free ports: (API port, process, its log file).
-
-    Everything the process writes (handler logs, uvicorn, the runtime) goes to the log file.
-    """
-    import signal
-
-    state.mkdir(parents=True, exist_ok=True)
-    port, emulator_port = emulator.free_port(), emulator.free_port()
-    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
-    env["PYTHONPATH"] = str(REPO)
-    log = state / "server.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "local", "--state-dir", str(state / "state"), "run", "--port", str(port),
-             "--emulator-port", str(emulator_port), *run_args],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-    def up() -> bool:
-        if process.poll() is not None:
-            return True
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                return True
-        except OSError:
-            return False
-
-    try:
-        wait_for(up, timeout=90, interval=0.5)
-        assert process.poll() is None, log.read_text()[-2000:]
-        yield port, process, log
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)

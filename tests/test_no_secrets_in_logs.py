@@ -20,8 +20,9 @@ import boto3
 import orjson
 import pytest
 
-from local.stack import Stack
-from tests.localkit import REPO, post, server_process, wait_for
+from local.inspect import StackInspector
+from local.process import REPO, StackProcess
+from tests.localkit import post, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 EMAIL = re.compile(rb"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
@@ -38,9 +39,10 @@ def create_key(state: Path, tenant: str) -> str:
 def test_no_email_address_or_api_key_reaches_any_log(tmp_path: Path, corpus: Path) -> None:
     hooks = sorted((corpus / "webhooks" / "github").glob("*.json"))[:25]
     sent_emails: set[bytes] = set()
-    with server_process(tmp_path, "--auth", "--verbose", "--visibility-timeout", "1") as (port, _, log):
-        api, state = f"http://127.0.0.1:{port}", tmp_path / "state"
-        stack = Stack.load(state / "stack.json")
+    state, log = tmp_path / "state", tmp_path / "server.log"
+    with StackProcess(state, visibility_timeout=1, run_args=["--auth", "--verbose"], log_path=log) as process:
+        stack = process.start()
+        api = stack.api_url
         # GIVEN two tenants' API keys, created through the CLI
         keys = {"acme": create_key(state, "acme"), "globex": create_key(state, "globex")}
         unknown = "slk_" + "A" * 43  # well-formed, never issued: the authorizer looks it up and says no
@@ -88,19 +90,10 @@ def test_no_email_address_or_api_key_reaches_any_log(tmp_path: Path, corpus: Pat
             QueueUrl=stack.queue_url, MessageBody='{"v": 1, "kind": "event", "who": "poison@example.com"}'
         )
         sent_emails.add(b"poison@example.com")
-        ddb = boto3.client("dynamodb", endpoint_url=stack.endpoint_url, region_name=stack.region)
-
-        def stored() -> set[tuple[str, str]]:
-            items = ddb.scan(TableName=stack.table_name, ProjectionExpression="tenant_id, event_id")["Items"]
-            return {(i["tenant_id"]["S"], i["event_id"]["S"]) for i in items}
-
-        def dead() -> int:
-            attrs = sqs.get_queue_attributes(
-                QueueUrl=stack.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
-            )
-            return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
-
-        assert wait_for(lambda: stored() >= accepted and dead() == 1, timeout=180)
+        inspect = StackInspector.for_stack(stack)
+        assert wait_for(
+            lambda: set(inspect.stored_keys()) >= accepted and inspect.depth(stack.dlq_url) == 1, timeout=180
+        )
     # THEN the handlers did log (the scan below is not vacuous) ...
     text = log.read_bytes()
     lines = text.count(b"\n")

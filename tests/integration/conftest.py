@@ -10,6 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from local.inspect import StackInspector
 from tests.conftest import REGION
 
 
@@ -36,18 +37,7 @@ class Pipeline:
             )
 
     def stream_bodies(self) -> list[bytes]:
-        out: list[bytes] = []
-        for shard in self.kinesis.list_shards(StreamName=self.stream_name)["Shards"]:
-            iterator = self.kinesis.get_shard_iterator(
-                StreamName=self.stream_name, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
-            while iterator:
-                page = self.kinesis.get_records(ShardIterator=iterator, Limit=10000)
-                out.extend(r["Data"] for r in page["Records"])
-                if not page["Records"]:
-                    break
-                iterator = page.get("NextShardIterator")
-        return out
+        return StackInspector(kinesis=self.kinesis, stream_name=self.stream_name).stream_data()
 
 
 @pytest.fixture

@@ -24,7 +24,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.localkit import rss_bytes, run_threads, server_process
+from local.process import StackProcess
+from tests.localkit import rss_bytes, run_threads
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -67,8 +68,10 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     state = tmp_path_factory.mktemp("bad-input")
-    with server_process(state, "--visibility-timeout", "30") as (port, process, log):
-        yield Server(port, process, log)
+    with StackProcess(state / "state", visibility_timeout=30, log_path=state / "server.log") as stack:
+        stack.start()
+        assert stack.port is not None and stack.process is not None
+        yield Server(stack.port, stack.process, stack.log_path)
 
 
 def test_schemathesis_finds_no_server_error_and_no_undocumented_response(

@@ -1,4 +1,4 @@
-"""The local emulator (moto server behind local/moto_server.py): concurrent sends and deletes lose no
+"""The local emulator (moto server with the patches of local/patches/, local/moto_server.py): concurrent sends and deletes lose no
 message, and queue attributes read the same as moto's own."""
 
 from __future__ import annotations

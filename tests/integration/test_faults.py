@@ -18,15 +18,15 @@ import pytest
 from local.chaos import ChaosRules
 from local.runtime import LocalRuntime
 from tests import fault_handlers
-from tests.localkit import Direct, Sender, local_stack, wait_for
+from tests.localkit import Sender, inspector, local_stack, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def settle(runtime: LocalRuntime, sender: Sender, *, archive: bool = False) -> dict[str, object]:
     """Wait for the pipeline to drain, then check the invariant and return the counts for the printout."""
-    direct = Direct(runtime)
-    s = direct.stack
+    direct, s = inspector(runtime), runtime.stack
+    assert s is not None
     accepted = sender.all
     wait_for(lambda: direct.depth(s.queue_url) == 0 and set(direct.stored_keys()) >= accepted, timeout=300)
     if archive:
@@ -77,7 +77,7 @@ def test_worker_loses_nothing_when_dynamodb_returns_unprocessed_items_and_thrott
         # WHEN 300 records are accepted and the worker stores them through the faults
         sender.send_many("acme", batches=6, per_batch=50)
         assert runtime.chaos is not None
-        wait_for(lambda: Direct(runtime).depth(runtime.stack.queue_url) == 0, timeout=240)  # type: ignore[union-attr]
+        wait_for(lambda: inspector(runtime).depth(runtime.stack.queue_url) == 0, timeout=240)  # type: ignore[union-attr]
         injected = runtime.chaos.counts
         counts = settle(runtime, sender)
     print(f"\ndynamodb faults: {counts}")
@@ -122,7 +122,7 @@ def test_stream_consumers_crashing_after_half_a_batch_leave_an_exact_archive_and
             for tenant in ("acme", "globex"):
                 sender.send_many(tenant, batches=3, per_batch=50, tag=tenant)
             counts = settle(runtime, sender, archive=True)
-            direct = Direct(runtime)
+            direct = inspector(runtime)
             archived = direct.archived()
             wait_for(lambda: direct.rollup_counts() == {t: len(ids) for t, ids in sender.accepted.items()})
             rollup = direct.rollup_counts()

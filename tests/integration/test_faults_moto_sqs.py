@@ -4,7 +4,7 @@ Found by the end-to-end test under load: 10 accepted records (one SendMessageBat
 worker. moto's ``Queue.delete_message`` rebuilds the message list from the current one and assigns
 it, without the lock ``add_message`` appends under. When two deletes overlap, the later assignment
 wins: a message appended to the other's list is lost (and a deleted one comes back).
-``local.moto_server`` makes deletes hold that lock. The interleaving is made certain here: one delete
+``local/patches/sqs_delete_lock.py`` makes deletes hold that lock. The interleaving is made certain here: one delete
 pauses inside its rebuild while another poller deletes and a producer sends.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from moto.sqs import models
 
-from local.moto_server import _patch_sqs_delete_lock
+from local.patches import sqs_delete_lock
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def locked_deletes() -> Iterator[None]:
     original = models.Queue.delete_message
-    assert _patch_sqs_delete_lock()
+    sqs_delete_lock.apply()
     yield
     models.Queue.delete_message = original  # type: ignore[method-assign]
 

@@ -8,7 +8,9 @@ redacted, every accepted id is on the stream, the poison is in the DLQ, and noth
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import re
 import time
 from collections import defaultdict
@@ -19,8 +21,9 @@ from typing import Any
 import orjson
 import pytest
 
+from local.cli import main
 from local.runtime import LocalRuntime
-from tests.localkit import Direct, local_stack
+from tests.localkit import inspector, local_stack
 from tests.localkit import post as post_raw
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -69,7 +72,7 @@ def test_every_accepted_record_lands_once_and_poison_reaches_the_dlq(
 ) -> None:
     api, s = stack.api_url, stack.stack
     assert s is not None
-    direct = Direct(stack)
+    direct = inspector(stack)
     ledger = Ledger()
     # GIVEN real log lines from every corpus file, gzip text/plain, in requests of up to 500 lines
     for path in sorted((corpus / "logs").glob("*.log")):
@@ -123,7 +126,7 @@ def test_every_accepted_record_lands_once_and_poison_reaches_the_dlq(
         if direct.depth(s.queue_url) == 0 and direct.depth(s.dlq_url) == len(poison):
             break
         time.sleep(2)
-    items = direct.scan(s.table_name)
+    items = direct.stored_items()
     stats = stack.stats()
     print(f"\naccepted {len(accepted)} records in {ledger.requests} requests; stored {len(items)}; "
           f"dlq {direct.depth(s.dlq_url)}; sources {stats}")  # fmt: skip
@@ -148,3 +151,24 @@ def test_every_accepted_record_lands_once_and_poison_reaches_the_dlq(
             break
         dead.extend(m["Body"] for m in got)
     assert sorted(dead) == sorted(poison)
+
+
+def test_the_demo_posts_synthetic_data_and_finds_it_stored(stack: LocalRuntime, tmp_path: Path) -> None:
+    # GIVEN a running stack and no corpus to post (a plain clone)
+    out = io.StringIO()
+    # WHEN `python -m local demo` runs against it
+    with contextlib.redirect_stdout(out):
+        code = main(["--state-dir", str(tmp_path / "state"), "demo", "--url", stack.api_url,
+                     "--corpus", str(tmp_path / "no-corpus"), "--seed", "7"])  # fmt: skip
+    text = out.getvalue()
+    print(f"\n{text}")
+    # THEN it said it posted synthetic data, every webhook and log line was accepted ...
+    assert code == 0, text
+    assert "posting synthetic GitHub webhooks and Apache/syslog lines" in text
+    assert text.count("-> 202 1") == 4, text
+    assert "200 log lines, gzip" in text and "-> 202 accepted 200" in text
+    # ... and every accepted record (4 webhooks, 200 lines, 2 valid NDJSON lines) is stored, redacted
+    assert "206 of 206 accepted records are in DynamoDB" in text
+    items = inspector(stack).stored_items()
+    assert len(items) == 206 and {i["tenant_id"]["S"] for i in items} == {"demo"}
+    assert not {m for i in items for m in EMAIL.findall(readable(i))}

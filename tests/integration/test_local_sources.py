@@ -16,6 +16,7 @@ import pytest
 
 from core import aws, wiring
 from local import emulator
+from local.inspect import StackInspector
 from local.sources import KinesisEventSource, SqsEventSource
 
 pytestmark = pytest.mark.integration
@@ -60,8 +61,7 @@ def make_queue(name: str, max_receive: int = 2, visibility: int = 2) -> tuple[st
 
 
 def depth(url: str) -> int:
-    attrs = aws.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+    return StackInspector(sqs=aws.client("sqs")).depth(url)
 
 
 def test_sqs_only_reported_failures_come_back_and_poison_reaches_the_dlq(endpoint: str) -> None:

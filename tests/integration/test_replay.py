@@ -17,7 +17,7 @@ import pytest
 from core.envelope import validate
 from core.ids import new_event_id
 from local.cli import main
-from tests.localkit import Direct, Sender, local_stack, wait_for
+from tests.localkit import Sender, inspector, local_stack, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
@@ -36,7 +36,7 @@ def test_replay_puts_the_archived_redacted_records_back_with_the_same_event_ids(
 ) -> None:
     state = tmp_path / "state"
     with local_stack(tmp_path, "replay", visibility_timeout=10) as runtime:
-        direct = Direct(runtime)
+        direct = inspector(runtime)
         # GIVEN 60 records of tenant acme, with e-mail addresses, archived by the archiver
         sender = Sender(runtime.api_url)
         for b in range(3):
@@ -64,9 +64,7 @@ def test_replay_puts_the_archived_redacted_records_back_with_the_same_event_ids(
                         "--stream", "backfill")  # fmt: skip
         assert code == 0 and "onto backfill" in out, out
         after = direct.stream_envelopes()
-        side = direct.stack.__class__(**{**direct.stack.__dict__, "stream_name": "backfill"})
-        direct.stack = side
-        backfill = direct.stream_envelopes()
+        backfill = direct.stream_envelopes("backfill")
         # AND another tenant's hour is not touched
         code, out = cli(state, "replay", "--tenant", "globex", "--from", first, "--dry-run")
         assert "would replay 0 record(s)" in out
@@ -90,8 +88,8 @@ def test_dlq_redrive_is_a_dry_run_first_moves_dead_letters_back_and_is_harmless_
 ) -> None:
     state = tmp_path / "state"
     with local_stack(tmp_path, "redrive", visibility_timeout=1) as runtime:
-        direct = Direct(runtime)
-        s = direct.stack
+        direct, s = inspector(runtime), runtime.stack
+        assert s is not None
         sqs = direct.client("sqs")
         # GIVEN valid envelopes dead-lettered during some past incident (one of them twice, as after an
         # interrupted redrive), and two poison messages

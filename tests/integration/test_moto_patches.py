@@ -1,0 +1,123 @@
+"""Regression tests of the moto patches in local/patches/ (each fails with its patch removed), and their guard.
+
+The delete lock's own regression test is tests/integration/test_faults_moto_sqs.py.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from moto import mock_aws
+from moto.core import utils as moto_utils
+from moto.sqs import models
+
+from local.patches import PatchMismatch, sqs_clock, sqs_lazy_attributes, sqs_receive_lock
+from tests.conftest import REGION
+
+pytestmark = pytest.mark.integration
+ACCOUNT = "123456789012"
+
+
+@pytest.fixture
+def clock() -> Iterator[None]:
+    original = models.unix_time_millis
+    sqs_clock.apply()
+    yield
+    models.unix_time_millis = original
+
+
+@pytest.fixture
+def lazy_attributes() -> Iterator[property]:
+    """The patch applied; yields moto's own property, to compare against."""
+    original = inspect.getattr_static(models.Queue, "attributes")
+    sqs_lazy_attributes.apply()
+    yield original
+    models.Queue.attributes = original  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def receive_lock() -> Iterator[None]:
+    original = models.SQSBackend.receive_message
+    sqs_receive_lock.apply()
+    yield
+    models.SQSBackend.receive_message = original  # type: ignore[method-assign]
+
+
+def queue_with(n: int, name: str = "q", **kwargs: Any) -> models.Queue:
+    queue = models.Queue(name, region=REGION, account_id=ACCOUNT, **kwargs)
+    for i in range(n):
+        queue.add_message(models.Message(f"m{i}", f"body {i}"))
+    return queue
+
+
+def test_sqs_clock_reads_time_without_datetime_per_message(
+    clock: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a queue 500 deep, and moto's datetime-based clock counted
+    queue = queue_with(500)
+    calls = {"n": 0}
+    real = moto_utils.unix_time
+
+    def counted(dt: Any = None) -> float:
+        calls["n"] += 1
+        return float(real(dt))
+
+    monkeypatch.setattr(moto_utils, "unix_time", counted)
+    # WHEN the depth is read (every message's visibility and delay checked)
+    depth = queue.approximate_number_of_messages
+    # THEN it is right, no message went through datetime, and the clock reads the same UTC epoch ms
+    assert depth == 500
+    assert calls["n"] == 0
+    assert abs(models.unix_time_millis() - real() * 1000.0) < 1000
+
+
+def test_sqs_lazy_attributes_compute_only_what_is_read(
+    lazy_attributes: property, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a queue whose message counts must not be computed to read another attribute
+    queue = queue_with(3, VisibilityTimeout="7")
+
+    def expensive(self: Any) -> int:
+        raise AssertionError("a message count was computed to read VisibilityTimeout")
+
+    monkeypatch.setattr(models.Queue, "approximate_number_of_messages", property(expensive))
+    # WHEN one attribute is read (what every SendMessage does for ContentBasedDeduplication)
+    # THEN only that one is computed
+    assert queue.attributes["VisibilityTimeout"] == 7
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"FifoQueue": "true", "ContentBasedDeduplication": "true"},
+                                    {"Policy": '{"Version": "2012-10-17", "Statement": []}'}])  # fmt: skip
+def test_sqs_lazy_attributes_read_the_same_as_moto(lazy_attributes: property, kwargs: dict[str, str]) -> None:
+    fifo = "FifoQueue" in kwargs  # (a FIFO queue dedupes on send timestamps only a backend sets)
+    queue = queue_with(0 if fifo else 2, "q.fifo" if fifo else "q", **kwargs)
+    assert dict(queue.attributes) == lazy_attributes.fget(queue)  # type: ignore[misc]
+
+
+def test_sqs_receive_lock_serializes_receives_with_the_queue_lock(receive_lock: None) -> None:
+    with mock_aws():
+        backend = models.sqs_backends[ACCOUNT][REGION]
+        queue = backend.create_queue("recv")
+        backend.send_message("recv", "hello")
+        got: list[Any] = []
+        # GIVEN another thread inside the queue's critical section (iterating its pending set)
+        with queue._messages_lock:
+            receiver = threading.Thread(target=lambda: got.extend(backend.receive_message("recv", 1, 0, 30)))
+            receiver.start()
+            receiver.join(0.5)
+            # THEN a receive waits for it instead of changing the set underneath it
+            assert receiver.is_alive() and got == []
+        receiver.join(5)
+        assert [m.body for m in got] == ["hello"]
+
+
+def test_a_patch_refuses_to_load_on_another_moto_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqs_clock, "CHECKED", "0.0.1")
+    with pytest.raises(
+        PatchMismatch, match=r"moto moto.sqs.models.unix_time_millis .*moto 0.0.1, but moto \S+ is installed"
+    ):
+        sqs_clock.apply()
