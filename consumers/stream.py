@@ -23,7 +23,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import EventType
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
-from consumers.batch import Commit, StagedBatchProcessor
+from consumers.processing import Commit, StagedBatchProcessor
 from core.envelope import Envelope, InvalidEnvelope, validate
 
 if TYPE_CHECKING:

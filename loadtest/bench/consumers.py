@@ -1,7 +1,7 @@
 """Micro-benchmarks of the consumers on the shared corpus: ``python -m loadtest.bench.consumers [--records N]``.
 
 - redaction cost: microseconds per KB of GitHub webhook JSON and per log line (IP redaction off and on);
-- worker throughput: records per second through ``consumers.worker.lambda_handler`` (parse, validate,
+- worker throughput: records per second through ``consumers.worker.handler.lambda_handler`` (parse, validate,
   redact, build items, BatchWriteItem) against moto's in-process DynamoDB mock, in batches of 100.
 
 moto's mock is not DynamoDB: the throughput is the worker's own CPU cost plus moto's, a floor for
@@ -58,7 +58,7 @@ def worker_throughput(corpus: Path, records: int) -> dict[str, float]:
     import boto3
     from moto import mock_aws
 
-    from consumers import worker
+    from consumers.worker import handler as worker
     from local.sources import LambdaContext
     from local.stack import create_table
 
@@ -111,7 +111,7 @@ def worker_throughput(corpus: Path, records: int) -> dict[str, float]:
         elapsed = time.perf_counter() - start
     chars = sum(len(b) for b in bodies)
     # The worker's own share: parse, validate, redact and build the item, without any DynamoDB call.
-    from consumers.items import prepare_record
+    from consumers.worker.items import prepare_record
 
     r = redaction.load()
     stamp = envelope.now_received_at()

@@ -183,7 +183,7 @@ def scenario_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     from local.emulator import free_port
 
     durations = Durations()
-    names = {"ingest.handler": "ingest", "consumers.worker": "worker"}
+    names = {"ingest.handler": "ingest", "consumers.worker.handler": "worker"}
 
     class TimedPool(rt_mod.ContainerPool):  # type: ignore[misc,name-defined]
         """The runtime's pool of execution environments, timing every invocation."""

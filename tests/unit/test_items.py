@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from consumers import redaction
-from consumers.items import (
+from consumers.worker.items import (
     ITEM_BYTES_BUDGET,
     MAX_NATIVE_DEPTH,
     NotNative,

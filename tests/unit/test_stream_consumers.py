@@ -11,9 +11,9 @@ import orjson
 import pytest
 from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
 
-from consumers.archive import ArchiveLine, archive_batch, group_of, object_key
-from consumers.batch import HeldBack, Staged, StagedBatchProcessor
-from consumers.counters import Countable, aggregate, apply_rollup, plan_runs
+from consumers.archiver.archive import ArchiveLine, archive_batch, group_of, object_key
+from consumers.processing import HeldBack, Staged, StagedBatchProcessor
+from consumers.rollup.counters import Countable, aggregate, apply_rollup, plan_runs
 from consumers.stream import duplicate_positions
 from tests.conftest import load_event
 

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from consumers.batch import HeldBack
+from consumers.processing import HeldBack
 from core.envelope import Envelope
 
 MAX_TRANSACTION_ITEMS = 100

@@ -30,9 +30,9 @@ from typing import Protocol
 
 import orjson
 
-from consumers.batch import HeldBack
-from consumers.items import redact_envelope
+from consumers.processing import HeldBack
 from consumers.redaction import Counts, Redactor
+from consumers.worker.items import redact_envelope
 from core.envelope import Envelope
 
 GroupKey = tuple[str, str, str]  # tenant_id, dt (yyyy-mm-dd), hour (hh)

@@ -1,7 +1,7 @@
 """Kinesis consumer: counts and bytes per (tenant, kind, minute) in the rollup table, exact under redelivery.
 
 The checkpoint-in-the-transaction design, its atomicity and why it needs ``parallelization_factor = 1``
-are in ``consumers.counters``; checkpoint semantics of the stream in ``consumers.stream``.
+are in ``consumers.rollup.counters``; checkpoint semantics of the stream in ``consumers.stream``.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from consumers.batch import Staged
-from consumers.counters import Countable, RollupStore, apply_rollup, bucket_of
-from consumers.store import DynamoRollupStore
+from consumers.processing import Staged
+from consumers.rollup.counters import Countable, RollupStore, apply_rollup, bucket_of
+from consumers.rollup.store import DynamoRollupStore
 from consumers.stream import decode_or_skip, duplicate_positions, shard_id_of, stream_processor
 from core.observability import discard_metrics_if_disabled, log_json
 from core.settings import Settings

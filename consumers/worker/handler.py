@@ -1,9 +1,10 @@
 """The SQS worker: redact each envelope, store it in DynamoDB in batches of 25, report partial failures.
 
-Powertools batch processing with a commit phase (``consumers.batch``): the record handler prepares an
-item per message; the commit writes them all with BatchWriteItem and reports the messages whose write
-still failed after retries inside the time budget. Only those, and the messages that could not be
-prepared, appear in ``batchItemFailures``; SQS deletes the rest.
+Powertools batch processing with a commit phase (``consumers.processing``): the record handler prepares
+an item per message (``consumers.worker.items``); the commit writes them all with BatchWriteItem
+(``consumers.worker.store``) and reports the messages whose write still failed after retries inside the
+time budget. Only those, and the messages that could not be prepared, appear in ``batchItemFailures``;
+SQS deletes the rest.
 
 Permanent failures (not JSON, not a valid envelope, an item too large even gzipped) are reported as
 failures too, every time: SQS then moves the message to the DLQ after ``max_receive_count`` receives
@@ -29,9 +30,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from consumers import redaction
-from consumers.batch import Staged, StagedBatchProcessor
-from consumers.items import PreparedItem, plan_writes, prepare_record
-from consumers.store import DynamoEventStore, EventStore
+from consumers.processing import Staged, StagedBatchProcessor
+from consumers.worker.items import PreparedItem, plan_writes, prepare_record
+from consumers.worker.store import DynamoEventStore, EventStore
 from core.envelope import now_received_at
 from core.errors import PermanentError
 from core.observability import discard_metrics_if_disabled, log_json

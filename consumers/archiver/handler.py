@@ -1,7 +1,7 @@
 """Kinesis consumer: archive each batch to S3 as redacted gzip NDJSON, one object per (tenant, hour).
 
 The layout, the deterministic keys and why a retried or partially redelivered batch overwrites rather
-than duplicates are in ``consumers.archive``; checkpoint semantics in ``consumers.stream``.
+than duplicates are in ``consumers.archiver.archive``; checkpoint semantics in ``consumers.stream``.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import Ki
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from consumers import redaction
-from consumers.archive import ArchiveLine, ArchiveWriter, archive_batch, archive_line, group_of
-from consumers.batch import Staged
-from consumers.store import S3Archive
+from consumers.archiver.archive import ArchiveLine, ArchiveWriter, archive_batch, archive_line, group_of
+from consumers.archiver.store import S3Archive
+from consumers.processing import Staged
 from consumers.stream import decode_or_skip, duplicate_positions, shard_id_of, stream_processor
 from core.observability import discard_metrics_if_disabled, log_json
 from core.settings import Settings
