@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -42,27 +42,30 @@ from core.errors import TransientError
 
 logger = logging.getLogger(__name__)
 
+R = TypeVar("R")  # the Powertools record class: SQSRecord, KinesisStreamRecord
+T = TypeVar("T")  # what the record handler returns for one record
+
 
 @dataclass(frozen=True)
-class Staged:
+class Staged(Generic[R, T]):
     """A prepared record: its position in the batch, the Powertools record, the handler's result."""
 
     index: int
-    record: Any
-    value: Any
+    record: R
+    value: T
 
 
 class HeldBack(TransientError):
     """Not applied because an earlier record of an ordered batch failed; redelivered from the checkpoint."""
 
 
-Commit = Callable[[list[Staged], LambdaContext | None], Mapping[int, BaseException]]
+Commit = Callable[[list[Staged[R, T]], LambdaContext | None], Mapping[int, BaseException]]
 
 
-class StagedBatchProcessor(BatchProcessor):
+class StagedBatchProcessor(BatchProcessor, Generic[R, T]):
     """``BatchProcessor`` with a commit phase after the per-record handler (see the module docstring)."""
 
-    def __init__(self, event_type: EventType, commit: Commit, *, ordered: bool = False) -> None:
+    def __init__(self, event_type: EventType, commit: Commit[R, T], *, ordered: bool = False) -> None:
         super().__init__(event_type=event_type, raise_on_entire_batch_failure=False)
         self.commit = commit
         self.ordered = ordered
@@ -77,8 +80,8 @@ class StagedBatchProcessor(BatchProcessor):
             if result[0] == "fail":
                 phase_one[index] = next(exceptions)
         first_failure = min(phase_one, default=len(results))
-        staged = [
-            Staged(index, self._to_batch_type(record=self.records[index], event_type=self.event_type), res[1])
+        staged: list[Staged[R, T]] = [
+            Staged(index, cast(R, self._to_batch_type(self.records[index], self.event_type)), res[1])
             for index, res in enumerate(results)
             if res[0] == "success" and (not self.ordered or index < first_failure)
         ]

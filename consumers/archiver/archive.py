@@ -52,6 +52,25 @@ class ArchiveLine:
     line: bytes
 
 
+@dataclass(frozen=True)
+class PreparedLine:
+    """The record handler's result for one record: its archive line, where it goes, what was redacted."""
+
+    sequence_number: str
+    event_id: str
+    group: GroupKey
+    line: bytes
+    redactions: Counts
+
+    @property
+    def tenant_id(self) -> str:
+        return self.group[0]
+
+    def at(self, index: int) -> ArchiveLine:
+        """The line at its position in the batch."""
+        return ArchiveLine(index, self.sequence_number, self.group, self.line)
+
+
 def group_of(env: Envelope) -> GroupKey:
     received = env["received_at"]  # 2026-11-22T10:15:30.123456Z (the schema fixes the shape)
     return env["tenant_id"], received[:10], received[11:13]

@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import Ki
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from consumers import redaction
-from consumers.archiver.archive import ArchiveLine, ArchiveWriter, archive_batch, archive_line, group_of
+from consumers.archiver.archive import ArchiveWriter, PreparedLine, archive_batch, archive_line, group_of
 from consumers.archiver.store import S3Archive
 from consumers.processing import Staged
 from consumers.stream import decode_or_skip, duplicate_positions, shard_id_of, stream_processor
@@ -41,7 +41,7 @@ def archive() -> ArchiveWriter:
     return S3Archive(settings().archive_bucket)
 
 
-def record_handler(record: KinesisStreamRecord) -> tuple[ArchiveLine, str, dict[str, int]] | None:
+def record_handler(record: KinesisStreamRecord) -> PreparedLine | None:
     got = decode_or_skip(record, logger, metrics)
     if got is None:
         return None
@@ -50,25 +50,22 @@ def record_handler(record: KinesisStreamRecord) -> tuple[ArchiveLine, str, dict[
     line, counts = archive_line(
         env, redaction.load(s.redaction_rules_path, s.redact_ip_addresses), decoded.data.decode()
     )
-    # The index is filled in by commit, which knows the batch position.
-    return ArchiveLine(-1, decoded.sequence_number, group_of(env), line), env["event_id"], counts
+    return PreparedLine(decoded.sequence_number, env["event_id"], group_of(env), line, counts)
 
 
-def commit(staged: list[Staged], context: LambdaContext | None) -> dict[int, BaseException]:
-    kept = [s for s in staged if s.value is not None]
+def commit(
+    staged: list[Staged[KinesisStreamRecord, PreparedLine | None]], context: LambdaContext | None
+) -> dict[int, BaseException]:
+    kept = [(s.index, s.value) for s in staged if s.value is not None]
     if not kept:
         return {}
-    dupes = duplicate_positions((s.index, s.value[0].group[0], s.value[1]) for s in kept)
-    lines = [
-        ArchiveLine(s.index, s.value[0].sequence_number, s.value[0].group, s.value[0].line)
-        for s in kept
-        if s.index not in dupes
-    ]
+    dupes = duplicate_positions((index, v.tenant_id, v.event_id) for index, v in kept)
+    lines = [v.at(index) for index, v in kept if index not in dupes]
     failed = archive_batch(lines, shard_id_of(staged[0].record), archive())
     redactions: Counter[str] = Counter()
-    for s in kept:
-        if s.index not in failed:
-            redactions.update(s.value[2])
+    for index, v in kept:
+        if index not in failed:
+            redactions.update(v.redactions)
     metrics.add_metric(name="RecordsArchived", unit=MetricUnit.Count, value=len(lines) - len(failed))
     if dupes:
         metrics.add_metric(name="DuplicatesDropped", unit=MetricUnit.Count, value=len(dupes))

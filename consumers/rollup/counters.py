@@ -59,6 +59,21 @@ class Countable:
         return int(self.sequence_number)
 
 
+@dataclass(frozen=True)
+class PreparedCount:
+    """The record handler's result for one record: what it adds to which counter."""
+
+    sequence_number: str
+    event_id: str
+    tenant_id: str
+    bucket: str
+    size: int
+
+    def at(self, index: int, *, counted: bool) -> Countable:
+        """The record at its position in the batch; ``counted=False`` for a duplicate event_id."""
+        return Countable(index, self.sequence_number, self.tenant_id, self.bucket, self.size, counted)
+
+
 @dataclass
 class RollupOutcome:
     failed: dict[int, BaseException] = field(default_factory=dict)

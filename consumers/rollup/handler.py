@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import Ki
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from consumers.processing import Staged
-from consumers.rollup.counters import Countable, RollupStore, apply_rollup, bucket_of
+from consumers.rollup.counters import PreparedCount, RollupStore, apply_rollup, bucket_of
 from consumers.rollup.store import DynamoRollupStore
 from consumers.stream import decode_or_skip, duplicate_positions, shard_id_of, stream_processor
 from core.observability import discard_metrics_if_disabled, log_json
@@ -39,13 +39,14 @@ def rollup_store() -> RollupStore:
     return DynamoRollupStore(settings().rollup_table_name)
 
 
-def record_handler(record: KinesisStreamRecord) -> tuple[Countable, str] | None:
+def record_handler(record: KinesisStreamRecord) -> PreparedCount | None:
     got = decode_or_skip(record, logger, metrics)
     if got is None:
         return None
     decoded, env = got
-    countable = Countable(-1, decoded.sequence_number, env["tenant_id"], bucket_of(env), len(decoded.data))
-    return countable, env["event_id"]
+    return PreparedCount(
+        decoded.sequence_number, env["event_id"], env["tenant_id"], bucket_of(env), len(decoded.data)
+    )
 
 
 def shard_key(record: KinesisStreamRecord) -> str:
@@ -53,16 +54,14 @@ def shard_key(record: KinesisStreamRecord) -> str:
     return f"rollup#{record.event_source_arn}#{shard_id_of(record)}"
 
 
-def commit(staged: list[Staged], context: LambdaContext | None) -> dict[int, BaseException]:
-    kept = [s for s in staged if s.value is not None]
+def commit(
+    staged: list[Staged[KinesisStreamRecord, PreparedCount | None]], context: LambdaContext | None
+) -> dict[int, BaseException]:
+    kept = [(s.index, s.value) for s in staged if s.value is not None]
     if not kept:
         return {}
-    dupes = duplicate_positions((s.index, s.value[0].tenant_id, s.value[1]) for s in kept)
-    records = [
-        Countable(s.index, c.sequence_number, c.tenant_id, c.bucket, c.size, s.index not in dupes)
-        for s in kept
-        for c in (s.value[0],)
-    ]
+    dupes = duplicate_positions((index, c.tenant_id, c.event_id) for index, c in kept)
+    records = [c.at(index, counted=index not in dupes) for index, c in kept]
     outcome = apply_rollup(records, shard_key(staged[0].record), rollup_store())
     metrics.add_metric(name="RecordsCounted", unit=MetricUnit.Count, value=outcome.applied)
     if outcome.skipped:

@@ -114,7 +114,9 @@ def store_budget(context: LambdaContext | None) -> Deadline:
     return Deadline(budget)
 
 
-def commit(staged: list[Staged], context: LambdaContext | None) -> dict[int, BaseException]:
+def commit(
+    staged: list[Staged[SQSRecord, PreparedItem]], context: LambdaContext | None
+) -> dict[int, BaseException]:
     """Write the prepared items; the batch positions whose write failed, with the reason."""
     if not staged:
         return {}
@@ -130,7 +132,12 @@ def commit(staged: list[Staged], context: LambdaContext | None) -> dict[int, Bas
     return failed
 
 
-def _count(staged: list[Staged], failed: dict[int, BaseException], retries: int, throttled: int) -> None:
+def _count(
+    staged: list[Staged[SQSRecord, PreparedItem]],
+    failed: dict[int, BaseException],
+    retries: int,
+    throttled: int,
+) -> None:
     redactions: Counter[str] = Counter()
     for s in staged:
         if s.index not in failed:
@@ -153,7 +160,7 @@ def _count(staged: list[Staged], failed: dict[int, BaseException], retries: int,
         metrics.add_metric(name=f"Redactions_{rule}", unit=MetricUnit.Count, value=n)
 
 
-processor = StagedBatchProcessor(EventType.SQS, commit)
+processor: StagedBatchProcessor[SQSRecord, PreparedItem] = StagedBatchProcessor(EventType.SQS, commit)
 
 
 @logger.inject_lambda_context
