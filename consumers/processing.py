@@ -11,11 +11,16 @@ transaction per group of records. So the processing is split in two phases:
 2. **commit**: after every record is prepared, ``commit(staged, context)`` writes the results in bulk
    and returns the batch positions whose effect could not be applied, with the exception for each.
 
-Those records are then moved from the processor's successes to its failures, through Powertools' own
-``failure_handler``, so ``process_partial_response`` builds ``batchItemFailures`` the usual way
-(message ids for SQS, sequence numbers for Kinesis). Subclassing beats rebuilding the response by hand:
-the handler stays the documented three lines, and Powertools' response format, model support and
-logging keep working.
+Those records are then registered as failures through Powertools' own ``failure_handler``, the others
+through its ``success_handler``, so ``process_partial_response`` builds ``batchItemFailures`` the usual
+way (message ids for SQS, sequence numbers for Kinesis). The processor extends ``BatchProcessor`` only
+through the hooks Powertools documents for that ("Extending the processor", "Create your own partial
+processor"): ``_prepare`` resets the staging area, ``success_handler`` and ``failure_handler`` stage
+each record's outcome during Powertools' own ``process()`` loop, and ``_clean`` (run when the batch
+leaves the ``with processor(...)`` block, before Powertools builds the response) runs the commit and
+registers every outcome in batch order. It reads nothing positional from Powertools' result tuples.
+Subclassing beats rebuilding the response by hand: the handler stays the documented three lines, and
+Powertools' response format, model support and logging keep working.
 
 ``ordered=True`` is for streams: Lambda checkpoints a Kinesis shard at the lowest reported sequence
 number and redelivers every record after it. Later records that were applied anyway would be applied
@@ -36,6 +41,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.batch.base import FailureResponse, SuccessResponse
+from aws_lambda_powertools.utilities.batch.exceptions import ExceptionInfo
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.errors import TransientError
@@ -62,6 +69,22 @@ class HeldBack(TransientError):
 Commit = Callable[[list[Staged[R, T]], LambdaContext | None], Mapping[int, BaseException]]
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """Phase one succeeded: the record as Powertools handed it to ``success_handler``, and the result."""
+
+    record: Any
+    value: Any
+
+
+@dataclass(frozen=True)
+class _NotPrepared:
+    """Phase one failed: the record as Powertools handed it to ``failure_handler``, and why."""
+
+    record: Any
+    exception: ExceptionInfo
+
+
 class StagedBatchProcessor(BatchProcessor, Generic[R, T]):
     """``BatchProcessor`` with a commit phase after the per-record handler (see the module docstring)."""
 
@@ -69,22 +92,40 @@ class StagedBatchProcessor(BatchProcessor, Generic[R, T]):
         super().__init__(event_type=event_type, raise_on_entire_batch_failure=False)
         self.commit = commit
         self.ordered = ordered
+        self._outcomes: list[_Prepared | _NotPrepared] = []
 
-    def process(self) -> list[tuple[Any, ...]]:
-        results = super().process()
+    def _prepare(self) -> None:
+        super()._prepare()  # type: ignore[no-untyped-call]
+        self._outcomes = []
+
+    def success_handler(self, record: Any, result: Any) -> SuccessResponse:
+        """Phase one: stage the result for the commit; the success is registered in ``_clean``."""
+        self._outcomes.append(_Prepared(record, result))
+        return "success", result, record
+
+    def failure_handler(self, record: Any, exception: ExceptionInfo) -> FailureResponse:
+        """Phase one: note the failure; it is registered in ``_clean``, in batch order with the rest."""
+        self._outcomes.append(_NotPrepared(record, exception))
+        return "fail", f"{exception[0]}:{exception[1]}", record
+
+    def _clean(self) -> None:
+        outcomes, self._outcomes = self._outcomes, []
+        if len(outcomes) == len(self.records):  # not when process() was interrupted part way
+            self._register(outcomes, self._commit(outcomes))
+        super()._clean()  # type: ignore[no-untyped-call]
+
+    def _commit(self, outcomes: list[_Prepared | _NotPrepared]) -> dict[int, BaseException]:
+        """Run the commit over the staged records; every batch position to report, with the reason."""
         context: LambdaContext | None = getattr(self, "lambda_context", None)
-        failed: dict[int, BaseException] = {}
-        exceptions = iter(self.exceptions)
-        phase_one: dict[int, Any] = {}
-        for index, result in enumerate(results):
-            if result[0] == "fail":
-                phase_one[index] = next(exceptions)
-        first_failure = min(phase_one, default=len(results))
+        first_failure = next(
+            (i for i, o in enumerate(outcomes) if isinstance(o, _NotPrepared)), len(outcomes)
+        )
         staged: list[Staged[R, T]] = [
-            Staged(index, cast(R, self._to_batch_type(self.records[index], self.event_type)), res[1])
-            for index, res in enumerate(results)
-            if res[0] == "success" and (not self.ordered or index < first_failure)
+            Staged(index, cast(R, self._to_batch_type(o.record, self.event_type)), o.value)
+            for index, o in enumerate(outcomes)
+            if isinstance(o, _Prepared) and (not self.ordered or index < first_failure)
         ]
+        failed: dict[int, BaseException] = {}
         try:
             failed.update(self.commit(staged, context))
         except Exception as exc:  # a bug in commit must not lose the batch: every staged record is retried
@@ -92,32 +133,21 @@ class StagedBatchProcessor(BatchProcessor, Generic[R, T]):
             failed.update({s.index: exc for s in staged})
         if self.ordered:
             cut = min([*failed, first_failure])
-            for index in range(cut + 1, len(results)):
-                if index not in phase_one and index not in failed:
+            for index in range(cut + 1, len(outcomes)):
+                if isinstance(outcomes[index], _Prepared) and index not in failed:
                     failed[index] = HeldBack(f"held back after the failure of record {cut}")
-        return self._rebuild(results, phase_one, failed)
+        return failed
 
-    def _rebuild(
-        self,
-        results: list[tuple[Any, ...]],
-        phase_one: dict[int, Any],
-        failed: Mapping[int, BaseException],
-    ) -> list[tuple[Any, ...]]:
-        """Successes and failures in batch order, the commit's failures registered like handler ones."""
-        self.success_messages.clear()
-        self.fail_messages.clear()
-        self.exceptions.clear()
-        rebuilt: list[tuple[Any, ...]] = []
-        for index, result in enumerate(results):
-            if index in phase_one:
-                self.fail_messages.append(result[2])
-                self.exceptions.append(phase_one[index])
-                rebuilt.append(result)
+    def _register(
+        self, outcomes: list[_Prepared | _NotPrepared], failed: Mapping[int, BaseException]
+    ) -> None:
+        """Hand every outcome to Powertools' own handlers, in batch order."""
+        for index, outcome in enumerate(outcomes):
+            if isinstance(outcome, _NotPrepared):
+                super().failure_handler(outcome.record, outcome.exception)
             elif index in failed:
                 exc = failed[index]
-                record = self._to_batch_type(record=self.records[index], event_type=self.event_type)
-                rebuilt.append(self.failure_handler(record, (type(exc), exc, exc.__traceback__)))
+                record = self._to_batch_type(outcome.record, self.event_type)
+                super().failure_handler(record, (type(exc), exc, exc.__traceback__))
             else:
-                self.success_messages.append(result[2])
-                rebuilt.append(result)
-        return rebuilt
+                super().success_handler(outcome.record, outcome.value)
