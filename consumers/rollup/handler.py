@@ -7,20 +7,18 @@ are in ``consumers.rollup.counters``; checkpoint semantics of the stream in ``co
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from consumers.entry import batch_entry
 from consumers.processing import Staged
 from consumers.rollup.counters import PreparedCount, RollupStore, apply_rollup, bucket_of
 from consumers.rollup.store import DynamoRollupStore
 from consumers.stream import decode_or_skip, duplicate_positions, shard_id_of, stream_processor
-from core.observability import discard_metrics_if_disabled, log_json
+from core.observability import log_json
 from core.settings import Settings
 
 logger = Logger(json_serializer=log_json)
@@ -75,12 +73,4 @@ def commit(
 processor = stream_processor(commit)
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    try:
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-    finally:
-        discard_metrics_if_disabled(metrics)
+lambda_handler = batch_entry(processor, record_handler, logger, metrics)

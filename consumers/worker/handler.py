@@ -20,22 +20,21 @@ from __future__ import annotations
 import functools
 import time
 from collections import Counter
-from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.batch import EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from consumers import redaction
+from consumers.entry import batch_entry
 from consumers.processing import Staged, StagedBatchProcessor
 from consumers.worker.items import PreparedItem, plan_writes, prepare_record
 from consumers.worker.store import DynamoEventStore, EventStore
 from core.envelope import now_received_at
 from core.errors import PermanentError
-from core.observability import discard_metrics_if_disabled, log_json
+from core.observability import log_json
 from core.retry import Deadline
 from core.settings import Settings
 
@@ -163,12 +162,4 @@ def _count(
 processor: StagedBatchProcessor[SQSRecord, PreparedItem] = StagedBatchProcessor(EventType.SQS, commit)
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    try:
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-    finally:
-        discard_metrics_if_disabled(metrics)
+lambda_handler = batch_entry(processor, record_handler, logger, metrics)
