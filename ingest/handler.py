@@ -16,7 +16,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from core.observability import discard_metrics_if_disabled
-from core.settings import Settings
+from core.settings import IngestSettings
 from ingest.problems import PROBLEM_CONTENT_TYPE, Problem
 from ingest.publish import KinesisPublisher, RecordSink, SqsPublisher
 from ingest.service import HttpRequest, IngestService
@@ -33,15 +33,14 @@ OPENAPI_PATH = Path(__file__).parent / "openapi.json"
 
 
 @functools.cache
-def settings() -> Settings:
-    return Settings.from_env()
+def settings() -> IngestSettings:
+    return IngestSettings.from_env()
 
 
 @functools.cache
 def service() -> IngestService:
     """The service with its publishers, built once per container on first use."""
     s = settings()
-    s.require("queue_url", "stream_name")
     sinks: list[RecordSink] = [
         SqsPublisher(s.queue_url, max_batch_bytes=s.sqs_batch_max_bytes),
         KinesisPublisher(s.stream_name),

@@ -21,17 +21,15 @@ from consumers.entry import batch_entry
 from consumers.processing import Staged
 from consumers.stream import decode_or_skip, duplicate_positions, shard_id_of, stream_processor
 from core.observability import log_json
-from core.settings import Settings
+from core.settings import ArchiverSettings
 
 logger = Logger(json_serializer=log_json)
 metrics = Metrics()
 
 
 @functools.cache
-def settings() -> Settings:
-    s = Settings.from_env()
-    s.require("archive_bucket")
-    return s
+def settings() -> ArchiverSettings:
+    return ArchiverSettings.from_env()
 
 
 @functools.cache

@@ -19,17 +19,15 @@ from consumers.rollup.counters import PreparedCount, RollupStore, apply_rollup, 
 from consumers.rollup.store import DynamoRollupStore
 from consumers.stream import decode_or_skip, duplicate_positions, shard_id_of, stream_processor
 from core.observability import log_json
-from core.settings import Settings
+from core.settings import RollupSettings
 
 logger = Logger(json_serializer=log_json)
 metrics = Metrics()
 
 
 @functools.cache
-def settings() -> Settings:
-    s = Settings.from_env()
-    s.require("rollup_table_name")
-    return s
+def settings() -> RollupSettings:
+    return RollupSettings.from_env()
 
 
 @functools.cache

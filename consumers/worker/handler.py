@@ -36,7 +36,7 @@ from core.envelope import now_received_at
 from core.errors import PermanentError
 from core.observability import log_json
 from core.retry import Deadline
-from core.settings import Settings
+from core.settings import WorkerSettings
 
 # Leave this much of the invocation for building the response and flushing metrics.
 RESPONSE_RESERVE_SECONDS = 2.0
@@ -46,10 +46,8 @@ metrics = Metrics()
 
 
 @functools.cache
-def settings() -> Settings:
-    s = Settings.from_env()
-    s.require("table_name")
-    return s
+def settings() -> WorkerSettings:
+    return WorkerSettings.from_env()
 
 
 @functools.cache

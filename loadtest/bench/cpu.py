@@ -21,12 +21,12 @@ from typing import Any
 import orjson
 
 from core.envelope import now_received_at
-from core.settings import Settings
+from core.settings import IngestSettings
 from ingest.bodies import Limits, parse_body
 from ingest.normalize import RequestFacts, normalize
 from loadtest.bench import baseline, workload
 
-LIMITS = Limits.from_settings(Settings())
+LIMITS = Limits.from_settings(IngestSettings.from_env({"QUEUE_URL": "bench", "STREAM_NAME": "bench"}))
 
 
 @dataclass(frozen=True)

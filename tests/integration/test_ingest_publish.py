@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from core import envelope as env
 from core.retry import Backoff
-from core.settings import Settings
+from core.settings import IngestSettings
 from ingest import handler
 from ingest.publish import KinesisPublisher, SqsPublisher
 from ingest.service import IngestService
@@ -82,7 +82,7 @@ def quiet(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def make_service(pipeline: Any, sqs: Any = None, kinesis: Any = None, budget: str = "5") -> IngestService:
-    settings = Settings.from_env(
+    settings = IngestSettings.from_env(
         {
             "QUEUE_URL": pipeline.queue_url,
             "STREAM_NAME": pipeline.stream_name,

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from core import envelope as env
-from core.settings import Settings
+from core.settings import IngestSettings
 from ingest import handler
 from ingest.service import IngestService
 from tests.helpers import LambdaContext, MemorySink, http_event
@@ -20,7 +20,7 @@ from tests.helpers import LambdaContext, MemorySink, http_event
 def sinks(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[MemorySink, MemorySink]]:
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     sqs, kinesis = MemorySink("sqs"), MemorySink("kinesis", batch_size=500)
-    service = IngestService(Settings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s"}), [sqs, kinesis])
+    service = IngestService(IngestSettings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s"}), [sqs, kinesis])
     monkeypatch.setattr(handler, "service", lambda: service)
     yield sqs, kinesis
 

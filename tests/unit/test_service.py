@@ -8,16 +8,16 @@ import orjson
 import pytest
 
 from core import envelope as env
-from core.settings import Settings
+from core.settings import IngestSettings
 from ingest.problems import Problem
 from ingest.service import HttpRequest, IngestService
 from tests.helpers import MemorySink
 
-SETTINGS = Settings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s"})
+SETTINGS = IngestSettings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s"})
 
 
 def make(
-    settings: Settings = SETTINGS, **fail: tuple[str, bool]
+    settings: IngestSettings = SETTINGS, **fail: tuple[str, bool]
 ) -> tuple[IngestService, MemorySink, MemorySink]:
     sqs, kinesis = MemorySink("sqs"), MemorySink("kinesis", batch_size=500)
     return IngestService(settings, [sqs, kinesis]), sqs, kinesis
@@ -111,7 +111,7 @@ def test_invalid_header_tenant_is_400() -> None:
 
 
 def test_api_key_mode_takes_the_tenant_only_from_the_authorizer() -> None:
-    settings = Settings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s", "AUTH_MODE": "api_key"})
+    settings = IngestSettings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s", "AUTH_MODE": "api_key"})
     service, sqs, _ = make(settings)
     base = request(b"{}")
     with pytest.raises(Problem) as info:
@@ -132,7 +132,7 @@ def test_api_key_mode_takes_the_tenant_only_from_the_authorizer() -> None:
 
 
 def test_partition_key_follows_the_setting() -> None:
-    settings = Settings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s", "PARTITION_KEY": "tenant_id"})
+    settings = IngestSettings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s", "PARTITION_KEY": "tenant_id"})
     service, _, _ = make(settings)
     records = service._out_records(service_accepted(service))
     assert {r.partition_key for r in records} == {"acme"}

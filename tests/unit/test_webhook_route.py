@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from core import envelope as env
-from core.settings import Settings
+from core.settings import IngestSettings
 from ingest import handler, webhooks
 from ingest.service import IngestService
 from tests.helpers import LambdaContext, MemorySink, http_event
@@ -31,7 +31,7 @@ def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemorySink]:
     webhooks.configured_sources.cache_clear()
     sink = MemorySink("sqs")
     service = IngestService(
-        Settings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s"}), [sink, MemorySink("k")]
+        IngestSettings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s"}), [sink, MemorySink("k")]
     )
     monkeypatch.setattr(handler, "service", lambda: service)
     yield sink
