@@ -31,9 +31,9 @@ from typing import Protocol
 import orjson
 
 from consumers.processing import HeldBack
-from consumers.redaction import Counts, Redactor
 from consumers.worker.items import redact_envelope
 from core.envelope import Envelope
+from core.redaction import Counts, Redactor
 
 GroupKey = tuple[str, str, str]  # tenant_id, dt (yyyy-mm-dd), hour (hh)
 

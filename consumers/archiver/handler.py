@@ -14,12 +14,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from consumers import redaction
 from consumers.archiver.archive import ArchiveWriter, PreparedLine, archive_batch, archive_line, group_of
 from consumers.archiver.store import S3Archive
 from consumers.entry import batch_entry
 from consumers.processing import Staged
 from consumers.stream import decode_or_skip, duplicate_positions, shard_id_of, stream_processor
+from core import redaction
 from core.observability import log_json
 from core.settings import ArchiverSettings
 

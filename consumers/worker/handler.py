@@ -27,11 +27,11 @@ from aws_lambda_powertools.utilities.batch import EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from consumers import redaction
 from consumers.entry import batch_entry
 from consumers.processing import Staged, StagedBatchProcessor
 from consumers.worker.items import PreparedItem, plan_writes, prepare_record
 from consumers.worker.store import DynamoEventStore, EventStore
+from core import redaction
 from core.envelope import now_received_at
 from core.errors import PermanentError
 from core.observability import log_json

@@ -26,9 +26,9 @@ from typing import Any
 
 import orjson
 
-from consumers.redaction import Counts, Redactor, json_text
 from core.envelope import Envelope, InvalidEnvelope, parse_received_at, validate
 from core.errors import PermanentError
+from core.redaction import Counts, Redactor, json_text
 
 Key = tuple[str, str]  # (tenant_id, event_id)
 

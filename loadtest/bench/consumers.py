@@ -19,8 +19,7 @@ from typing import Any
 
 import orjson
 
-from consumers import redaction
-from core import envelope
+from core import envelope, redaction
 from core.ids import new_event_id
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"

@@ -10,7 +10,6 @@ from typing import Any
 import orjson
 import pytest
 
-from consumers import redaction
 from consumers.worker.items import (
     ITEM_BYTES_BUDGET,
     MAX_NATIVE_DEPTH,
@@ -24,7 +23,7 @@ from consumers.worker.items import (
     unprocessed_item_keys,
     write_units,
 )
-from core import envelope
+from core import envelope, redaction
 from core.errors import PermanentError
 
 R = redaction.load()

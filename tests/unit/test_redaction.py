@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumers import redaction
-from consumers.redaction import RulesError, luhn_ok
+from core import redaction
+from core.redaction import RulesError, luhn_ok
 
 R = redaction.load()
 R_IP = redaction.load("", True)

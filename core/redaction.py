@@ -1,6 +1,6 @@
 """Redaction of secrets and personal data from log text and JSON values, with counts per rule.
 
-The rules are data (``consumers/redaction_rules.json``, or the file named by ``REDACTION_RULES_PATH``),
+The rules are data (``core/redaction_rules.json``, or the file named by ``REDACTION_RULES_PATH``),
 compiled once per process. Every string goes through the rules in file order; a rule only runs its regex
 when a cheap prefilter passes (``'@' in s`` before the e-mail regex, a minimum length before the card
 regex...), because most strings in a webhook are short names, URLs and dates that match nothing.
