@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from boto3.dynamodb.types import TypeSerializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from consumers.worker.items import BATCH_WRITE_MAX_ITEMS, Key, item_key, unprocessed_item_keys
@@ -23,6 +23,7 @@ from core.errors import PermanentError, TransientError, error_code, is_transient
 from core.retry import Backoff, Deadline
 
 _serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
 DEFAULT_BACKOFF = Backoff()
 # BatchWriteItem calls in flight at once for one batch: the worker's batch of 100 records is four
 # calls, and Lambda bills the wall time, so they overlap instead of queueing behind each other.
@@ -32,6 +33,11 @@ DEFAULT_PARALLEL_WRITES = 4
 def serialize_item(item: Mapping[str, Any]) -> dict[str, Any]:
     """A plain item (Decimal numbers, bytes for binary) as DynamoDB attribute values."""
     return {k: _serializer.serialize(v) for k, v in item.items()}
+
+
+def deserialize_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An item of the DynamoDB API (attribute values) as plain values: ``serialize_item`` reversed."""
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
 
 
 @dataclass
