@@ -29,7 +29,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from consumers.entry import batch_entry
 from consumers.processing import Staged, StagedBatchProcessor
-from consumers.worker.items import PreparedItem, plan_writes, prepare_record
+from consumers.worker.items import PreparedItem, failures_by_record_id, plan_writes, prepare_record
 from consumers.worker.store import DynamoEventStore, EventStore
 from core import redaction
 from core.envelope import now_received_at
@@ -120,11 +120,9 @@ def commit(
     units = plan_writes((s.record.message_id, s.value) for s in staged)
     report = event_store().put_items([u.item for u in units], store_budget(context))
     index_of = {s.record.message_id: s.index for s in staged}
-    failed: dict[int, BaseException] = {}
-    for unit in units:
-        if unit.key in report.failures:
-            for record_id in unit.record_ids:
-                failed[index_of[record_id]] = report.failures[unit.key]
+    failed: dict[int, BaseException] = {
+        index_of[record_id]: exc for record_id, exc in failures_by_record_id(units, report.failures).items()
+    }
     _count(staged, failed, report.unprocessed_retries, report.throttled_calls)
     return failed
 

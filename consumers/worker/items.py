@@ -25,7 +25,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Context, Decimal, Inexact, Rounded
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -34,6 +34,7 @@ from core.errors import PermanentError
 from core.redaction import Counts, Redactor, json_text
 
 Key = tuple[str, str]  # (tenant_id, event_id)
+E = TypeVar("E")
 
 MAX_ITEM_BYTES = 400 * 1024
 # Our size estimate follows the published rules but rounds numbers loosely: keep a margin under the limit.
@@ -284,10 +285,9 @@ def unprocessed_item_keys(response: dict[str, Any], table: str) -> list[Key]:
     return [item_key(r["PutRequest"]["Item"]) for r in response.get("UnprocessedItems", {}).get(table, ())]
 
 
-def failed_record_ids(units: Sequence[WriteUnit], failed_keys: Iterable[Key]) -> list[str]:
-    """Every record id whose write failed, given the keys that failed."""
-    failed = set(failed_keys)
-    return [rid for unit in units if unit.key in failed for rid in unit.record_ids]
+def failures_by_record_id(units: Sequence[WriteUnit], failures: Mapping[Key, E]) -> dict[str, E]:
+    """Record id -> why its write failed, for every record whose unit's key is in ``failures``."""
+    return {rid: failures[unit.key] for unit in units if unit.key in failures for rid in unit.record_ids}
 
 
 def prepare_record(

@@ -17,7 +17,7 @@ from core.settings import IngestSettings
 from ingest import handler
 from ingest.publish import KinesisPublisher, SqsPublisher
 from ingest.service import IngestService
-from tests.helpers import LambdaContext, http_event
+from tests.helpers import LambdaContext, http_event, parse_envelope
 
 pytestmark = pytest.mark.integration
 SCHEMA = jsonschema.Draft202012Validator(orjson.loads(env.SCHEMA_PATH.read_bytes()))
@@ -99,7 +99,7 @@ def make_service(pipeline: Any, sqs: Any = None, kinesis: Any = None, budget: st
 
 
 def ids_of(bodies: list[Any]) -> list[str]:
-    return [env.loads(b)["event_id"] for b in bodies]
+    return [parse_envelope(b)["event_id"] for b in bodies]
 
 
 def test_handler_lands_records_on_queue_and_stream_with_a_valid_envelope(pipeline: Any) -> None:

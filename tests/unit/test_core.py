@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core import wiring
-from core.batching import chunk, chunk_by_size, failed_kinesis_indexes, failed_sqs_ids, unprocessed_keys
+from core.batching import chunk, chunk_by_size, failed_kinesis_indexes, failed_sqs_ids
 from core.errors import is_transient
 from core.ids import derive_event_id, event_id_time_ms, new_event_id, new_event_ids
 from core.settings import (
@@ -83,13 +83,6 @@ def test_sqs_failures_map_back_to_entry_ids() -> None:
         ],
     }
     assert failed_sqs_ids(response) == {"1": ("InternalError", False), "2": ("InvalidMessageContents", True)}
-
-
-def test_unprocessed_items_map_back_to_keys() -> None:
-    item = {"tenant_id": {"S": "a"}, "event_id": {"S": "e1"}, "x": {"N": "1"}}
-    response = {"UnprocessedItems": {"t": [{"PutRequest": {"Item": item}}]}}
-    assert unprocessed_keys(response, "t", ("tenant_id", "event_id")) == [({"S": "a"}, {"S": "e1"})]
-    assert unprocessed_keys({"UnprocessedItems": {}}, "t", ("tenant_id",)) == []
 
 
 def test_error_classification_by_code() -> None:

@@ -16,7 +16,7 @@ from consumers.worker.items import (
     NotNative,
     PreparedItem,
     build_item,
-    failed_record_ids,
+    failures_by_record_id,
     plan_writes,
     prepare_record,
     stored_record,
@@ -189,7 +189,9 @@ def test_plan_writes_dedupes_keys_last_item_wins_and_all_ids_share_the_outcome()
     assert [u.key for u in units] == [("acme", "e1"), ("acme", "e2")]
     assert units[0].item["m"] == "second"
     assert units[0].record_ids == ("m1", "m3")
-    assert failed_record_ids(units, [("acme", "e1")]) == ["m1", "m3"]
+    failures = failures_by_record_id(units, {("acme", "e1"): "throttled"})
+    assert list(failures) == ["m1", "m3"]
+    assert failures == {"m1": "throttled", "m3": "throttled"}
 
 
 def test_unprocessed_items_map_back_to_keys() -> None:

@@ -7,11 +7,10 @@ import gzip
 import orjson
 import pytest
 
-from core import envelope as env
 from core.settings import IngestSettings
 from ingest.problems import Problem
 from ingest.service import HttpRequest, IngestService
-from tests.helpers import MemorySink
+from tests.helpers import MemorySink, parse_envelope
 
 SETTINGS = IngestSettings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s"})
 
@@ -46,7 +45,7 @@ def test_batch_with_invalid_items_accepts_the_valid_ones_with_a_receipt() -> Non
     ]
     ids = receipt.body["event_ids"]
     assert list(sqs.records) == ids and list(kinesis.records) == ids
-    assert [env.loads(sqs.records[i])["type"] for i in ids] == ["a", "b"]
+    assert [parse_envelope(sqs.records[i])["type"] for i in ids] == ["a", "b"]
 
 
 def test_every_item_invalid_is_422_with_the_item_errors() -> None:
@@ -94,13 +93,13 @@ def test_gzip_ndjson_logs() -> None:
         is_base64=True,
     )
     receipt = service.ingest(req, "log")
-    assert [env.loads(sqs.records[i])["text"] for i in receipt.body["event_ids"]] == ["m1", "m2"]
+    assert [parse_envelope(sqs.records[i])["text"] for i in receipt.body["event_ids"]] == ["m1", "m2"]
 
 
 def test_header_tenant_applies_to_every_item() -> None:
     service, sqs, _ = make()
     receipt = service.ingest(request(b"[{}, {}]", x_tenant_id="acme"), "event")
-    assert {env.loads(sqs.records[i])["tenant_id"] for i in receipt.body["event_ids"]} == {"acme"}
+    assert {parse_envelope(sqs.records[i])["tenant_id"] for i in receipt.body["event_ids"]} == {"acme"}
 
 
 def test_invalid_header_tenant_is_400() -> None:
@@ -119,7 +118,7 @@ def test_api_key_mode_takes_the_tenant_only_from_the_authorizer() -> None:
     assert info.value.status == 401
     authed = HttpRequest(route=base.route, headers=base.headers, body="{}", auth_tenant="acme")
     ids = service.ingest(authed, "event").body["event_ids"]
-    assert env.loads(sqs.records[ids[0]])["tenant_id"] == "acme"
+    assert parse_envelope(sqs.records[ids[0]])["tenant_id"] == "acme"
     for headers, body in [
         ({**base.headers, "x-tenant-id": "globex"}, "{}"),
         (base.headers, '{"tenant_id":"globex"}'),

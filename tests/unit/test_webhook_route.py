@@ -11,11 +11,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from core import envelope as env
 from core.settings import IngestSettings
 from ingest import handler, webhooks
 from ingest.service import IngestService
-from tests.helpers import LambdaContext, MemorySink, http_event
+from tests.helpers import LambdaContext, MemorySink, http_event, parse_envelope
 
 SECRET = "it's a secret to everybody"
 CONFIG = {
@@ -57,7 +56,7 @@ def test_signed_github_delivery_is_accepted_for_the_configured_tenant(sqs: Memor
     body = (corpus / "webhooks" / "github" / "issues.opened.payload.json").read_bytes()
     status, receipt = call("/webhooks/gh", body, {**github_headers(body), "x-tenant-id": "acme"})
     assert status == 202
-    record = env.loads(sqs.records[receipt["event_ids"][0]])  # type: ignore[index]
+    record = parse_envelope(sqs.records[receipt["event_ids"][0]])  # type: ignore[index]
     assert record["tenant_id"] == "acme"
     assert record["type"] == "issues.opened"
     assert record["source"]["webhook"] == "gh"
@@ -103,7 +102,7 @@ def test_stripe_event_id_in_the_body_is_the_identity(sqs: MemorySink) -> None:
     sig = hmac.new(b"whsec_test", f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
     status, receipt = call("/webhooks/stripe", body, {"stripe-signature": f"t={stamp},v1={sig}"})
     assert status == 202
-    record = env.loads(sqs.records[receipt["event_ids"][0]])  # type: ignore[index]
+    record = parse_envelope(sqs.records[receipt["event_ids"][0]])  # type: ignore[index]
     assert (record["tenant_id"], record["type"], record["client"]["event_id"]) == (
         "globex",
         "invoice.paid",
