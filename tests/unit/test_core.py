@@ -196,6 +196,17 @@ def test_wiring_follows_aws_advice() -> None:
     assert {c.name for c in w.stream_consumers} == {"archiver", "rollup"}
 
 
+def test_every_wired_handler_is_a_function_of_the_code() -> None:
+    import importlib
+
+    w = wiring.load()
+    paths = {**w.handlers, **{c.name: c.handler for c in w.stream_consumers}}
+    assert set(paths) == {"ingest", "authorizer", "worker", "archiver", "rollup"}
+    for name, dotted in paths.items():
+        module, _, attr = dotted.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), attr)), name
+
+
 def test_connection_failures_are_transient() -> None:
     from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
