@@ -16,18 +16,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import orjson
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import EventType
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
-from consumers.batch import Commit, StagedBatchProcessor
+from consumers.processing import Commit, StagedBatchProcessor
 from core.envelope import Envelope, InvalidEnvelope, validate
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger, Metrics
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ def duplicate_positions(entries: Iterable[tuple[int, str, str]]) -> set[int]:
     return dupes
 
 
-def stream_processor(commit: Commit) -> StagedBatchProcessor:
+def stream_processor(
+    commit: Commit[KinesisStreamRecord, T],
+) -> StagedBatchProcessor[KinesisStreamRecord, T]:
     """A Kinesis batch processor that prepares per record, commits per batch, and stops at a failure."""
     return StagedBatchProcessor(EventType.KinesisDataStreams, commit, ordered=True)

@@ -53,14 +53,3 @@ def failed_sqs_ids(response: dict[str, Any]) -> dict[str, tuple[str, bool]]:
     return {
         f["Id"]: (f.get("Code", "Unknown"), bool(f.get("SenderFault"))) for f in response.get("Failed", ())
     }
-
-
-def unprocessed_keys(
-    response: dict[str, Any], table: str, key_names: tuple[str, ...]
-) -> list[tuple[Any, ...]]:
-    """The primary keys of the put requests a BatchWriteItem response hands back as UnprocessedItems."""
-    out = []
-    for request in response.get("UnprocessedItems", {}).get(table, ()):
-        item = request["PutRequest"]["Item"]
-        out.append(tuple(item[k] for k in key_names))
-    return out

@@ -30,9 +30,6 @@ class Deadline:
     def remaining(self) -> float:
         return max(0.0, self.expires - self._clock())
 
-    def expired(self) -> bool:
-        return self.remaining() <= 0.0
-
     def sleep(self, seconds: float) -> bool:
         """Sleep at most until the deadline; False when there was no time left to sleep and retry."""
         left = self.remaining()

@@ -1,138 +1,196 @@
-"""One validated view of the environment, shared by every function and the local runtime."""
+"""The functions' configuration: every environment variable declared once, each function reading its own.
+
+``VARIABLES`` is the one table of variables: name, default (whose Python type is the setting's type),
+bounds, and whether the function cannot start without it (a resource name set by Terraform or by the
+local stack, ``local.stack.Stack.handler_env``). Each function has a small frozen settings class
+listing only the fields it uses; a field is named after its variable (lower-cased), and
+``from_env(environ)`` reads and validates them all at once, raising ``SettingsError`` naming the bad or
+missing variable.
+
+    settings = WorkerSettings.from_env()          # os.environ
+    settings = IngestSettings.from_env({"QUEUE_URL": "...", "STREAM_NAME": "..."})
+
+Defaults are the limits the API documents (docs/api.md).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Self
 
 from core.tenancy import TENANT_ID_RE
 
 KiB = 1024
 MiB = 1024 * KiB
 
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
 
 class SettingsError(ValueError):
     """A configuration variable is missing or malformed; the message names it."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be >= {minimum}, got {value}")
-    return value
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: its name, its default (which fixes its type) and its bounds."""
+
+    name: str
+    default: str | int | float | bool
+    minimum: float | None = None
+    choices: tuple[str, ...] = ()
+    required: bool = False  # a resource the function cannot run without
+
+    def read(self, environ: Mapping[str, str]) -> Any:
+        """The variable's value from ``environ`` (the default when unset or empty), validated."""
+        raw = environ.get(self.name)
+        if raw is None or raw == "":
+            return self.default
+        kind = type(self.default)
+        if kind is bool:
+            if raw.lower() in _TRUE:
+                return True
+            if raw.lower() in _FALSE:
+                return False
+            raise SettingsError(f"{self.name} must be true or false, got {raw!r}")
+        if kind is int or kind is float:
+            try:
+                value: int | float = kind(raw)
+            except ValueError:
+                what = "an integer" if kind is int else "a number"
+                raise SettingsError(f"{self.name} must be {what}, got {raw!r}") from None
+            if self.minimum is not None and value < self.minimum:
+                raise SettingsError(f"{self.name} must be >= {self.minimum:g}, got {value}")
+            return value
+        if self.choices and raw not in self.choices:
+            raise SettingsError(f"{self.name} must be one of {', '.join(self.choices)}, got {raw!r}")
+        return raw
 
 
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be >= {minimum}, got {value}")
-    return value
+VARIABLES: dict[str, Variable] = {
+    v.name.lower(): v
+    for v in (
+        # Resources (names and URLs come from Terraform outputs or the local stack).
+        Variable("QUEUE_URL", "", required=True),
+        Variable("STREAM_NAME", "", required=True),
+        Variable("TABLE_NAME", "", required=True),
+        Variable("ROLLUP_TABLE_NAME", "", required=True),
+        Variable("ARCHIVE_BUCKET", "", required=True),
+        Variable("API_KEYS_TABLE_NAME", "", required=True),
+        # Tenancy and auth. "none": tenant from header/body/default; "api_key": only from the authorizer.
+        Variable("DEFAULT_TENANT", "default"),
+        Variable("AUTH_MODE", "none", choices=("none", "api_key")),
+        # Request limits.
+        Variable("MAX_BODY_BYTES", 1 * MiB, minimum=1),
+        Variable("MAX_DECOMPRESSED_BYTES", 10 * MiB, minimum=1),
+        Variable("MAX_RECORDS", 1000, minimum=1),
+        Variable("MAX_RECORD_BYTES", 256 * KiB, minimum=1),
+        Variable("MAX_DEPTH", 64, minimum=1),
+        # Publishing. PARTITION_KEY=tenant_id: per-tenant order at the price of hot shards.
+        Variable("PUBLISH_BUDGET_SECONDS", 8.0, minimum=0.1),
+        Variable("SQS_BATCH_MAX_BYTES", 256 * KiB, minimum=1),
+        Variable("PARTITION_KEY", "event_id", choices=("event_id", "tenant_id")),
+        # Webhook signature verification: JSON mapping source -> {"secrets": [...], ...} (ingest/webhooks.py).
+        Variable("WEBHOOK_SECRETS", ""),
+        # Storage and redaction.
+        Variable("RETENTION_DAYS", 30, minimum=0),
+        Variable("REDACT_IP_ADDRESSES", False),
+        Variable("REDACTION_RULES_PATH", ""),
+        Variable("SIMULATED_COST_MS_PER_KCHAR", 0.0, minimum=0.0),
+        Variable("STORE_BUDGET_SECONDS", 10.0, minimum=0.1),
+        Variable("STORE_COMPACT", True),  # gzip a stored body when that saves DynamoDB write units
+    )
+}
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() in {"1", "true", "yes", "on"}:
-        return True
-    if raw.lower() in {"0", "false", "no", "off"}:
-        return False
-    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+class FromEnv:
+    """``from_env`` for a frozen dataclass whose fields are named after entries of ``VARIABLES``."""
 
-
-def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
-    value = env.get(name) or default
-    if value not in allowed:
-        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-    return value
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Read and validate every field; ``SettingsError`` names a malformed or missing variable."""
+        environ = os.environ if environ is None else environ
+        values = {f.name: VARIABLES[f.name].read(environ) for f in fields(cls)}  # type: ignore[arg-type]
+        missing = [VARIABLES[n].name for n, value in values.items() if VARIABLES[n].required and not value]
+        if missing:
+            raise SettingsError(f"missing required environment variable(s): {', '.join(missing)}")
+        return cls(**values)
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Configuration of the pipeline. Defaults are the limits of DESIGN.md §1."""
+class IngestSettings(FromEnv):
+    """The ingest function: where it publishes, how it assigns tenants, its request limits."""
 
-    # Resources (names/URLs come from Terraform outputs or the local runtime).
-    queue_url: str = ""
-    stream_name: str = ""
-    table_name: str = ""
-    rollup_table_name: str = ""
-    archive_bucket: str = ""
-    api_keys_table_name: str = ""
-    # Tenancy and auth.
-    default_tenant: str = "default"
-    auth_mode: str = "none"  # "none": tenant from header/body/default; "api_key": only from the authorizer
-    # Request limits.
-    max_body_bytes: int = 1 * MiB
-    max_decompressed_bytes: int = 10 * MiB
-    max_records: int = 1000
-    max_record_bytes: int = 256 * KiB
-    max_depth: int = 64
-    # Publishing.
-    publish_budget_seconds: float = 8.0
-    sqs_batch_max_bytes: int = 256 * KiB
-    partition_key: str = "event_id"  # or "tenant_id": per-tenant order at the price of hot shards
-    # Worker.
-    retention_days: int = 30
-    redact_ip_addresses: bool = False
-    redaction_rules_path: str = ""
-    simulated_cost_ms_per_kchar: float = 0.0
-    store_budget_seconds: float = 10.0
-    store_compact: bool = True  # gzip a stored body when that saves DynamoDB write units
-    # Webhook signature verification: JSON mapping source -> {"secrets": [...], ...} (see ingest/webhooks.py).
-    webhook_secrets: str = ""
+    queue_url: str
+    stream_name: str
+    default_tenant: str
+    auth_mode: str
+    max_body_bytes: int
+    max_decompressed_bytes: int
+    max_records: int
+    max_record_bytes: int
+    max_depth: int
+    publish_budget_seconds: float
+    sqs_batch_max_bytes: int
+    partition_key: str
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Build and validate settings from environment variables (names are the fields upper-cased)."""
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {
-            "queue_url": env.get("QUEUE_URL", ""),
-            "stream_name": env.get("STREAM_NAME", ""),
-            "table_name": env.get("TABLE_NAME", ""),
-            "rollup_table_name": env.get("ROLLUP_TABLE_NAME", ""),
-            "archive_bucket": env.get("ARCHIVE_BUCKET", ""),
-            "api_keys_table_name": env.get("API_KEYS_TABLE_NAME", ""),
-            "default_tenant": env.get("DEFAULT_TENANT") or "default",
-            "auth_mode": _choice(env, "AUTH_MODE", "none", ("none", "api_key")),
-            "max_body_bytes": _int(env, "MAX_BODY_BYTES", 1 * MiB, 1),
-            "max_decompressed_bytes": _int(env, "MAX_DECOMPRESSED_BYTES", 10 * MiB, 1),
-            "max_records": _int(env, "MAX_RECORDS", 1000, 1),
-            "max_record_bytes": _int(env, "MAX_RECORD_BYTES", 256 * KiB, 1),
-            "max_depth": _int(env, "MAX_DEPTH", 64, 1),
-            "publish_budget_seconds": _float(env, "PUBLISH_BUDGET_SECONDS", 8.0, 0.1),
-            "sqs_batch_max_bytes": _int(env, "SQS_BATCH_MAX_BYTES", 256 * KiB, 1),
-            "partition_key": _choice(env, "PARTITION_KEY", "event_id", ("event_id", "tenant_id")),
-            "retention_days": _int(env, "RETENTION_DAYS", 30, 0),
-            "redact_ip_addresses": _bool(env, "REDACT_IP_ADDRESSES", False),
-            "redaction_rules_path": env.get("REDACTION_RULES_PATH", ""),
-            "simulated_cost_ms_per_kchar": _float(env, "SIMULATED_COST_MS_PER_KCHAR", 0.0),
-            "store_budget_seconds": _float(env, "STORE_BUDGET_SECONDS", 10.0, 0.1),
-            "store_compact": _bool(env, "STORE_COMPACT", True),
-            "webhook_secrets": env.get("WEBHOOK_SECRETS", ""),
-        }
-        if not TENANT_ID_RE.match(values["default_tenant"]):
-            raise SettingsError(f"DEFAULT_TENANT is not a valid tenant id: {values['default_tenant']!r}")
-        if values["max_decompressed_bytes"] < values["max_body_bytes"]:
+    def __post_init__(self) -> None:
+        if not TENANT_ID_RE.match(self.default_tenant):
+            raise SettingsError(f"DEFAULT_TENANT is not a valid tenant id: {self.default_tenant!r}")
+        if self.max_decompressed_bytes < self.max_body_bytes:
             raise SettingsError("MAX_DECOMPRESSED_BYTES must be >= MAX_BODY_BYTES")
-        return cls(**values)
 
-    def require(self, *names: str) -> None:
-        """Fail with a clear message when a function starts without the resources it needs."""
-        known = {f.name for f in fields(self)}
-        missing = [n.upper() for n in names if n in known and not getattr(self, n)]
-        if missing:
-            raise SettingsError(f"missing required environment variable(s): {', '.join(missing)}")
+
+@dataclass(frozen=True)
+class WebhookSettings(FromEnv):
+    """The ingest function's webhook sources (read apart from ``IngestSettings``: only webhooks need it)."""
+
+    webhook_secrets: str
+
+
+@dataclass(frozen=True)
+class AuthorizerSettings(FromEnv):
+    """The authorizer (and the API key CLI): the table of API keys."""
+
+    api_keys_table_name: str
+
+
+@dataclass(frozen=True)
+class WorkerSettings(FromEnv):
+    """The SQS worker: the events table, retention, redaction, the write budget."""
+
+    table_name: str
+    retention_days: int
+    redact_ip_addresses: bool
+    redaction_rules_path: str
+    simulated_cost_ms_per_kchar: float
+    store_budget_seconds: float
+    store_compact: bool
+
+
+@dataclass(frozen=True)
+class ArchiverSettings(FromEnv):
+    """The archiver: the bucket and the redaction of what it archives."""
+
+    archive_bucket: str
+    redact_ip_addresses: bool
+    redaction_rules_path: str
+
+
+@dataclass(frozen=True)
+class RollupSettings(FromEnv):
+    """The rollup: its table."""
+
+    rollup_table_name: str
+
+
+FUNCTION_SETTINGS: tuple[type[FromEnv], ...] = (
+    IngestSettings,
+    WebhookSettings,
+    AuthorizerSettings,
+    WorkerSettings,
+    ArchiverSettings,
+    RollupSettings,
+)

@@ -27,7 +27,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core.settings import Settings
+from core.settings import AuthorizerSettings
 from core.tenancy import is_valid_tenant_id
 from ingest.apikeys import ApiKeyStore, is_well_formed, key_id_of
 
@@ -110,9 +110,7 @@ def authorize(event: Mapping[str, Any], lookup: Lookup) -> dict[str, Any]:
 @functools.cache
 def key_store() -> ApiKeyStore:
     """The process-wide key store (created on first use, never at import; ``cache_clear()`` in tests)."""
-    settings = Settings.from_env()
-    settings.require("api_keys_table_name")
-    return ApiKeyStore(settings.api_keys_table_name)
+    return ApiKeyStore(AuthorizerSettings.from_env().api_keys_table_name)
 
 
 # log_event=False explicitly: POWERTOOLS_LOGGER_LOG_EVENT=true would otherwise log the Authorization header.

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from core.settings import Settings
+from core.settings import IngestSettings
 from ingest.problems import ItemError, Problem
 
 JSON_TYPES = frozenset({"application/json", "text/json"})
@@ -26,7 +26,7 @@ TEXT_TYPES = frozenset({"text/plain"})
 
 @dataclass(frozen=True)
 class Limits:
-    """Request limits (DESIGN.md §1); every one is configurable through Settings."""
+    """Request limits (DESIGN.md §1); every one is configurable through IngestSettings."""
 
     max_body_bytes: int
     max_decompressed_bytes: int
@@ -35,7 +35,7 @@ class Limits:
     max_depth: int
 
     @classmethod
-    def from_settings(cls, s: Settings) -> Limits:
+    def from_settings(cls, s: IngestSettings) -> Limits:
         return cls(s.max_body_bytes, s.max_decompressed_bytes, s.max_records, s.max_record_bytes, s.max_depth)
 
 

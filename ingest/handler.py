@@ -15,7 +15,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from core.observability import discard_metrics_if_disabled, log_json
-from core.settings import Settings
+from core.settings import IngestSettings
 from ingest.problems import Problem
 from ingest.protocols import Reply, native
 from ingest.publish import KinesisPublisher, RecordSink, SqsPublisher
@@ -33,15 +33,14 @@ OPENAPI_PATH = Path(__file__).parent / "openapi.json"
 
 
 @functools.cache
-def settings() -> Settings:
-    return Settings.from_env()
+def settings() -> IngestSettings:
+    return IngestSettings.from_env()
 
 
 @functools.cache
 def service() -> IngestService:
     """The service with its publishers, built once per container on first use."""
     s = settings()
-    s.require("queue_url", "stream_name")
     sinks: list[RecordSink] = [
         SqsPublisher(s.queue_url, max_batch_bytes=s.sqs_batch_max_bytes),
         KinesisPublisher(s.stream_name),

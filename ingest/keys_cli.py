@@ -1,6 +1,6 @@
 """Operator CLI for tenant API keys: ``python -m local keys create|list|revoke``.
 
-Reads ``API_KEYS_TABLE_NAME`` (and ``AWS_ENDPOINT_URL`` in local mode, honoured by boto3) via Settings.
+Reads ``API_KEYS_TABLE_NAME`` (and ``AWS_ENDPOINT_URL`` in local mode, honoured by boto3) via AuthorizerSettings.
 ``create`` prints the plaintext key once, alone on stdout (so ``KEY=$(... keys create --tenant acme)``
 works); everything meant for the human goes to stderr.
 """
@@ -13,7 +13,7 @@ import sys
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import error_code
-from core.settings import Settings, SettingsError
+from core.settings import AuthorizerSettings, SettingsError
 from ingest.apikeys import AmbiguousKeyId, ApiKeyNotFound, ApiKeyRecord, ApiKeyStore, ApiKeyStorePort
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -52,9 +52,7 @@ def _format_table(records: list[ApiKeyRecord]) -> str:
 
 
 def _store_from_env() -> ApiKeyStorePort:
-    settings = Settings.from_env()
-    settings.require("api_keys_table_name")
-    return ApiKeyStore(settings.api_keys_table_name)
+    return ApiKeyStore(AuthorizerSettings.from_env().api_keys_table_name)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.envelope import now_received_at
-from core.settings import Settings
+from core.settings import IngestSettings
 from core.tenancy import is_valid_tenant_id
 from ingest.bodies import Limits, decode_body, decompress, parse_body
 from ingest.normalize import RequestFacts, normalize
@@ -59,7 +59,7 @@ class Receipt:
     retries: int = 0
 
 
-def _facts(request: HttpRequest, kind: str, settings: Settings) -> RequestFacts:
+def _facts(request: HttpRequest, kind: str, settings: IngestSettings) -> RequestFacts:
     headers = request.headers
     header_tenant = headers.get("x-tenant-id")
     tenant: str | None = None
@@ -105,7 +105,7 @@ def _facts(request: HttpRequest, kind: str, settings: Settings) -> RequestFacts:
 class IngestService:
     """Validates, normalizes and publishes the records of one request."""
 
-    def __init__(self, settings: Settings, sinks: Sequence[RecordSink]) -> None:
+    def __init__(self, settings: IngestSettings, sinks: Sequence[RecordSink]) -> None:
         self.settings = settings
         self.limits = Limits.from_settings(settings)
         self.sinks = sinks

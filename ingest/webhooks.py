@@ -30,7 +30,7 @@ from typing import Any, Final
 
 import orjson
 
-from core.settings import Settings
+from core.settings import WebhookSettings
 from core.tenancy import is_valid_tenant_id
 
 SCHEMES: Final = ("github", "stripe", "standard")
@@ -323,4 +323,4 @@ def verify_delivery(
 @functools.cache
 def configured_sources() -> Mapping[str, WebhookSource]:
     """The sources of ``WEBHOOK_SECRETS``, parsed once per process (``cache_clear()`` in tests)."""
-    return load_config(Settings.from_env().webhook_secrets)
+    return load_config(WebhookSettings.from_env().webhook_secrets)

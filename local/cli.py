@@ -102,15 +102,11 @@ Ctrl-C stops everything.
 
 
 def _plain(value: dict[str, Any]) -> dict[str, Any]:
-    """A stored item as plain data, its body unpacked when it was stored gzipped (``storage: gzip``)."""
-    from boto3.dynamodb.types import Binary, TypeDeserializer
+    """A stored item as plain data, its body unpacked from whichever form it was stored in."""
+    from consumers.worker.items import stored_record
+    from consumers.worker.store import deserialize_item
 
-    des = TypeDeserializer()
-    item = {k: des.deserialize(v) for k, v in value.items()}
-    packed = item.pop("body_gz", None)
-    if isinstance(packed, Binary):
-        item.update(orjson.loads(gzip.decompress(packed.value)))
-    return item
+    return stored_record(deserialize_item(value))
 
 
 def _json_default(obj: Any) -> Any:

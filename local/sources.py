@@ -41,7 +41,7 @@ Handler = Callable[[dict[str, Any], Any], Any]
 
 
 def load_handler(dotted: str) -> Handler:
-    """``"consumers.worker.lambda_handler"`` -> the function, imported the way Lambda does."""
+    """``"consumers.worker.handler.lambda_handler"`` -> the function, imported the way Lambda does."""
     module, _, name = dotted.rpartition(".")
     return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 

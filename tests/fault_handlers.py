@@ -19,9 +19,9 @@ from typing import Any
 from local.sources import Handler, load_container
 
 REAL = {
-    "worker": "consumers.worker.lambda_handler",
-    "archiver": "consumers.archiver.lambda_handler",
-    "rollup": "consumers.rollup.lambda_handler",
+    "worker": "consumers.worker.handler.lambda_handler",
+    "archiver": "consumers.archiver.handler.lambda_handler",
+    "rollup": "consumers.rollup.handler.lambda_handler",
 }
 LOCK = threading.Lock()
 PLAN: dict[str, tuple[int, int]] = {}  # function -> (crashes still to inject, crash every n-th invocation)

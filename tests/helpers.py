@@ -6,9 +6,19 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+from core.envelope import Envelope, validate
 from core.retry import Deadline
 from ingest.publish import OutRecord, SinkResult
 from tests.conftest import load_event
+
+
+def parse_envelope(text: str | bytes) -> Envelope:
+    """A published message parsed and checked against the envelope schema (raises when it is not one)."""
+    doc = orjson.loads(text)
+    validate(doc)
+    return doc  # type: ignore[no-any-return]
 
 
 @dataclass

@@ -39,7 +39,7 @@ _ON_TOP = (
     "t = time.perf_counter(); __import__(sys.argv[-1])\n"
     "print(time.perf_counter() - t, len(sys.modules))"
 )
-HANDLERS = ("ingest.handler", "consumers.worker")
+HANDLERS = ("ingest.handler", "consumers.worker.handler")
 LIBRARIES_ROW = "  its libraries only: "
 FLOOR = "floor: import boto3"
 SHIPPED = ("core", "ingest", "consumers", "loadtest")  # the zip's packages, plus the bench's baseline

@@ -16,9 +16,8 @@ from typing import Any
 
 import orjson
 
-from consumers import redaction
-from consumers.items import prepare_record
-from core import envelope
+from consumers.worker.items import prepare_record
+from core import envelope, redaction
 from core.ids import new_event_id
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"

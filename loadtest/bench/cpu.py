@@ -18,12 +18,12 @@ from typing import Any
 import orjson
 
 from core.envelope import now_received_at
-from core.settings import Settings
+from core.settings import IngestSettings
 from ingest.bodies import Limits, parse_body
 from ingest.normalize import RequestFacts, normalize
 from loadtest.bench import baseline, workload
 
-LIMITS = Limits.from_settings(Settings())
+LIMITS = Limits.from_settings(IngestSettings.from_env({"QUEUE_URL": "bench", "STREAM_NAME": "bench"}))
 # (name, body, content type, kind, records)
 CASES = (
     ("1 KB JSON event, 1 per request", workload.event_body(1), "application/json", "event", 1),

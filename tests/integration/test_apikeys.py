@@ -119,7 +119,7 @@ def test_authorizer_against_the_real_store(dynamodb: Any) -> None:
     assert authorizer.authorize(event, store.lookup) == {"isAuthorized": False}
 
 
-# --- the CLI, end to end through Settings and the shared client factory ------------------------------------
+# --- the CLI, end to end through AuthorizerSettings and the shared client factory ------------------------------------
 
 
 def test_cli_create_prints_the_key_once_then_list_and_revoke(

@@ -15,8 +15,8 @@ import orjson
 import pytest
 from moto import mock_aws
 
-from consumers import archiver
-from consumers.store import S3Archive
+from consumers.archiver import handler as archiver
+from consumers.archiver.store import S3Archive
 from core import envelope
 from core.ids import new_event_id
 from tests.conftest import REGION, load_event

@@ -13,12 +13,12 @@ from botocore.exceptions import ClientError
 
 from core import envelope as env
 from core.retry import Backoff
-from core.settings import Settings
+from core.settings import IngestSettings
 from ingest import handler
 from ingest.protocols import native
 from ingest.publish import KinesisPublisher, SqsPublisher
 from ingest.service import IngestService
-from tests.helpers import LambdaContext, http_event
+from tests.helpers import LambdaContext, http_event, parse_envelope
 
 pytestmark = pytest.mark.integration
 SCHEMA = jsonschema.Draft202012Validator(orjson.loads(env.SCHEMA_PATH.read_bytes()))
@@ -83,7 +83,7 @@ def quiet(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def make_service(pipeline: Any, sqs: Any = None, kinesis: Any = None, budget: str = "5") -> IngestService:
-    settings = Settings.from_env(
+    settings = IngestSettings.from_env(
         {
             "QUEUE_URL": pipeline.queue_url,
             "STREAM_NAME": pipeline.stream_name,
@@ -100,7 +100,7 @@ def make_service(pipeline: Any, sqs: Any = None, kinesis: Any = None, budget: st
 
 
 def ids_of(bodies: list[Any]) -> list[str]:
-    return [env.loads(b)["event_id"] for b in bodies]
+    return [parse_envelope(b)["event_id"] for b in bodies]
 
 
 def test_handler_lands_records_on_queue_and_stream_with_a_valid_envelope(pipeline: Any) -> None:

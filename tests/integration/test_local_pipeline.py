@@ -21,6 +21,8 @@ from typing import Any
 import orjson
 import pytest
 
+from consumers.worker.items import stored_record
+from consumers.worker.store import deserialize_item
 from local.cli import main
 from local.runtime import LocalRuntime
 from tests.localkit import inspector, local_stack
@@ -61,10 +63,8 @@ class Ledger:
 
 
 def readable(item: dict[str, Any]) -> str:
-    """An item's text with a gzipped body (``storage: gzip``) unpacked, so scans see what is stored."""
-    packed = item.get("body_gz", {}).get("B")
-    rest = {k: v for k, v in item.items() if k != "body_gz"}
-    return orjson.dumps(rest).decode() + (gzip.decompress(packed).decode() if packed else "")
+    """An item's text with its body unpacked from any storage form, so scans see what is stored."""
+    return orjson.dumps(stored_record(deserialize_item(item))).decode()
 
 
 def test_every_accepted_record_lands_once_and_poison_reaches_the_dlq(

@@ -11,8 +11,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from consumers import rollup
-from consumers.store import CHECKPOINT_TENANT, DynamoRollupStore
+from consumers.rollup import handler as rollup
+from consumers.rollup.store import CHECKPOINT_TENANT, DynamoRollupStore
 from core import envelope
 from local.stack import create_table
 from tests.conftest import REGION
@@ -94,7 +94,7 @@ def test_partial_failure_then_redelivery_counts_exactly(
 ) -> None:
     # GIVEN transactions of at most 4 counters, and the second transaction of the batch fails
     client, store = table
-    import consumers.counters as counters_module
+    import consumers.rollup.counters as counters_module
 
     monkeypatch.setattr(counters_module, "MAX_TRANSACTION_ITEMS", 5)
     envs, datas = batch(30)

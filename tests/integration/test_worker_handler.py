@@ -13,7 +13,7 @@ import orjson
 import pytest
 from moto import mock_aws
 
-from consumers import worker
+from consumers.worker import handler as worker
 from core import envelope
 from core.ids import new_event_id
 from local.stack import create_table
@@ -102,7 +102,7 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def use_client(monkeypatch: pytest.MonkeyPatch, client: Any) -> None:
-    from consumers.store import DynamoEventStore
+    from consumers.worker.store import DynamoEventStore
 
     store = DynamoEventStore(TABLE, client=client, sleep=lambda s: None)
     monkeypatch.setattr(worker, "event_store", functools.cache(lambda: store))

@@ -15,7 +15,7 @@ import orjson
 import pytest
 from botocore.parsers import create_parser
 
-from consumers.items import unprocessed_item_keys
+from consumers.worker.items import unprocessed_item_keys
 from core.batching import failed_kinesis_indexes, failed_sqs_ids
 from core.errors import is_transient
 from local.chaos import ChaosRules, Forward, Injector, Reply, operation_of

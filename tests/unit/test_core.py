@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import logging
@@ -16,12 +17,24 @@ from hypothesis import strategies as st
 
 from core import envelope as env
 from core import wiring
-from core.batching import chunk, chunk_by_size, failed_kinesis_indexes, failed_sqs_ids, unprocessed_keys
+from core.batching import chunk, chunk_by_size, failed_kinesis_indexes, failed_sqs_ids
 from core.errors import is_transient
 from core.ids import derive_event_id, event_id_time_ms, new_event_id, new_event_ids
 from core.observability import log_json
-from core.settings import Settings, SettingsError
+from core.settings import (
+    FUNCTION_SETTINGS,
+    VARIABLES,
+    ArchiverSettings,
+    AuthorizerSettings,
+    FromEnv,
+    IngestSettings,
+    RollupSettings,
+    SettingsError,
+    WorkerSettings,
+)
 from core.tenancy import is_valid_tenant_id
+
+INGEST_RESOURCES = {"QUEUE_URL": "q", "STREAM_NAME": "s"}
 
 
 def test_chunk_at_exact_limits() -> None:
@@ -80,13 +93,6 @@ def test_sqs_failures_map_back_to_entry_ids() -> None:
     assert failed_sqs_ids(response) == {"1": ("InternalError", False), "2": ("InvalidMessageContents", True)}
 
 
-def test_unprocessed_items_map_back_to_keys() -> None:
-    item = {"tenant_id": {"S": "a"}, "event_id": {"S": "e1"}, "x": {"N": "1"}}
-    response = {"UnprocessedItems": {"t": [{"PutRequest": {"Item": item}}]}}
-    assert unprocessed_keys(response, "t", ("tenant_id", "event_id")) == [({"S": "a"}, {"S": "e1"})]
-    assert unprocessed_keys({"UnprocessedItems": {}}, "t", ("tenant_id",)) == []
-
-
 def test_error_classification_by_code() -> None:
     assert is_transient("ProvisionedThroughputExceededException")
     assert is_transient("ThrottlingException")
@@ -122,7 +128,7 @@ def test_derived_ids_are_stable_uuid5() -> None:
 
 
 def test_settings_defaults_are_the_design_limits() -> None:
-    s = Settings.from_env({})
+    s = IngestSettings.from_env(INGEST_RESOURCES)
     assert (s.max_body_bytes, s.max_decompressed_bytes, s.max_records, s.max_record_bytes, s.max_depth) == (
         1024 * 1024,
         10 * 1024 * 1024,
@@ -133,25 +139,62 @@ def test_settings_defaults_are_the_design_limits() -> None:
 
 
 @pytest.mark.parametrize(
-    ("env", "name"),
+    ("cls", "env", "name"),
     [
-        ({"MAX_RECORDS": "many"}, "MAX_RECORDS"),
-        ({"MAX_RECORDS": "0"}, "MAX_RECORDS"),
-        ({"AUTH_MODE": "magic"}, "AUTH_MODE"),
-        ({"REDACT_IP_ADDRESSES": "perhaps"}, "REDACT_IP_ADDRESSES"),
-        ({"DEFAULT_TENANT": "bad tenant"}, "DEFAULT_TENANT"),
-        ({"DEFAULT_TENANT": "acme\n"}, "DEFAULT_TENANT"),
-        ({"MAX_BODY_BYTES": "100", "MAX_DECOMPRESSED_BYTES": "10"}, "MAX_DECOMPRESSED_BYTES"),
+        (IngestSettings, {**INGEST_RESOURCES, "MAX_RECORDS": "many"}, "MAX_RECORDS"),
+        (IngestSettings, {**INGEST_RESOURCES, "MAX_RECORDS": "0"}, "MAX_RECORDS"),
+        (IngestSettings, {**INGEST_RESOURCES, "AUTH_MODE": "magic"}, "AUTH_MODE"),
+        (WorkerSettings, {"TABLE_NAME": "t", "REDACT_IP_ADDRESSES": "perhaps"}, "REDACT_IP_ADDRESSES"),
+        (IngestSettings, {**INGEST_RESOURCES, "DEFAULT_TENANT": "bad tenant"}, "DEFAULT_TENANT"),
+        (IngestSettings, {**INGEST_RESOURCES, "DEFAULT_TENANT": "acme\n"}, "DEFAULT_TENANT"),
+        (
+            IngestSettings,
+            {**INGEST_RESOURCES, "MAX_BODY_BYTES": "100", "MAX_DECOMPRESSED_BYTES": "10"},
+            "MAX_DECOMPRESSED_BYTES",
+        ),
+        (WorkerSettings, {"TABLE_NAME": "t", "STORE_BUDGET_SECONDS": "0"}, "STORE_BUDGET_SECONDS"),
     ],
 )
-def test_bad_settings_name_the_variable(env: dict[str, str], name: str) -> None:
+def test_bad_settings_name_the_variable(cls: type[FromEnv], env: dict[str, str], name: str) -> None:
     with pytest.raises(SettingsError, match=name):
-        Settings.from_env(env)
+        cls.from_env(env)
 
 
-def test_require_names_missing_resources() -> None:
-    with pytest.raises(SettingsError, match="QUEUE_URL, STREAM_NAME"):
-        Settings.from_env({}).require("queue_url", "stream_name")
+@pytest.mark.parametrize(
+    ("cls", "names"),
+    [
+        (IngestSettings, "QUEUE_URL, STREAM_NAME"),
+        (AuthorizerSettings, "API_KEYS_TABLE_NAME"),
+        (WorkerSettings, "TABLE_NAME"),
+        (ArchiverSettings, "ARCHIVE_BUCKET"),
+        (RollupSettings, "ROLLUP_TABLE_NAME"),
+    ],
+)
+def test_require_names_missing_resources(cls: type[FromEnv], names: str) -> None:
+    with pytest.raises(SettingsError, match=names):
+        cls.from_env({})
+
+
+def test_each_function_reads_only_its_variables_with_the_declared_types() -> None:
+    # GIVEN every variable set to a valid non-default value
+    env = {
+        v.name: v.choices[-1]
+        if v.choices
+        else {bool: "true", int: "7", float: "2.5", str: "x"}[type(v.default)]
+        for v in VARIABLES.values()
+    }
+    env["DEFAULT_TENANT"] = "acme"
+    env["MAX_DECOMPRESSED_BYTES"] = "7"
+    for cls in FUNCTION_SETTINGS:
+        s = cls.from_env(env)
+        for f in dataclasses.fields(s):  # type: ignore[arg-type]
+            value = getattr(s, f.name)
+            # THEN each field has its variable's type, as its class annotation says
+            assert type(value) is type(VARIABLES[f.name].default), f.name
+            assert f.type == type(value).__name__, f.name
+    worker = WorkerSettings.from_env({"TABLE_NAME": "events"})
+    assert (worker.table_name, worker.retention_days, worker.store_compact) == ("events", 30, True)
+    assert not hasattr(worker, "queue_url")
 
 
 def test_wiring_follows_aws_advice() -> None:
@@ -160,6 +203,17 @@ def test_wiring_follows_aws_advice() -> None:
     assert w.worker.visibility_timeout_seconds >= 6 * w.worker.function_timeout_seconds
     assert w.worker.maximum_concurrency >= 2  # the SQS event source mapping minimum
     assert {c.name for c in w.stream_consumers} == {"archiver", "rollup"}
+
+
+def test_every_wired_handler_is_a_function_of_the_code() -> None:
+    import importlib
+
+    w = wiring.load()
+    paths = {**w.handlers, **{c.name: c.handler for c in w.stream_consumers}}
+    assert set(paths) == {"ingest", "authorizer", "worker", "archiver", "rollup"}
+    for name, dotted in paths.items():
+        module, _, attr = dotted.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), attr)), name
 
 
 def test_connection_failures_are_transient() -> None:

@@ -9,18 +9,17 @@ from pathlib import Path
 import orjson
 import pytest
 
-from core import envelope as env
-from core.settings import Settings
+from core.settings import IngestSettings
 from ingest import handler
 from ingest.service import IngestService
-from tests.helpers import LambdaContext, MemorySink, http_event
+from tests.helpers import LambdaContext, MemorySink, http_event, parse_envelope
 
 
 @pytest.fixture
 def sinks(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[MemorySink, MemorySink]]:
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     sqs, kinesis = MemorySink("sqs"), MemorySink("kinesis", batch_size=500)
-    service = IngestService(Settings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s"}), [sqs, kinesis])
+    service = IngestService(IngestSettings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s"}), [sqs, kinesis])
     monkeypatch.setattr(handler, "service", lambda: service)
     yield sqs, kinesis
 
@@ -46,7 +45,7 @@ def test_every_github_webhook_is_accepted_with_its_event_type(
         }
         status, receipt = post("POST /events", path.read_bytes(), headers)
         assert status == 202, (path.name, receipt)
-        record = env.loads(sqs.records[receipt["event_ids"][0]])
+        record = parse_envelope(sqs.records[receipt["event_ids"][0]])
         payload = orjson.loads(path.read_bytes())
         assert record["payload"] == payload
         action = payload.get("action")
@@ -73,4 +72,4 @@ def test_every_log_line_is_accepted_as_text(corpus: Path, sinks: tuple[MemorySin
             assert status == 202, (path.name, receipt)
             assert receipt["rejected"] == 0
             accepted.extend(receipt["event_ids"])  # type: ignore[arg-type]
-        assert [env.loads(sqs.records[i])["text"] for i in accepted] == expected, path.name
+        assert [parse_envelope(sqs.records[i])["text"] for i in accepted] == expected, path.name

@@ -10,21 +10,21 @@ from typing import Any
 import orjson
 import pytest
 
-from consumers import redaction
-from consumers.items import (
+from consumers.worker.items import (
     ITEM_BYTES_BUDGET,
     MAX_NATIVE_DEPTH,
     NotNative,
     PreparedItem,
     build_item,
-    failed_record_ids,
+    failures_by_record_id,
     plan_writes,
     prepare_record,
+    stored_record,
     to_dynamo,
     unprocessed_item_keys,
     write_units,
 )
-from core import envelope
+from core import envelope, redaction
 from core.errors import PermanentError
 
 R = redaction.load()
@@ -189,7 +189,9 @@ def test_plan_writes_dedupes_keys_last_item_wins_and_all_ids_share_the_outcome()
     assert [u.key for u in units] == [("acme", "e1"), ("acme", "e2")]
     assert units[0].item["m"] == "second"
     assert units[0].record_ids == ("m1", "m3")
-    assert failed_record_ids(units, [("acme", "e1")]) == ["m1", "m3"]
+    failures = failures_by_record_id(units, {("acme", "e1"): "throttled"})
+    assert list(failures) == ["m1", "m3"]
+    assert failures == {"m1": "throttled", "m3": "throttled"}
 
 
 def test_unprocessed_items_map_back_to_keys() -> None:
@@ -241,3 +243,55 @@ def test_compact_storage_keeps_small_items_native() -> None:
     )
     assert small.storage == "native"
     assert "payload" in small.item
+
+
+def _log(**fields: Any) -> dict[str, Any]:
+    doc = env(kind="log", **fields)
+    del doc["payload"], doc["type"]  # a stored item leaves out what the envelope leaves empty
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("doc", "compact", "storage"),
+    [
+        (
+            env(payload={"a": 1, "f": 0.5, "big": 10**20, "l": [1, "x", None, True], "m": {"n": -2.5e-7}}),
+            False,
+            "native",
+        ),
+        (_log(text="user logged in", level="info", attributes={"k": 1.5, "n": 3}), False, "native"),
+        (env(payload={"x": 1e-200}), False, "json"),
+        (env(payload={"x": 123456789012345678901234567890123456789}), False, "json"),
+        (env(payload=nested(MAX_NATIVE_DEPTH + 1)), False, "json"),
+        (env(payload={"": "empty map key"}), False, "json"),
+        (_log(text="x", attributes=nested(40)), False, "json"),
+        (env(payload={"zeros": [0] * 140_000}), False, "json"),
+        (
+            env(payload={"blob": "".join(f"line {i} of a very repetitive log\n" for i in range(20_000))}),
+            False,
+            "gzip",
+        ),
+        (_event_of_about(1024), True, "gzip"),
+        (_log(text="y" * 3000, level="warn", attributes={"k": [1, 2.5]}), True, "gzip"),
+    ],
+)
+def test_stored_record_reads_every_storage_form_back(
+    doc: dict[str, Any], compact: bool, storage: str
+) -> None:
+    # GIVEN an envelope the redactor leaves unchanged, stored in the given form
+    prepared = build_item(doc, R, retention_days=30, stored_at=STORED_AT, compact=compact)
+    assert prepared.storage == storage
+    # WHEN the item is read back, as plain values and as the DynamoDB API returns it
+    from consumers.worker.store import deserialize_item, serialize_item
+
+    for item in (prepared.item, deserialize_item(serialize_item(prepared.item))):
+        record = stored_record(item)
+        # THEN it is the envelope again, plus how and when it was stored, with no Decimal left
+        assert record == {
+            **doc,
+            "stored_at": STORED_AT,
+            "expires_at": prepared.item["expires_at"],
+            "storage": storage,
+        }
+        assert not any(field in record for field in ("payload_json", "attributes_json", "body_gz"))
+        assert "Decimal" not in repr(record)

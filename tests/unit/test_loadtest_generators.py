@@ -11,12 +11,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from core.settings import Settings
+from core.settings import IngestSettings
 from ingest.service import HttpRequest, IngestService
 from loadtest import generators as gen
 from tests.helpers import MemorySink
 
-SETTINGS = Settings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s"})
+SETTINGS = IngestSettings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s"})
 
 
 def ingest(body: gen.Body, route: str) -> dict[str, object]:

@@ -4,9 +4,8 @@ the Terraform from drifting: table keys and TTL, the redrive wiring, and the fun
 from __future__ import annotations
 
 import re
-from dataclasses import fields
 
-from core.settings import Settings
+from core.settings import VARIABLES
 from local.stack import TABLES
 from tests.conftest import REPO
 
@@ -49,7 +48,7 @@ def test_every_function_variable_is_one_the_code_reads() -> None:
     lambda_tf = (INFRA / "lambda.tf").read_text()
     names = set(re.findall(r"^\s*([A-Z][A-Z0-9_]+)\s*=", lambda_tf, re.MULTILINE))
     names |= set(re.findall(r"\{\s*([A-Z][A-Z0-9_]+)\s*=", lambda_tf))
-    settings = {f.name.upper() for f in fields(Settings)}
+    settings = {v.name for v in VARIABLES.values()}
     unknown = {n for n in names if not n.startswith("POWERTOOLS_") and n not in settings}
     assert names, "no environment found in infra/lambda.tf"
     assert not unknown, f"infra/lambda.tf sets variables no code reads: {sorted(unknown)}"

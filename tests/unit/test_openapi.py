@@ -8,7 +8,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from core import wiring
-from core.settings import Settings
+from core.settings import IngestSettings
 from ingest import handler
 from ingest.service import IngestService
 from tests.helpers import LambdaContext, MemorySink, http_event
@@ -36,7 +36,7 @@ def test_every_route_is_documented() -> None:
 def service(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     svc = IngestService(
-        Settings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s"}), [MemorySink("a"), MemorySink("b")]
+        IngestSettings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s"}), [MemorySink("a"), MemorySink("b")]
     )
     monkeypatch.setattr(handler, "service", lambda: svc)
 

@@ -7,18 +7,17 @@ import gzip
 import orjson
 import pytest
 
-from core import envelope as env
-from core.settings import Settings
+from core.settings import IngestSettings
 from ingest.problems import Problem
 from ingest.protocols import native
 from ingest.service import HttpRequest, IngestService
-from tests.helpers import MemorySink
+from tests.helpers import MemorySink, parse_envelope
 
-SETTINGS = Settings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s"})
+SETTINGS = IngestSettings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s"})
 
 
 def make(
-    settings: Settings = SETTINGS, **fail: tuple[str, bool]
+    settings: IngestSettings = SETTINGS, **fail: tuple[str, bool]
 ) -> tuple[IngestService, MemorySink, MemorySink]:
     sqs, kinesis = MemorySink("sqs"), MemorySink("kinesis", batch_size=500)
     return IngestService(settings, [sqs, kinesis]), sqs, kinesis
@@ -47,7 +46,7 @@ def test_batch_with_invalid_items_accepts_the_valid_ones_with_a_receipt() -> Non
     ]
     ids = receipt.body["event_ids"]
     assert list(sqs.records) == ids and list(kinesis.records) == ids
-    assert [env.loads(sqs.records[i])["type"] for i in ids] == ["a", "b"]
+    assert [parse_envelope(sqs.records[i])["type"] for i in ids] == ["a", "b"]
 
 
 def test_every_item_invalid_is_422_with_the_item_errors() -> None:
@@ -96,7 +95,7 @@ def test_client_ids_sharing_a_long_prefix_are_two_records() -> None:
     ids = receipt.body["event_ids"]
     assert receipt.body["accepted"] == 2 and len(set(ids)) == 2
     assert list(sqs.records) == list(kinesis.records) == ids
-    assert [env.loads(sqs.records[i])["payload"]["n"] for i in ids] == [1, 2]
+    assert [parse_envelope(sqs.records[i])["payload"]["n"] for i in ids] == [1, 2]
 
 
 def test_gzip_ndjson_logs() -> None:
@@ -109,13 +108,13 @@ def test_gzip_ndjson_logs() -> None:
         is_base64=True,
     )
     receipt = service.ingest(req, "log")
-    assert [env.loads(sqs.records[i])["text"] for i in receipt.body["event_ids"]] == ["m1", "m2"]
+    assert [parse_envelope(sqs.records[i])["text"] for i in receipt.body["event_ids"]] == ["m1", "m2"]
 
 
 def test_header_tenant_applies_to_every_item() -> None:
     service, sqs, _ = make()
     receipt = service.ingest(request(b"[{}, {}]", x_tenant_id="acme"), "event")
-    assert {env.loads(sqs.records[i])["tenant_id"] for i in receipt.body["event_ids"]} == {"acme"}
+    assert {parse_envelope(sqs.records[i])["tenant_id"] for i in receipt.body["event_ids"]} == {"acme"}
 
 
 @pytest.mark.parametrize("tenant", ["a/b", "acme\n"])
@@ -128,7 +127,7 @@ def test_invalid_header_tenant_is_400(tenant: str) -> None:
 
 
 def test_api_key_mode_takes_the_tenant_only_from_the_authorizer() -> None:
-    settings = Settings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s", "AUTH_MODE": "api_key"})
+    settings = IngestSettings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s", "AUTH_MODE": "api_key"})
     service, sqs, _ = make(settings)
     base = request(b"{}")
     with pytest.raises(Problem) as info:
@@ -136,7 +135,7 @@ def test_api_key_mode_takes_the_tenant_only_from_the_authorizer() -> None:
     assert info.value.status == 401
     authed = HttpRequest(route=base.route, headers=base.headers, body="{}", auth_tenant="acme")
     ids = service.ingest(authed, "event").body["event_ids"]
-    assert env.loads(sqs.records[ids[0]])["tenant_id"] == "acme"
+    assert parse_envelope(sqs.records[ids[0]])["tenant_id"] == "acme"
     for headers, body in [
         ({**base.headers, "x-tenant-id": "globex"}, "{}"),
         (base.headers, '{"tenant_id":"globex"}'),
@@ -162,7 +161,7 @@ def test_tenant_forbidden_problems_never_echo_a_tenant_id(
 ) -> None:
     # GIVEN a request whose credential (or header) fixes a tenant, naming another one
     mode = "api_key" if auth_tenant else "none"
-    service, sqs, _ = make(Settings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s", "AUTH_MODE": mode}))
+    service, sqs, _ = make(IngestSettings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s", "AUTH_MODE": mode}))
     hdrs = {"content-type": "application/json", **headers}
     # WHEN it is ingested
     with pytest.raises(Problem) as info:
@@ -177,7 +176,7 @@ def test_tenant_forbidden_problems_never_echo_a_tenant_id(
 
 
 def test_partition_key_follows_the_setting() -> None:
-    settings = Settings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s", "PARTITION_KEY": "tenant_id"})
+    settings = IngestSettings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s", "PARTITION_KEY": "tenant_id"})
     service, _, _ = make(settings)
     records = service._out_records(service_accepted(service))
     assert {r.partition_key for r in records} == {"acme"}

@@ -11,9 +11,9 @@ import orjson
 import pytest
 from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
 
-from consumers.archive import ArchiveLine, archive_batch, group_of, object_key
-from consumers.batch import HeldBack, Staged, StagedBatchProcessor
-from consumers.counters import Countable, aggregate, apply_rollup, plan_runs
+from consumers.archiver.archive import ArchiveLine, archive_batch, group_of, object_key
+from consumers.processing import HeldBack, Staged, StagedBatchProcessor
+from consumers.rollup.counters import Countable, aggregate, apply_rollup, plan_runs
 from consumers.stream import duplicate_positions
 from tests.conftest import load_event
 
@@ -89,6 +89,25 @@ def test_a_crashing_commit_fails_every_staged_record() -> None:
         event=kinesis_event(3), record_handler=lambda record: 1, processor=processor
     )
     assert reported(response) == [0, 1, 2]
+
+
+def test_failures_are_reported_in_batch_order_and_the_processor_is_reusable() -> None:
+    def handler(record: Any) -> int:
+        value = int(record.kinesis.data_as_text())
+        if value == 3:
+            raise ValueError("bad record")
+        return value
+
+    def commit(staged: list[Staged], context: Any) -> dict[int, BaseException]:
+        return {s.index: RuntimeError("write failed") for s in staged if s.value == 1}
+
+    processor = StagedBatchProcessor(EventType.KinesisDataStreams, commit, ordered=False)
+    for _ in range(2):  # a warm container: nothing of the previous batch is left over
+        response = process_partial_response(
+            event=kinesis_event(5), record_handler=handler, processor=processor
+        )
+        assert [int(f["itemIdentifier"]) - SEQ for f in response["batchItemFailures"]] == [1, 3]
+        assert len(processor.success_messages) == 3
 
 
 # --- the archive ------------------------------------------------------------------------------------

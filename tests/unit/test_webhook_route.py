@@ -19,13 +19,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from core import envelope as env
-from core.settings import Settings
+from core.settings import IngestSettings
 from ingest import handler, webhooks
 from ingest.problems import Problem
 from ingest.service import HttpRequest, IngestService
 from tests.conftest import REPO
-from tests.helpers import LambdaContext, MemorySink, http_event
+from tests.helpers import LambdaContext, MemorySink, http_event, parse_envelope
 
 SECRET = "it's a secret to everybody"
 CONFIG = {
@@ -41,7 +40,7 @@ def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemorySink]:
     webhooks.configured_sources.cache_clear()
     sink = MemorySink("sqs")
     service = IngestService(
-        Settings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s"}), [sink, MemorySink("k")]
+        IngestSettings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s"}), [sink, MemorySink("k")]
     )
     monkeypatch.setattr(handler, "service", lambda: service)
     yield sink
@@ -67,7 +66,7 @@ def test_signed_github_delivery_is_accepted_for_the_configured_tenant(sqs: Memor
     body = (corpus / "webhooks" / "github" / "issues.opened.payload.json").read_bytes()
     status, receipt = call("/webhooks/gh", body, {**github_headers(body), "x-tenant-id": "acme"})
     assert status == 202
-    record = env.loads(sqs.records[receipt["event_ids"][0]])  # type: ignore[index]
+    record = parse_envelope(sqs.records[receipt["event_ids"][0]])  # type: ignore[index]
     assert record["tenant_id"] == "acme"
     assert record["type"] == "issues.opened"
     assert record["source"]["webhook"] == "gh"
@@ -79,7 +78,7 @@ def test_a_verified_webhook_record_names_the_webhook_route(sqs: MemorySink) -> N
     body = b'{"action":"opened"}'
     status, receipt = call("/webhooks/gh", body, github_headers(body))
     assert status == 202
-    record = env.loads(sqs.records[receipt["event_ids"][0]])  # type: ignore[index]
+    record = parse_envelope(sqs.records[receipt["event_ids"][0]])  # type: ignore[index]
     assert record["source"]["route"] == "POST /webhooks/{source}"
     assert record["source"]["webhook"] == "gh"
 
@@ -145,7 +144,7 @@ def test_stripe_event_id_in_the_body_is_the_identity(sqs: MemorySink) -> None:
     sig = hmac.new(b"whsec_test", f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
     status, receipt = call("/webhooks/stripe", body, {"stripe-signature": f"t={stamp},v1={sig}"})
     assert status == 202
-    record = env.loads(sqs.records[receipt["event_ids"][0]])  # type: ignore[index]
+    record = parse_envelope(sqs.records[receipt["event_ids"][0]])  # type: ignore[index]
     assert (record["tenant_id"], record["type"], record["client"]["event_id"]) == (
         "globex",
         "invoice.paid",
@@ -156,9 +155,9 @@ def test_stripe_event_id_in_the_body_is_the_identity(sqs: MemorySink) -> None:
 def test_events_route_never_imports_the_webhook_verifier() -> None:
     # Cold starts pay for every module imported up front; signature checking belongs to the webhook route.
     code = (
-        "import sys; from ingest import handler; from core.settings import Settings; "
+        "import sys; from ingest import handler; from core.settings import IngestSettings; "
         "from ingest.service import IngestService; from tests.helpers import LambdaContext, MemorySink, "
-        "http_event; svc = IngestService(Settings.from_env({'QUEUE_URL': 'q', 'STREAM_NAME': 's'}), "
+        "http_event; svc = IngestService(IngestSettings.from_env({'QUEUE_URL': 'q', 'STREAM_NAME': 's'}), "
         "[MemorySink('a'), MemorySink('b')]); handler.service = lambda: svc; "
         "r = handler.lambda_handler(http_event('POST /events', '{}'), LambdaContext()); "
         "assert r['statusCode'] == 202, r; print('ingest.webhooks' in sys.modules)"
@@ -180,7 +179,7 @@ def test_service_verifies_the_raw_bytes_before_decoding(sqs: MemorySink) -> None
     # WHEN the service ingests it as a delivery of "gh" THEN it is accepted for the source's tenant
     receipt = service.ingest_webhook(request, "gh", now=time.time())
     assert receipt.accepted == 1
-    assert env.loads(sqs.records[receipt.body["event_ids"][0]])["tenant_id"] == "acme"
+    assert parse_envelope(sqs.records[receipt.body["event_ids"][0]])["tenant_id"] == "acme"
     # AND a signature over the decompressed bytes is refused, the verifier's reason in the log only
     bad = replace(request, headers={**headers, **github_headers(b'{"action":"opened"}')})
     with pytest.raises(Problem) as info:

@@ -6,7 +6,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from consumers.store import DynamoEventStore
+from consumers.worker.store import DynamoEventStore
 from core.errors import PermanentError, TransientError
 from core.retry import Backoff, Deadline
 

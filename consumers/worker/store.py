@@ -1,11 +1,7 @@
-"""The storage adapters of the consumers, behind ``Protocol`` ports (here, ``consumers.archive``,
-``consumers.counters``).
+"""The worker's storage adapter: ``DynamoEventStore`` behind the ``EventStore`` port.
 
-- ``DynamoEventStore``: the worker's BatchWriteItem loop (events table).
-- ``S3Archive``: the archiver's object writes.
-- ``DynamoRollupStore``: the rollup's checkpoint read and counter transactions.
-
-boto3 lives here and only here; the consumers' logic takes the ports, so unit tests use in-memory fakes.
+boto3 lives here and in the other slices' ``store.py`` only; the worker's logic takes the port, so unit
+tests use in-memory fakes.
 """
 
 from __future__ import annotations
@@ -17,16 +13,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from boto3.dynamodb.types import TypeSerializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from consumers.items import BATCH_WRITE_MAX_ITEMS, Key, item_key, unprocessed_item_keys
+from consumers.worker.items import BATCH_WRITE_MAX_ITEMS, Key, item_key, unprocessed_item_keys
 from core import aws
 from core.batching import chunk
 from core.errors import PermanentError, TransientError, error_code, is_transient
 from core.retry import Backoff, Deadline
 
 _serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
 DEFAULT_BACKOFF = Backoff()
 # BatchWriteItem calls in flight at once for one batch: the worker's batch of 100 records is four
 # calls, and Lambda bills the wall time, so they overlap instead of queueing behind each other.
@@ -36,6 +33,11 @@ DEFAULT_PARALLEL_WRITES = 4
 def serialize_item(item: Mapping[str, Any]) -> dict[str, Any]:
     """A plain item (Decimal numbers, bytes for binary) as DynamoDB attribute values."""
     return {k: _serializer.serialize(v) for k, v in item.items()}
+
+
+def deserialize_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An item of the DynamoDB API (attribute values) as plain values: ``serialize_item`` reversed."""
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
 
 
 @dataclass
@@ -149,100 +151,3 @@ class DynamoEventStore:
 def _pool(size: int) -> ThreadPoolExecutor:
     """One pool per container (per size), made on first use: threads outlive invocations."""
     return ThreadPoolExecutor(max_workers=size, thread_name_prefix="store")
-
-
-class S3Archive:
-    """Puts archive objects into one bucket. Overwrites are the point: keys are deterministic."""
-
-    def __init__(self, bucket: str, client: Any = None) -> None:
-        self.bucket = bucket
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("s3")
-        return self._client
-
-    def put(self, key: str, body: bytes) -> None:
-        self.client.put_object(
-            Bucket=self.bucket,
-            Key=key,
-            Body=body,
-            ContentType="application/x-ndjson",
-            ContentEncoding="gzip",
-        )
-
-
-CHECKPOINT_TENANT = "#checkpoint"  # not a valid tenant id (core.tenancy), so it cannot collide with one
-
-
-class DynamoRollupStore:
-    """Counters and the per-shard checkpoint in the rollup table, applied in one TransactWriteItems."""
-
-    def __init__(self, table_name: str, client: Any = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("dynamodb")
-        return self._client
-
-    def read_checkpoint(self, shard_key: str) -> str | None:
-        response = self.client.get_item(
-            TableName=self.table_name,
-            Key={"tenant_id": {"S": CHECKPOINT_TENANT}, "bucket": {"S": shard_key}},
-            ConsistentRead=True,
-        )
-        item = response.get("Item")
-        return None if item is None else str(item["sequence_number"]["S"])
-
-    def apply(
-        self,
-        shard_key: str,
-        deltas: Mapping[tuple[str, str], tuple[int, int]],
-        old: str | None,
-        new: str,
-    ) -> None:
-        """Add (count, bytes) to each (tenant, bucket) and move the checkpoint from ``old`` to ``new``,
-        atomically; raises (TransactionCanceledException) when the checkpoint is no longer ``old``."""
-        ops: list[dict[str, Any]] = []
-        for (tenant, bucket), (count, size) in deltas.items():
-            minute, _, kind = bucket.partition("#")
-            ops.append(
-                {
-                    "Update": {
-                        "TableName": self.table_name,
-                        "Key": {"tenant_id": {"S": tenant}, "bucket": {"S": bucket}},
-                        "UpdateExpression": "SET #k = :k, #m = :m ADD #c :c, #b :b",
-                        "ExpressionAttributeNames": {
-                            "#k": "kind",
-                            "#m": "minute",
-                            "#c": "record_count",
-                            "#b": "byte_count",
-                        },
-                        "ExpressionAttributeValues": {
-                            ":k": {"S": kind},
-                            ":m": {"S": minute},
-                            ":c": {"N": str(count)},
-                            ":b": {"N": str(size)},
-                        },
-                    }
-                }
-            )
-        checkpoint: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Key": {"tenant_id": {"S": CHECKPOINT_TENANT}, "bucket": {"S": shard_key}},
-            "UpdateExpression": "SET #s = :new",
-            "ExpressionAttributeNames": {"#s": "sequence_number"},
-            "ExpressionAttributeValues": {":new": {"S": new}},
-        }
-        if old is None:
-            checkpoint["ConditionExpression"] = "attribute_not_exists(#s)"
-        else:
-            checkpoint["ConditionExpression"] = "#s = :old"
-            checkpoint["ExpressionAttributeValues"][":old"] = {"S": old}
-        ops.append({"Update": checkpoint})
-        self.client.transact_write_items(TransactItems=ops)

@@ -1,39 +1,35 @@
 """Kinesis consumer: archive each batch to S3 as redacted gzip NDJSON, one object per (tenant, hour).
 
 The layout, the deterministic keys and why a retried or partially redelivered batch overwrites rather
-than duplicates are in ``consumers.archive``; checkpoint semantics in ``consumers.stream``.
+than duplicates are in ``consumers.archiver.archive``; checkpoint semantics in ``consumers.stream``.
 """
 
 from __future__ import annotations
 
 import functools
 from collections import Counter
-from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from consumers import redaction
-from consumers.archive import ArchiveLine, ArchiveWriter, archive_batch, archive_line, group_of
-from consumers.batch import Staged
-from consumers.store import S3Archive
+from consumers.archiver.archive import ArchiveWriter, PreparedLine, archive_batch, archive_line, group_of
+from consumers.archiver.store import S3Archive
+from consumers.entry import batch_entry
+from consumers.processing import Staged
 from consumers.stream import decode_or_skip, duplicate_positions, shard_id_of, stream_processor
-from core.observability import discard_metrics_if_disabled, log_json
-from core.settings import Settings
+from core import redaction
+from core.observability import log_json
+from core.settings import ArchiverSettings
 
 logger = Logger(json_serializer=log_json)
 metrics = Metrics()
 
 
 @functools.cache
-def settings() -> Settings:
-    s = Settings.from_env()
-    s.require("archive_bucket")
-    return s
+def settings() -> ArchiverSettings:
+    return ArchiverSettings.from_env()
 
 
 @functools.cache
@@ -41,7 +37,7 @@ def archive() -> ArchiveWriter:
     return S3Archive(settings().archive_bucket)
 
 
-def record_handler(record: KinesisStreamRecord) -> tuple[ArchiveLine, str, dict[str, int]] | None:
+def record_handler(record: KinesisStreamRecord) -> PreparedLine | None:
     got = decode_or_skip(record, logger, metrics)
     if got is None:
         return None
@@ -50,25 +46,22 @@ def record_handler(record: KinesisStreamRecord) -> tuple[ArchiveLine, str, dict[
     line, counts = archive_line(
         env, redaction.load(s.redaction_rules_path, s.redact_ip_addresses), decoded.data.decode()
     )
-    # The index is filled in by commit, which knows the batch position.
-    return ArchiveLine(-1, decoded.sequence_number, group_of(env), line), env["event_id"], counts
+    return PreparedLine(decoded.sequence_number, env["event_id"], group_of(env), line, counts)
 
 
-def commit(staged: list[Staged], context: LambdaContext | None) -> dict[int, BaseException]:
-    kept = [s for s in staged if s.value is not None]
+def commit(
+    staged: list[Staged[KinesisStreamRecord, PreparedLine | None]], context: LambdaContext | None
+) -> dict[int, BaseException]:
+    kept = [(s.index, s.value) for s in staged if s.value is not None]
     if not kept:
         return {}
-    dupes = duplicate_positions((s.index, s.value[0].group[0], s.value[1]) for s in kept)
-    lines = [
-        ArchiveLine(s.index, s.value[0].sequence_number, s.value[0].group, s.value[0].line)
-        for s in kept
-        if s.index not in dupes
-    ]
+    dupes = duplicate_positions((index, v.tenant_id, v.event_id) for index, v in kept)
+    lines = [v.at(index) for index, v in kept if index not in dupes]
     failed = archive_batch(lines, shard_id_of(staged[0].record), archive())
     redactions: Counter[str] = Counter()
-    for s in kept:
-        if s.index not in failed:
-            redactions.update(s.value[2])
+    for index, v in kept:
+        if index not in failed:
+            redactions.update(v.redactions)
     metrics.add_metric(name="RecordsArchived", unit=MetricUnit.Count, value=len(lines) - len(failed))
     if dupes:
         metrics.add_metric(name="DuplicatesDropped", unit=MetricUnit.Count, value=len(dupes))
@@ -83,12 +76,4 @@ def commit(staged: list[Staged], context: LambdaContext | None) -> dict[int, Bas
 processor = stream_processor(commit)
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    try:
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-    finally:
-        discard_metrics_if_disabled(metrics)
+lambda_handler = batch_entry(processor, record_handler, logger, metrics)

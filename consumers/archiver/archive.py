@@ -30,10 +30,10 @@ from typing import Protocol
 
 import orjson
 
-from consumers.batch import HeldBack
-from consumers.items import redact_envelope
-from consumers.redaction import Counts, Redactor
+from consumers.processing import HeldBack
+from consumers.worker.items import redact_envelope
 from core.envelope import Envelope
+from core.redaction import Counts, Redactor
 
 GroupKey = tuple[str, str, str]  # tenant_id, dt (yyyy-mm-dd), hour (hh)
 
@@ -50,6 +50,25 @@ class ArchiveLine:
     sequence_number: str
     group: GroupKey
     line: bytes
+
+
+@dataclass(frozen=True)
+class PreparedLine:
+    """The record handler's result for one record: its archive line, where it goes, what was redacted."""
+
+    sequence_number: str
+    event_id: str
+    group: GroupKey
+    line: bytes
+    redactions: Counts
+
+    @property
+    def tenant_id(self) -> str:
+        return self.group[0]
+
+    def at(self, index: int) -> ArchiveLine:
+        """The line at its position in the batch."""
+        return ArchiveLine(index, self.sequence_number, self.group, self.line)
 
 
 def group_of(env: Envelope) -> GroupKey:

@@ -1,6 +1,6 @@
 """Redaction of secrets and personal data from log text and JSON values, with counts per rule.
 
-The rules are data (``consumers/redaction_rules.json``, or the file named by ``REDACTION_RULES_PATH``),
+The rules are data (``core/redaction_rules.json``, or the file named by ``REDACTION_RULES_PATH``),
 compiled once per process. Every string goes through the rules in file order; a rule only runs its regex
 when a cheap prefilter passes (``'@' in s`` before the e-mail regex, a minimum length before the card
 regex...), because most strings in a webhook are short names, URLs and dates that match nothing.
@@ -10,7 +10,7 @@ replaced, whatever its type. Keys are redacted like any other string (a map keye
 would otherwise leak); two keys that redact to the same text keep the last value.
 
 Replacements look like ``[REDACTED:email]``. No rule matches a marker, and rules with a ``value`` group
-refuse to start at one, so ``redact(redact(x)) == redact(x)``.
+refuse to start at one, so redacting a redacted value changes nothing.
 """
 
 from __future__ import annotations
@@ -330,12 +330,6 @@ def json_text(value: Any) -> str:
         return orjson.dumps(value).decode()
     except TypeError:  # integers beyond 64 bits: orjson refuses them, the standard library does not
         return json.dumps(value)
-
-
-def redact(value: Any, redactor: Redactor) -> tuple[Any, Counts]:
-    """A redacted copy of ``value`` (text or JSON) and the number of replacements per rule."""
-    counts: Counts = {}
-    return redactor.redact_value(value, counts), counts
 
 
 def _compile_rule(raw: Any, source: str) -> Rule:

@@ -1,37 +1,33 @@
 """Kinesis consumer: counts and bytes per (tenant, kind, minute) in the rollup table, exact under redelivery.
 
 The checkpoint-in-the-transaction design, its atomicity and why it needs ``parallelization_factor = 1``
-are in ``consumers.counters``; checkpoint semantics of the stream in ``consumers.stream``.
+are in ``consumers.rollup.counters``; checkpoint semantics of the stream in ``consumers.stream``.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from consumers.batch import Staged
-from consumers.counters import Countable, RollupStore, apply_rollup, bucket_of
-from consumers.store import DynamoRollupStore
+from consumers.entry import batch_entry
+from consumers.processing import Staged
+from consumers.rollup.counters import PreparedCount, RollupStore, apply_rollup, bucket_of
+from consumers.rollup.store import DynamoRollupStore
 from consumers.stream import decode_or_skip, duplicate_positions, shard_id_of, stream_processor
-from core.observability import discard_metrics_if_disabled, log_json
-from core.settings import Settings
+from core.observability import log_json
+from core.settings import RollupSettings
 
 logger = Logger(json_serializer=log_json)
 metrics = Metrics()
 
 
 @functools.cache
-def settings() -> Settings:
-    s = Settings.from_env()
-    s.require("rollup_table_name")
-    return s
+def settings() -> RollupSettings:
+    return RollupSettings.from_env()
 
 
 @functools.cache
@@ -39,13 +35,14 @@ def rollup_store() -> RollupStore:
     return DynamoRollupStore(settings().rollup_table_name)
 
 
-def record_handler(record: KinesisStreamRecord) -> tuple[Countable, str] | None:
+def record_handler(record: KinesisStreamRecord) -> PreparedCount | None:
     got = decode_or_skip(record, logger, metrics)
     if got is None:
         return None
     decoded, env = got
-    countable = Countable(-1, decoded.sequence_number, env["tenant_id"], bucket_of(env), len(decoded.data))
-    return countable, env["event_id"]
+    return PreparedCount(
+        decoded.sequence_number, env["event_id"], env["tenant_id"], bucket_of(env), len(decoded.data)
+    )
 
 
 def shard_key(record: KinesisStreamRecord) -> str:
@@ -53,16 +50,14 @@ def shard_key(record: KinesisStreamRecord) -> str:
     return f"rollup#{record.event_source_arn}#{shard_id_of(record)}"
 
 
-def commit(staged: list[Staged], context: LambdaContext | None) -> dict[int, BaseException]:
-    kept = [s for s in staged if s.value is not None]
+def commit(
+    staged: list[Staged[KinesisStreamRecord, PreparedCount | None]], context: LambdaContext | None
+) -> dict[int, BaseException]:
+    kept = [(s.index, s.value) for s in staged if s.value is not None]
     if not kept:
         return {}
-    dupes = duplicate_positions((s.index, s.value[0].tenant_id, s.value[1]) for s in kept)
-    records = [
-        Countable(s.index, c.sequence_number, c.tenant_id, c.bucket, c.size, s.index not in dupes)
-        for s in kept
-        for c in (s.value[0],)
-    ]
+    dupes = duplicate_positions((index, c.tenant_id, c.event_id) for index, c in kept)
+    records = [c.at(index, counted=index not in dupes) for index, c in kept]
     outcome = apply_rollup(records, shard_key(staged[0].record), rollup_store())
     metrics.add_metric(name="RecordsCounted", unit=MetricUnit.Count, value=outcome.applied)
     if outcome.skipped:
@@ -76,12 +71,4 @@ def commit(staged: list[Staged], context: LambdaContext | None) -> dict[int, Bas
 processor = stream_processor(commit)
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    try:
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-    finally:
-        discard_metrics_if_disabled(metrics)
+lambda_handler = batch_entry(processor, record_handler, logger, metrics)

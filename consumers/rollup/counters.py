@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from consumers.batch import HeldBack
+from consumers.processing import HeldBack
 from core.envelope import Envelope
 
 MAX_TRANSACTION_ITEMS = 100
@@ -57,6 +57,21 @@ class Countable:
     @property
     def sequence(self) -> int:
         return int(self.sequence_number)
+
+
+@dataclass(frozen=True)
+class PreparedCount:
+    """The record handler's result for one record: what it adds to which counter."""
+
+    sequence_number: str
+    event_id: str
+    tenant_id: str
+    bucket: str
+    size: int
+
+    def at(self, index: int, *, counted: bool) -> Countable:
+        """The record at its position in the batch; ``counted=False`` for a duplicate event_id."""
+        return Countable(index, self.sequence_number, self.tenant_id, self.bucket, self.size, counted)
 
 
 @dataclass

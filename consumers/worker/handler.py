@@ -1,9 +1,10 @@
 """The SQS worker: redact each envelope, store it in DynamoDB in batches of 25, report partial failures.
 
-Powertools batch processing with a commit phase (``consumers.batch``): the record handler prepares an
-item per message; the commit writes them all with BatchWriteItem and reports the messages whose write
-still failed after retries inside the time budget. Only those, and the messages that could not be
-prepared, appear in ``batchItemFailures``; SQS deletes the rest.
+Powertools batch processing with a commit phase (``consumers.processing``): the record handler prepares
+an item per message (``consumers.worker.items``); the commit writes them all with BatchWriteItem
+(``consumers.worker.store``) and reports the messages whose write still failed after retries inside the
+time budget. Only those, and the messages that could not be prepared, appear in ``batchItemFailures``;
+SQS deletes the rest.
 
 Permanent failures (not JSON, not a valid envelope, an item too large even gzipped) are reported as
 failures too, every time: SQS then moves the message to the DLQ after ``max_receive_count`` receives
@@ -19,24 +20,23 @@ from __future__ import annotations
 import functools
 import time
 from collections import Counter
-from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.batch import EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from consumers import redaction
-from consumers.batch import Staged, StagedBatchProcessor
-from consumers.items import PreparedItem, plan_writes, prepare_record
-from consumers.store import DynamoEventStore, EventStore
+from consumers.entry import batch_entry
+from consumers.processing import Staged, StagedBatchProcessor
+from consumers.worker.items import PreparedItem, failures_by_record_id, plan_writes, prepare_record
+from consumers.worker.store import DynamoEventStore, EventStore
+from core import redaction
 from core.envelope import now_received_at
 from core.errors import PermanentError
-from core.observability import discard_metrics_if_disabled, log_json
+from core.observability import log_json
 from core.retry import Deadline
-from core.settings import Settings
+from core.settings import WorkerSettings
 
 # Leave this much of the invocation for building the response and flushing metrics.
 RESPONSE_RESERVE_SECONDS = 2.0
@@ -46,10 +46,8 @@ metrics = Metrics()
 
 
 @functools.cache
-def settings() -> Settings:
-    s = Settings.from_env()
-    s.require("table_name")
-    return s
+def settings() -> WorkerSettings:
+    return WorkerSettings.from_env()
 
 
 @functools.cache
@@ -113,23 +111,28 @@ def store_budget(context: LambdaContext | None) -> Deadline:
     return Deadline(budget)
 
 
-def commit(staged: list[Staged], context: LambdaContext | None) -> dict[int, BaseException]:
+def commit(
+    staged: list[Staged[SQSRecord, PreparedItem]], context: LambdaContext | None
+) -> dict[int, BaseException]:
     """Write the prepared items; the batch positions whose write failed, with the reason."""
     if not staged:
         return {}
     units = plan_writes((s.record.message_id, s.value) for s in staged)
     report = event_store().put_items([u.item for u in units], store_budget(context))
     index_of = {s.record.message_id: s.index for s in staged}
-    failed: dict[int, BaseException] = {}
-    for unit in units:
-        if unit.key in report.failures:
-            for record_id in unit.record_ids:
-                failed[index_of[record_id]] = report.failures[unit.key]
+    failed: dict[int, BaseException] = {
+        index_of[record_id]: exc for record_id, exc in failures_by_record_id(units, report.failures).items()
+    }
     _count(staged, failed, report.unprocessed_retries, report.throttled_calls)
     return failed
 
 
-def _count(staged: list[Staged], failed: dict[int, BaseException], retries: int, throttled: int) -> None:
+def _count(
+    staged: list[Staged[SQSRecord, PreparedItem]],
+    failed: dict[int, BaseException],
+    retries: int,
+    throttled: int,
+) -> None:
     redactions: Counter[str] = Counter()
     for s in staged:
         if s.index not in failed:
@@ -152,15 +155,7 @@ def _count(staged: list[Staged], failed: dict[int, BaseException], retries: int,
         metrics.add_metric(name=f"Redactions_{rule}", unit=MetricUnit.Count, value=n)
 
 
-processor = StagedBatchProcessor(EventType.SQS, commit)
+processor: StagedBatchProcessor[SQSRecord, PreparedItem] = StagedBatchProcessor(EventType.SQS, commit)
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    try:
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-    finally:
-        discard_metrics_if_disabled(metrics)
+lambda_handler = batch_entry(processor, record_handler, logger, metrics)

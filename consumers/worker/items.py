@@ -12,25 +12,29 @@ fits, and ``storage`` says which:
   nested deeper than DynamoDB's 32 levels, holds a number DynamoDB cannot represent (more than 38
   significant digits, outside 1e-130..1e126), or an empty map key;
 - ``gzip``: ``body_gz``, the gzipped JSON of the whole body, when the item would exceed 400 KB
-  (a native map of small numbers takes ~2.5x its JSON size); a body that does not fit even then is
-  a permanent ``item_too_large`` failure.
+  (a native map of small numbers takes ~2.5x its JSON size), or when it takes fewer write units
+  (``compact``); a body that does not fit even then is a permanent ``item_too_large`` failure.
+
+``stored_record`` reads every form back, for whoever looks at what was stored (the CLI, the tests).
 """
 
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Context, Inexact, Rounded
-from typing import Any
+from decimal import Context, Decimal, Inexact, Rounded
+from typing import Any, TypeVar
 
 import orjson
 
-from consumers.redaction import Counts, Redactor, json_text
 from core.envelope import Envelope, InvalidEnvelope, parse_received_at, validate
 from core.errors import PermanentError
+from core.redaction import Counts, Redactor, json_text
 
 Key = tuple[str, str]  # (tenant_id, event_id)
+E = TypeVar("E")
 
 MAX_ITEM_BYTES = 400 * 1024
 # Our size estimate follows the published rules but rounds numbers loosely: keep a margin under the limit.
@@ -214,6 +218,42 @@ def _gzipped_item(
     return PreparedItem(key, {**head, "body_gz": compressed, "storage": "gzip"}, "gzip", counts), size
 
 
+BODY_STORAGE_FIELDS = ("payload_json", "attributes_json", "body_gz")
+
+
+def stored_record(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored item back as a plain record, whichever form its body was stored in.
+
+    ``payload_json`` / ``attributes_json`` (``storage=json``) become ``payload`` / ``attributes`` again,
+    ``body_gz`` (``storage=gzip``) is unpacked into the body fields, and numbers are ``int`` or
+    ``float`` rather than ``Decimal``. ``storage``, ``stored_at`` and ``expires_at`` stay.
+
+    ``item`` holds plain values, as boto3's ``TypeDeserializer`` gives them (``body_gz`` as bytes or
+    boto3's ``Binary``); ``consumers.worker.store.deserialize_item`` turns an item of the DynamoDB API
+    (attribute values) into that form.
+    """
+    out = {k: _from_dynamo(v) for k, v in item.items() if k not in BODY_STORAGE_FIELDS}
+    # The standard library, not orjson: json_text falls back to it for integers beyond 64 bits.
+    if "payload_json" in item:
+        out["payload"] = json.loads(item["payload_json"])
+    if "attributes_json" in item:
+        out["attributes"] = json.loads(item["attributes_json"])
+    packed = item.get("body_gz")
+    if packed is not None:
+        out.update(json.loads(gzip.decompress(getattr(packed, "value", packed))))
+    return out
+
+
+def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamo(v) for v in value]
+    return value
+
+
 def plan_writes(entries: Iterable[tuple[str, PreparedItem]]) -> list[WriteUnit]:
     """One put per key, in first-seen order: BatchWriteItem rejects a request naming a key twice.
 
@@ -245,10 +285,9 @@ def unprocessed_item_keys(response: dict[str, Any], table: str) -> list[Key]:
     return [item_key(r["PutRequest"]["Item"]) for r in response.get("UnprocessedItems", {}).get(table, ())]
 
 
-def failed_record_ids(units: Sequence[WriteUnit], failed_keys: Iterable[Key]) -> list[str]:
-    """Every record id whose write failed, given the keys that failed."""
-    failed = set(failed_keys)
-    return [rid for unit in units if unit.key in failed for rid in unit.record_ids]
+def failures_by_record_id(units: Sequence[WriteUnit], failures: Mapping[Key, E]) -> dict[str, E]:
+    """Record id -> why its write failed, for every record whose unit's key is in ``failures``."""
+    return {rid: failures[unit.key] for unit in units if unit.key in failures for rid in unit.record_ids}
 
 
 def prepare_record(
