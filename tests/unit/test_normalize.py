@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from typing import Any
 
 import jsonschema
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core import envelope as env
-from ingest.normalize import RequestFacts, build_envelope, detect_level, normalize
+from ingest import normalize as normalize_module
+from ingest.normalize import RequestFacts, build_envelope, depth_exceeds, detect_level, normalize
 from ingest.problems import Problem
-from tests.helpers import parse_envelope
+from tests.support.fakes import parse_envelope
 
 SCHEMA = orjson.loads(env.SCHEMA_PATH.read_bytes())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
@@ -245,3 +249,53 @@ def test_server_ids_are_made_in_one_batch_and_increase_in_request_order() -> Non
 def test_accepted_text_and_size_are_the_serialized_record() -> None:
     (_, record, text, size), *_ = normalize([(0, {"s": "é€"})], FACTS, 256 * 1024, 64).accepted
     assert orjson.loads(text) == record and size == len(text.encode())
+
+
+# The recursive depth walk and its stack-walk fallback give exactly the answers of the definition.
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=3), children, max_size=4)
+    ),
+    max_leaves=40,
+)
+
+
+def reference_depth(value: Any) -> int:
+    """Nesting depth by definition: a container is one level more than its deepest child container."""
+    if isinstance(value, dict):
+        return 1 + max((reference_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((reference_depth(v) for v in value), default=0)
+    return 0
+
+
+@settings(max_examples=500, deadline=None)
+@given(JSON_VALUES, st.integers(min_value=1, max_value=8))
+def test_depth_exceeds_agrees_with_the_definition(value: Any, max_depth: int) -> None:
+    # A scalar counts as level 1 only at the top (as the original traversal counted it).
+    depth = reference_depth(value) if isinstance(value, dict | list) else 1
+    assert depth_exceeds(value, max_depth) is (depth > max_depth)
+
+
+def test_the_recursive_walk_and_the_stack_walk_agree_at_the_boundary(monkeypatch: Any) -> None:
+    # GIVEN values nested exactly at, and one past, the limit
+    limit = 50
+    at_limit: Any = 0
+    for _ in range(limit):
+        at_limit = [at_limit]
+    past = {"k": at_limit}
+    for recursive_max in (10_000, 0):  # WHEN the fast recursive walk is used, then the stack walk
+        monkeypatch.setattr(normalize_module, "_RECURSIVE_MAX_DEPTH", recursive_max)
+        # THEN both draw the line in the same place
+        assert not depth_exceeds(at_limit, limit)
+        assert depth_exceeds(past, limit)
+
+
+def test_a_limit_past_the_recursive_range_still_works_on_deep_values() -> None:
+    value: Any = 0
+    for _ in range(3000):  # deeper than Python's recursion limit
+        value = [value]
+    assert depth_exceeds(value, 2999)
+    assert not depth_exceeds(value, 3000)
