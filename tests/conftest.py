@@ -13,7 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO.parent / "shared" / "corpus"
-EVENTS_DIR = Path(__file__).parent / "events"
+EVENTS_DIR = Path(__file__).parent / "support" / "events"
 REGION = "us-east-1"
 
 
@@ -50,5 +50,5 @@ def _load_event(name: str) -> dict[str, Any]:
 
 
 def load_event(name: str) -> dict[str, Any]:
-    """A fresh copy of a sample Lambda event from ``tests/events/<name>.json``."""
+    """A fresh copy of a sample Lambda event from ``tests/support/events/<name>.json``."""
     return copy.deepcopy(_load_event(name))

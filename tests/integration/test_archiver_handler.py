@@ -20,7 +20,7 @@ from consumers.archiver.store import S3Archive
 from core import envelope
 from core.ids import new_event_id
 from tests.conftest import REGION, load_event
-from tests.helpers import LambdaContext
+from tests.support.fakes import LambdaContext
 
 BUCKET = "sluice-archive-test"
 BASE_SEQ = 49590338271490256608559692538361571095921575989136588898

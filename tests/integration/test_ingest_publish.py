@@ -18,7 +18,7 @@ from ingest import handler
 from ingest.protocols import native
 from ingest.publish import KinesisPublisher, SqsPublisher
 from ingest.service import IngestService
-from tests.helpers import LambdaContext, http_event, parse_envelope
+from tests.support.fakes import LambdaContext, http_event, parse_envelope
 
 pytestmark = pytest.mark.integration
 SCHEMA = jsonschema.Draft202012Validator(orjson.loads(env.SCHEMA_PATH.read_bytes()))

@@ -16,8 +16,8 @@ from consumers.rollup.store import CHECKPOINT_TENANT, DynamoRollupStore
 from core import envelope
 from local.stack import create_table
 from tests.conftest import REGION
-from tests.helpers import LambdaContext
 from tests.integration.test_archiver_handler import kinesis_event, make_envelope
+from tests.support.fakes import LambdaContext
 
 TABLE = "sluice-rollup-test"
 

@@ -18,7 +18,7 @@ from core import envelope
 from core.ids import new_event_id
 from local.stack import create_table
 from tests.conftest import REGION, load_event
-from tests.helpers import LambdaContext
+from tests.support.fakes import LambdaContext
 
 TABLE = "sluice-events-test"
 

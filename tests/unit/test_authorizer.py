@@ -14,7 +14,7 @@ from core.settings import SettingsError
 from ingest import authorizer
 from ingest.apikeys import ApiKeyStore, generate_key, key_id_of
 from tests.conftest import load_event
-from tests.helpers import LambdaContext
+from tests.support.fakes import LambdaContext
 
 GOOD_KEY = generate_key()
 REVOKED_KEY = generate_key()

@@ -1,4 +1,4 @@
-"""Every body form and every malformed body gets a defined answer (DESIGN.md §1)."""
+"""Every body form and every malformed body gets a defined answer (docs/architecture.md §3)."""
 
 from __future__ import annotations
 

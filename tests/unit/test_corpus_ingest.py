@@ -12,7 +12,7 @@ import pytest
 from core.settings import IngestSettings
 from ingest import handler
 from ingest.service import IngestService
-from tests.helpers import LambdaContext, MemorySink, http_event, parse_envelope
+from tests.support.fakes import LambdaContext, MemorySink, http_event, parse_envelope
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from core.settings import IngestSettings
 from ingest import handler
 from ingest.service import IngestService
-from tests.helpers import LambdaContext, MemorySink, http_event
+from tests.support.fakes import LambdaContext, MemorySink, http_event
 
 SETTINGS = IngestSettings.from_env(
     {"QUEUE_URL": "q", "STREAM_NAME": "s", "MAX_BODY_BYTES": "65536", "MAX_DECOMPRESSED_BYTES": "262144"}

@@ -11,7 +11,7 @@ from core import wiring
 from core.settings import IngestSettings
 from ingest import handler
 from ingest.service import IngestService
-from tests.helpers import LambdaContext, MemorySink, http_event
+from tests.support.fakes import LambdaContext, MemorySink, http_event
 
 DOC = orjson.loads(handler.OPENAPI_PATH.read_bytes())
 

@@ -11,7 +11,7 @@ from core.settings import IngestSettings
 from ingest.problems import Problem
 from ingest.protocols import native
 from ingest.service import HttpRequest, IngestService
-from tests.helpers import MemorySink, parse_envelope
+from tests.support.fakes import MemorySink, parse_envelope
 
 SETTINGS = IngestSettings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s"})
 

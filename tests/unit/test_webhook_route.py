@@ -24,7 +24,7 @@ from ingest import handler, webhooks
 from ingest.problems import Problem
 from ingest.service import HttpRequest, IngestService
 from tests.conftest import REPO
-from tests.helpers import LambdaContext, MemorySink, http_event, parse_envelope
+from tests.support.fakes import LambdaContext, MemorySink, http_event, parse_envelope
 
 SECRET = "it's a secret to everybody"
 CONFIG = {
@@ -156,7 +156,7 @@ def test_events_route_never_imports_the_webhook_verifier() -> None:
     # Cold starts pay for every module imported up front; signature checking belongs to the webhook route.
     code = (
         "import sys; from ingest import handler; from core.settings import IngestSettings; "
-        "from ingest.service import IngestService; from tests.helpers import LambdaContext, MemorySink, "
+        "from ingest.service import IngestService; from tests.support.fakes import LambdaContext, MemorySink, "
         "http_event; svc = IngestService(IngestSettings.from_env({'QUEUE_URL': 'q', 'STREAM_NAME': 's'}), "
         "[MemorySink('a'), MemorySink('b')]); handler.service = lambda: svc; "
         "r = handler.lambda_handler(http_event('POST /events', '{}'), LambdaContext()); "

@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
 from local.patches import PatchMismatch, powertools_current_event
 from tests.conftest import load_event
-from tests.helpers import LambdaContext
+from tests.support.fakes import LambdaContext
 
 pytestmark = pytest.mark.integration
 

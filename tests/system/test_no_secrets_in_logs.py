@@ -22,7 +22,7 @@ import pytest
 
 from local.inspect import StackInspector
 from local.process import REPO, StackProcess
-from tests.localkit import post, wait_for
+from tests.support.localkit import post, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 EMAIL = re.compile(rb"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")

@@ -71,3 +71,37 @@ def test_stream_archive_and_rollup(inspector: tuple[StackInspector, stk.Stack]) 
     assert sorted(probe.stream_ids()) == ["e1", "e2"]
     assert probe.archived() == {"e1": 2}
     assert probe.rollup_counts() == {"acme": 5}
+
+
+def test_stored_records_unpack_every_storage_form(inspector: tuple[StackInspector, stk.Stack]) -> None:
+    from consumers.worker.items import prepare_record
+    from consumers.worker.store import serialize_item
+    from core import envelope, redaction
+
+    probe, stack = inspector
+    # GIVEN three items the worker built, one per storage form (native, json, gzip)
+    base = {"v": 1, "tenant_id": "acme", "received_at": envelope.now_received_at(),
+            "source": {"route": "POST /events"}, "kind": "event"}  # fmt: skip
+    payloads = {
+        "0193a6b1-0000-7000-8000-000000000001": {"user": "ada", "n": 1},
+        "0193a6b1-0000-7000-8000-000000000002": {"deep": _nested(40)},
+        "0193a6b1-0000-7000-8000-000000000003": {"blob": "x" * 2000},
+    }
+    forms = set()
+    for event_id, payload in payloads.items():
+        body = envelope.dumps({**base, "event_id": event_id, "payload": payload})
+        prepared = prepare_record(body, redaction.load(), retention_days=1, stored_at=base["received_at"],
+                                  compact=True)  # fmt: skip
+        forms.add(prepared.storage)
+        probe.client("dynamodb").put_item(TableName=stack.table_name, Item=serialize_item(prepared.item))
+    assert forms == {"native", "json", "gzip"}
+    # THEN the inspector reads each back as the payload that was sent
+    got = {r["event_id"]: r["payload"] for r in probe.stored_records()}
+    assert got == payloads
+
+
+def _nested(levels: int) -> object:
+    value: object = "leaf"
+    for _ in range(levels):
+        value = {"a": value}
+    return value

@@ -1,6 +1,6 @@
 """Regression tests of the moto patches in local/patches/ (each fails with its patch removed), and their guard.
 
-The delete lock's own regression test is tests/integration/test_faults_moto_sqs.py.
+The delete lock's own regression test is tests/tooling/test_faults_moto_sqs.py.
 """
 
 from __future__ import annotations

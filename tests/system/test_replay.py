@@ -17,7 +17,7 @@ import pytest
 from core.envelope import validate
 from core.ids import new_event_id
 from local.cli import main
-from tests.localkit import Sender, inspector, local_stack, wait_for
+from tests.support.localkit import Sender, inspector, local_stack, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")

@@ -25,7 +25,7 @@ import orjson
 import pytest
 
 from local.process import StackProcess
-from tests.localkit import rss_bytes, run_threads
+from tests.support.localkit import rss_bytes, run_threads
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]

@@ -21,12 +21,11 @@ from typing import Any
 import orjson
 import pytest
 
-from consumers.worker.items import stored_record
-from consumers.worker.store import deserialize_item
 from local.cli import main
+from local.inspect import stored_record_of
 from local.runtime import LocalRuntime
-from tests.localkit import inspector, local_stack
-from tests.localkit import post as post_raw
+from tests.support.localkit import inspector, local_stack
+from tests.support.localkit import post as post_raw
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
@@ -64,7 +63,7 @@ class Ledger:
 
 def readable(item: dict[str, Any]) -> str:
     """An item's text with its body unpacked from any storage form, so scans see what is stored."""
-    return orjson.dumps(stored_record(deserialize_item(item))).decode()
+    return orjson.dumps(stored_record_of(item)).decode()
 
 
 def test_every_accepted_record_lands_once_and_poison_reaches_the_dlq(

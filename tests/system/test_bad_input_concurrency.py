@@ -1,6 +1,6 @@
 """Regression: concurrent local API requests must not read each other's event.
 
-Found by the 10,000-request run (tests/integration/test_bad_input.py): once in ~700 requests a request
+Found by the 10,000-request run (tests/system/test_bad_input.py): once in ~700 requests a request
 with ``Content-Encoding: br`` (415) was answered 422, another client's outcome. Cause: Powertools keeps
 the resolver's current event on the ``BaseRouter`` class, shared by every handler copy of the local
 ContainerPool. This test makes the interleaving deterministic: while environment A handles its request,
@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from local.sources import load_container
-from tests.helpers import LambdaContext, http_event
+from tests.support.fakes import LambdaContext, http_event
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ Every case asserts the same invariant: every record the API answered 202 for is 
 once (nothing missing, nothing extra) and on the Kinesis stream at least once, the queue drains and
 nothing valid reaches the DLQ. The archive and rollup cases also prove the stream consumers' effects
 are exact. Faults come from the chaos proxy (``local/chaos.py``) between the handlers and the emulator,
-or from handlers that crash on purpose (``tests/fault_handlers.py``). Each case prints its counts.
+or from handlers that crash on purpose (``tests/support/fault_handlers.py``). Each case prints its counts.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pytest
 
 from local.chaos import ChaosRules
 from local.runtime import LocalRuntime
-from tests import fault_handlers
-from tests.localkit import Sender, inspector, local_stack, wait_for
+from tests.support import fault_handlers
+from tests.support.localkit import Sender, inspector, local_stack, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -90,7 +90,7 @@ def test_worker_crashing_mid_batch_rewrites_the_same_items(tmp_path: Path) -> No
     fault_handlers.arm("worker", crashes=3, every=2)
     try:
         with local_stack(tmp_path, "f-crash", visibility_timeout=3,
-                         handlers={"worker": "tests.fault_handlers.worker_handler"}) as runtime:  # fmt: skip
+                         handlers={"worker": "tests.support.fault_handlers.worker_handler"}) as runtime:  # fmt: skip
             sender = Sender(runtime.api_url)
             # WHEN 300 records are accepted; the crashed batches come back after the visibility timeout
             sender.send_many("acme", batches=6, per_batch=50)
@@ -111,8 +111,8 @@ def test_stream_consumers_crashing_after_half_a_batch_leave_an_exact_archive_and
     fault_handlers.arm("archiver", crashes=3, every=1)
     fault_handlers.arm("rollup", crashes=3, every=1)
     handlers = {
-        "archiver": "tests.fault_handlers.archiver_handler",
-        "rollup": "tests.fault_handlers.rollup_handler",
+        "archiver": "tests.support.fault_handlers.archiver_handler",
+        "rollup": "tests.support.fault_handlers.rollup_handler",
     }
     try:
         with local_stack(tmp_path, "f-stream", visibility_timeout=10, handlers=handlers,

@@ -14,7 +14,7 @@ import pytest
 from core.settings import IngestSettings
 from ingest.service import HttpRequest, IngestService
 from loadtest import generators as gen
-from tests.helpers import MemorySink
+from tests.support.fakes import MemorySink
 
 SETTINGS = IngestSettings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s"})
 
