@@ -1,4 +1,4 @@
-"""The versioned record envelope (DESIGN.md §2): building, serializing and validating it.
+"""The versioned record envelope (docs/architecture.md §4): building, serializing and validating it.
 
 An envelope is a plain dict, serialized with orjson. Validation uses the JSON Schema in
 ``core/schema/envelope.v1.json``, compiled once (fastjsonschema) so consumers validate every record.

@@ -26,7 +26,7 @@ TEXT_TYPES = frozenset({"text/plain"})
 
 @dataclass(frozen=True)
 class Limits:
-    """Request limits (DESIGN.md §1); every one is configurable through IngestSettings."""
+    """Request limits (docs/architecture.md §3); every one is configurable through IngestSettings."""
 
     max_body_bytes: int
     max_decompressed_bytes: int

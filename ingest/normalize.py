@@ -1,4 +1,4 @@
-"""Items -> envelopes: tenant, ids, type, client hints and source metadata (DESIGN.md §2).
+"""Items -> envelopes: tenant, ids, type, client hints and source metadata (docs/architecture.md §4).
 
 Pure: the request's facts come in as a ``RequestFacts`` value, so every rule here is tested without
 API Gateway or AWS.

@@ -20,7 +20,7 @@ import orjson
 from core import aws
 from local import dlq
 from local import stack as stk
-from local.inspect import StackInspector
+from local.inspect import StackInspector, stored_record_of
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -101,14 +101,6 @@ Ctrl-C stops everything.
 # --- looking at what landed -------------------------------------------------------------------
 
 
-def _plain(value: dict[str, Any]) -> dict[str, Any]:
-    """A stored item as plain data, its body unpacked from whichever form it was stored in."""
-    from consumers.worker.items import stored_record
-    from consumers.worker.store import deserialize_item
-
-    return stored_record(deserialize_item(value))
-
-
 def _json_default(obj: Any) -> Any:
     from decimal import Decimal
 
@@ -125,7 +117,7 @@ def cmd_events_list(args: argparse.Namespace) -> int:
         TableName=stack.table_name, KeyConditionExpression="tenant_id = :t",
         ExpressionAttributeValues={":t": {"S": args.tenant}}, ScanIndexForward=False, Limit=args.limit,
     )  # fmt: skip
-    items = [_plain(i) for i in page.get("Items", [])]
+    items = [stored_record_of(i) for i in page.get("Items", [])]
     if args.json:
         for item in items:
             _out(orjson.dumps(item, default=_json_default).decode())
@@ -149,7 +141,11 @@ def cmd_events_get(args: argparse.Namespace) -> int:
     if "Item" not in got:
         _out(f"no event {args.event_id} for tenant {args.tenant!r}")
         return 1
-    _out(orjson.dumps(_plain(got["Item"]), default=_json_default, option=orjson.OPT_INDENT_2).decode())
+    _out(
+        orjson.dumps(
+            stored_record_of(got["Item"]), default=_json_default, option=orjson.OPT_INDENT_2
+        ).decode()
+    )
     return 0
 
 

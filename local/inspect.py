@@ -158,6 +158,10 @@ class StackInspector:
         """Every item of the events table, undecoded (typed attribute values)."""
         return self.scan(str(self.table_name))
 
+    def stored_records(self) -> list[dict[str, Any]]:
+        """Every item of the events table as plain data, its body unpacked from any storage form."""
+        return [stored_record_of(item) for item in self.stored_items()]
+
     def stored_keys(self) -> list[tuple[str, str]]:
         """``(tenant, event_id)`` of every stored item."""
         items = self.scan(str(self.table_name), ProjectionExpression="tenant_id, event_id")
@@ -262,3 +266,11 @@ def _scalar(attr: dict[str, Any] | None) -> Any:
 def count_by_tenant(probe: StackInspector, tenants: Sequence[str]) -> dict[str, int]:
     """Items stored per tenant."""
     return {t: probe.count_stored(t) for t in tenants}
+
+
+def stored_record_of(item: dict[str, Any]) -> dict[str, Any]:
+    """One stored item (typed attribute values) as plain data, decoded where items are built."""
+    from consumers.worker.items import stored_record
+    from consumers.worker.store import deserialize_item
+
+    return stored_record(deserialize_item(item))

@@ -1,4 +1,4 @@
-"""From a validated envelope to the DynamoDB item the worker stores (DESIGN.md §3), as plain data.
+"""From a validated envelope to the DynamoDB item the worker stores (docs/architecture.md §5), as plain data.
 
 The item keeps the envelope's shape: ``tenant_id`` (partition key), ``event_id`` (sort key), ``kind``,
 ``received_at``, ``type``, ``client``, ``source``, then the redacted body (``payload`` for an event;

@@ -44,7 +44,7 @@ run "tables_recover_and_expire" {
   }
   assert {
     condition     = aws_dynamodb_table.events.hash_key == "tenant_id" && aws_dynamodb_table.events.range_key == "event_id" && aws_dynamodb_table.rollup.range_key == "bucket" && aws_dynamodb_table.api_keys.hash_key == "key_hash"
-    error_message = "Table keys must match DESIGN.md (tenant_id/event_id, tenant_id/bucket, key_hash)."
+    error_message = "Table keys must match docs/architecture.md §5 (tenant_id/event_id, tenant_id/bucket, key_hash)."
   }
 }
 

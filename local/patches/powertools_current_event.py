@@ -12,7 +12,7 @@ the instance, which shadows the class attribute for that resolver only. It uses 
 ``_to_proxy_event`` (private) so the event class and JSON deserializer stay Powertools' choice.
 
 Local mode only: the deployed functions never load this module. Regression test:
-``tests/integration/test_powertools_patch.py``.
+``tests/tooling/test_powertools_patch.py``.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ every message, so a deep queue pays that conversion per message per call, and th
 could not keep up with itself. Without an argument the patched function returns the same UTC epoch
 milliseconds from ``time.time()``; with one it defers to moto's.
 
-Regression test: ``tests/integration/test_moto_patches.py::test_sqs_clock_*``.
+Regression test: ``tests/tooling/test_moto_patches.py::test_sqs_clock_*``.
 """
 
 from __future__ import annotations

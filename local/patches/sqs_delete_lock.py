@@ -6,8 +6,8 @@ When two deletes overlap, or a send lands during a delete, the later assignment 
 meanwhile is lost and a deleted one can come back. Seen in the end-to-end test under load (accepted
 records that never reached the worker). Deletes now hold the lock (a ``threading.Condition``, reentrant).
 
-Regression tests: ``tests/integration/test_faults_moto_sqs.py`` (the interleaving made certain) and
-``tests/integration/test_emulator.py::test_concurrent_sends_and_deletes_lose_no_message``.
+Regression tests: ``tests/tooling/test_faults_moto_sqs.py`` (the interleaving made certain) and
+``tests/tooling/test_emulator.py::test_concurrent_sends_and_deletes_lose_no_message``.
 """
 
 from __future__ import annotations

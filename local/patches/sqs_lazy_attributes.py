@@ -7,8 +7,8 @@ attribute dict, three entries of which (``ApproximateNumberOfMessages``, ``...No
 over. The patched property is a lazy mapping with the same keys and values (booleans as "true"/
 "false", a set ``RedrivePolicy`` as JSON), each computed when read.
 
-Regression test: ``tests/integration/test_moto_patches.py::test_sqs_lazy_attributes_*``; that the
-values read as moto's own: ``tests/integration/test_emulator.py``.
+Regression test: ``tests/tooling/test_moto_patches.py::test_sqs_lazy_attributes_*``; that the
+values read as moto's own: ``tests/tooling/test_emulator.py``.
 """
 
 from __future__ import annotations

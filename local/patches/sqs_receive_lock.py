@@ -6,7 +6,7 @@ same queue iterate and change the same ``_pending_messages`` set without a lock,
 ``_messages_lock``. That is safe across a long poll: the poll waits on that same ``Condition``, whose
 ``wait`` releases the lock entirely while it waits.
 
-Regression test: ``tests/integration/test_moto_patches.py::test_sqs_receive_lock_*``.
+Regression test: ``tests/tooling/test_moto_patches.py::test_sqs_receive_lock_*``.
 """
 
 from __future__ import annotations
