@@ -14,7 +14,7 @@ ENV ?= dev
 PORT ?= 8080
 export TF_PLUGIN_MIRROR ENV PORT
 
-.PHONY: help venv test lint unit integration tf-check run demo build plan deploy destroy deploy-local \
+.PHONY: help venv test lint unit integration system tooling tf-check run demo build plan deploy destroy deploy-local \
 	bench cost loadtest loadtest-concurrency loadtest-smoke clean
 
 help: ## list the targets
@@ -41,8 +41,14 @@ lint: $(STAMP) ## ruff (format + lint) and mypy --strict on core, ingest, consum
 unit: $(STAMP) ## only the unit tests (no sockets, no moto)
 	$(PY) -m pytest tests/unit
 
-integration: $(STAMP) ## only the integration tests (moto in-process and server mode)
+integration: $(STAMP) ## only the integration tests (adapters and handlers against moto in-process)
 	$(PY) -m pytest tests/integration
+
+system: $(STAMP) ## only the system tests (the real local stack as processes)
+	$(PY) -m pytest tests/system
+
+tooling: $(STAMP) ## only the tests of the tooling (emulator and its patches, event sources, load test, bench)
+	$(PY) -m pytest tests/tooling
 
 tf-check: ## terraform fmt/validate/test offline against the provider mirror, and checkov
 	bash infra/scripts/check.sh
