@@ -277,15 +277,19 @@ def _decode_protobuf(data: bytes | memoryview) -> Decoded:
     index = 0
     for stream in request.streams:
         labels = _stream_labels(stream.labels)
+        stream_level = _level(labels)
         for entry in stream.entries:
+            # Each field of a upb message costs a lookup from Python: every one is read once.
             try:
                 line = entry.line.decode()
-                metadata = {pair.name.decode(): pair.value.decode() for pair in entry.structuredMetadata}
+                pairs = entry.structuredMetadata
+                metadata = {pair.name.decode(): pair.value.decode() for pair in pairs} if pairs else None
             except UnicodeDecodeError:
                 errors.append(ItemError(index, "invalid-utf8", "the line or its metadata is not UTF-8"))
             else:
-                nanos = entry.timestamp.seconds * 1_000_000_000 + entry.timestamp.nanos
-                records.append(_record(line, labels, metadata, nanos))
+                stamp = entry.timestamp
+                nanos = stamp.seconds * 1_000_000_000 + stamp.nanos
+                records.append(_record(line, labels, metadata, nanos, stream_level))
             index += 1
     return Decoded(records, errors)
 
@@ -373,18 +377,28 @@ def _json_entry(entry: Any, labels: dict[str, str]) -> DecodedRecord:
             metadata = _json_labels(nested if isinstance(nested, dict) else given, "metadata")
         except ProtocolError:
             raise _Rejected("invalid-metadata", "structured metadata is an object of strings") from None
-    return _record(line, labels, metadata, int(stamp))
+    return _record(line, labels, metadata, int(stamp), _level(labels))
 
 
 # --- both ---------------------------------------------------------------------------------------
 
 
-def _record(line: str, labels: dict[str, str], metadata: dict[str, str], nanos: int) -> DecodedRecord:
-    attributes = {**labels, **metadata} if metadata else dict(labels)
+def _record(
+    line: str, labels: dict[str, str], metadata: dict[str, str] | None, nanos: int, stream_level: str | None
+) -> DecodedRecord:
     fields: dict[str, Any] = {"text": line}
-    level = next((attributes[key] for key in _LEVEL_KEYS if attributes.get(key)), None)
+    if metadata:
+        attributes = {**labels, **metadata}
+        level = _level(metadata) or stream_level
+    else:
+        attributes = labels.copy()
+        level = stream_level
     if level:
         fields["level"] = level
     if attributes:
         fields["attributes"] = attributes
     return DecodedRecord(kind="log", body=fields, timestamp=from_unix_nanos(nanos) if nanos > 0 else None)
+
+
+def _level(labels: dict[str, str]) -> str | None:
+    return next((labels[key] for key in _LEVEL_KEYS if labels.get(key)), None)

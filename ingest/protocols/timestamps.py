@@ -15,7 +15,14 @@ def from_unix_nanos(nanos: int) -> str | None:
     seconds, rest = divmod(nanos, 1_000_000_000)
     if not _MIN_SECONDS <= seconds <= _MAX_SECONDS:
         return None
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{rest // 1000:06d}Z"
+    global _second_text
+    if _second_text[0] != seconds:
+        # The records of one request mostly share their second: format it once.
+        _second_text = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+    return f"{_second_text[1]}.{rest // 1000:06d}Z"
+
+
+_second_text: tuple[int, str] = (-1, "")
 
 
 def from_unix_seconds(seconds: float) -> str | None:
