@@ -78,7 +78,7 @@ def otlp_request(n: int = RECORDS) -> ExportLogsServiceRequest:
 
 
 def otlp_json_body(request: ExportLogsServiceRequest) -> bytes:
-    document = json_format.MessageToDict(request)
+    document = json_format.MessageToDict(request, use_integers_for_enums=True)
     for record in document["resourceLogs"][0]["scopeLogs"][0]["logRecords"]:
         for name in ("traceId", "spanId"):
             record[name] = base64.b64decode(record[name]).hex()  # OTLP JSON ids are hex

@@ -35,7 +35,7 @@ SPAN_ID = bytes.fromhex("eee19b7ec3c1b174")
 
 def otlp_json(request: ExportLogsServiceRequest) -> bytes:
     """The OTLP JSON form of a request, as an exporter writes it: proto3 JSON with hex ids."""
-    document = json_format.MessageToDict(request)
+    document = json_format.MessageToDict(request, use_integers_for_enums=True)
     for resource_logs in document.get("resourceLogs", []):
         for scope_logs in resource_logs.get("scopeLogs", []):
             for record in scope_logs.get("logRecords", []):
