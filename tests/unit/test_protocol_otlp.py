@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import subprocess
 import sys
@@ -505,3 +506,163 @@ def test_any_json_value_decodes_or_is_refused_with_a_4xx(value: Any) -> None:
 def test_importing_the_adapter_does_not_import_protobuf() -> None:
     code = "import sys, ingest.protocols.otlp; sys.exit('google.protobuf' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=False).returncode == 0
+
+
+# --- OTLP JSON: the canonical path and protobuf's own JSON mapping decode alike ------------------------
+
+
+@pytest.mark.parametrize("name", ["otlp-logs.json", "otlp-events.json"])
+def test_published_examples_take_the_canonical_path(name: str) -> None:
+    document = orjson.loads((FIXTURES / name).read_bytes())
+
+    assert otlp._canonical_json_records(document) == otlp._records(otlp._parse_json(document))
+
+
+def test_exporter_json_without_bytes_values_takes_the_canonical_path() -> None:
+    request = sample_request()
+    attributes = request.resource_logs[0].scope_logs[0].log_records[0].attributes
+    del attributes[3]  # bytesValue: base64 in JSON, left to protobuf's mapping
+    document = orjson.loads(otlp_json(request))
+
+    assert otlp._canonical_json_records(document) == otlp.decode(request.SerializeToString(), otlp.PROTOBUF)
+
+
+def by_protobuf_mapping(document: Any) -> Decoded | int:
+    try:
+        return otlp._records(otlp._parse_json(copy.deepcopy(document)))
+    except ProtocolError as refused:
+        return refused.status
+
+
+hex_ids = (
+    st.sampled_from(["", TRACE_ID.hex(), TRACE_ID.hex().upper(), SPAN_ID.hex(), "0102", "zz", "0"])
+    | st.none()
+)
+uint64s = (
+    st.integers(0, 2**64 - 1).map(str)
+    | st.integers(-5, 2**64 + 5)
+    | st.sampled_from(["soon", "", "-1", "1e3", "18446744073709551616", " 5", "5_000"])
+    | st.none()
+)
+any_values = st.recursive(
+    st.fixed_dictionaries({}, optional={"stringValue": st.text(max_size=5) | st.integers() | st.none()})
+    | st.fixed_dictionaries({"boolValue": st.booleans() | st.just("true")})
+    | st.fixed_dictionaries(
+        {
+            "intValue": st.integers(-(2**63), 2**63 - 1).map(str)
+            | st.integers(-(2**64), 2**64)
+            | st.sampled_from(["-0", "x", "1.0"])
+        }
+    )
+    | st.fixed_dictionaries(
+        {
+            "doubleValue": st.floats(allow_nan=False, allow_infinity=False)
+            | st.integers(-(2**53), 2**53)
+            | st.sampled_from(["NaN", "Infinity", "1.5"])
+        }
+    )
+    | st.fixed_dictionaries({"bytesValue": st.sampled_from(["AAH/", "AAH_", "", "!"])})
+    | st.fixed_dictionaries({"stringValue": st.just("a"), "intValue": st.just("1")})
+    | st.fixed_dictionaries({"stringValueStrindex": st.integers(0, 3)}),
+    lambda children: (
+        st.fixed_dictionaries(
+            {"arrayValue": st.fixed_dictionaries({}, optional={"values": st.lists(children, max_size=3)})}
+        )
+        | st.fixed_dictionaries(
+            {
+                "kvlistValue": st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "values": st.lists(
+                            st.fixed_dictionaries(
+                                {},
+                                optional={
+                                    "key": st.sampled_from(["a", "b", "event.name", "trace_id"]),
+                                    "value": children,
+                                },
+                            ),
+                            max_size=3,
+                        )
+                    },
+                )
+            }
+        )
+    ),
+    max_leaves=8,
+)
+key_values = st.lists(
+    st.fixed_dictionaries(
+        {"key": st.sampled_from(["a", "b", "event.name", "resource", "body"]), "value": any_values}
+    ),
+    max_size=3,
+)
+log_records = st.fixed_dictionaries(
+    {},
+    optional={
+        "timeUnixNano": uint64s,
+        "observedTimeUnixNano": uint64s,
+        "severityNumber": st.integers(-(2**31) - 1, 2**31)
+        | st.sampled_from(["SEVERITY_NUMBER_WARN", "9", "NOPE", 9.0]),
+        "severityText": st.sampled_from(["", "INFO", "Information"]) | st.integers(0, 1),
+        "body": any_values | st.none(),
+        "attributes": key_values | st.none(),
+        "droppedAttributesCount": st.integers(-1, 2**32),
+        "flags": st.integers(-1, 2**32) | st.just("1"),
+        "traceId": hex_ids,
+        "spanId": hex_ids,
+        "eventName": st.sampled_from(["", "page_view"]) | st.integers(0, 1),
+        "futureField": st.integers(),
+        "severity_text": st.just("snake"),
+    },
+)
+otlp_documents = st.fixed_dictionaries(
+    {
+        "resourceLogs": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "scopeLogs": st.lists(
+                        st.fixed_dictionaries(
+                            {"logRecords": st.lists(log_records, max_size=3)},
+                            optional={
+                                "scope": st.fixed_dictionaries(
+                                    {},
+                                    optional={
+                                        "name": st.sampled_from(["", "lib"]),
+                                        "version": st.just("1"),
+                                        "attributes": key_values,
+                                    },
+                                ),
+                                "schemaUrl": st.just("https://opentelemetry.io/schemas/1.21.0") | st.none(),
+                            },
+                        ),
+                        max_size=2,
+                    )
+                },
+                optional={
+                    "resource": st.fixed_dictionaries(
+                        {}, optional={"attributes": key_values, "droppedAttributesCount": st.integers(0, 2)}
+                    )
+                },
+            ),
+            max_size=2,
+        )
+    }
+)
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(document=otlp_documents)
+def test_the_canonical_json_path_decodes_as_protobufs_json_mapping(document: dict[str, Any]) -> None:
+    expected = by_protobuf_mapping(document)
+    untouched = copy.deepcopy(document)
+
+    try:
+        decoded = otlp._canonical_json_records(document)
+    except otlp._NotCanonical:
+        decoded = None  # decode() falls back to the protobuf mapping: equal by construction
+
+    assert document == untouched
+    if decoded is not None:
+        assert decoded == expected
+    if isinstance(expected, Decoded):
+        assert otlp.decode(json.dumps(document).encode(), "application/json") == expected
