@@ -10,10 +10,10 @@ Either may also be gzip-compressed; the service undoes ``Content-Encoding: gzip`
 Each entry becomes one ``kind="log"`` record: the line as ``text``; the stream labels and then the
 entry's structured metadata (which wins on a shared name) as ``attributes``; the nanosecond timestamp
 as ``timestamp`` (0 or out of range: None, the service stamps the time received); ``level`` from a
-``level``, ``severity`` or ``detected_level`` key of the metadata or the labels, else None (the service
-detects it in the text). The protobuf form's label string is parsed as Loki does (Prometheus metric
-syntax: ``{app="api", env="a\\"b"}``, Go string escapes, trailing comma allowed, empty values
-dropped); an invalid label string, a malformed stream or malformed JSON refuses the whole request
+``level``, ``severity`` or ``detected_level`` key of the metadata (first) or the labels, else None
+(the service detects it in the text). Labels with an empty value are dropped, as Loki drops them.
+The protobuf form's label string is parsed as Loki does (Prometheus metric syntax:
+``{app="api", env="a\\"b"}``, Go string escapes, trailing comma allowed); an invalid label string, a malformed stream or malformed JSON refuses the whole request
 (400, as Loki answers). A malformed entry (timestamp not an integer, line not text or not UTF-8,
 metadata not an object of strings) is refused alone: ``ItemError.index`` counts entries across the
 streams in order, and the records returned take the remaining indexes in order.
@@ -320,7 +320,12 @@ def _decode_json(body: bytes) -> Decoded:
     for number, stream in enumerate(streams):
         if not isinstance(stream, dict):
             raise ProtocolError(400, "invalid-json", f"streams[{number}] is not an object")
-        labels = _json_labels(stream.get("stream", {}), f"streams[{number}].stream")
+        # Empty values dropped, as Loki's ParseLabels drops them from the label string it builds.
+        labels = {
+            name: value
+            for name, value in _json_labels(stream.get("stream", {}), f"streams[{number}].stream").items()
+            if value
+        }
         values = stream.get("values", [])
         if not isinstance(values, list):
             raise ProtocolError(400, "invalid-json", f"streams[{number}].values is not an array")

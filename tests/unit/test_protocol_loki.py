@@ -229,6 +229,15 @@ def test_level_comes_from_a_level_label_or_metadata(key: str) -> None:
     assert "level" not in second.body  # the service detects it from the text
 
 
+def test_labels_with_empty_values_are_dropped_in_both_forms() -> None:
+    from_json = loki.decode(json_push([({"app": "a", "env": ""}, [["1", "x"]])]), "application/json")
+    from_protobuf = loki.decode(push([('{app="a", env=""}', [(1, "x", {})])]), "application/x-protobuf")
+
+    assert (
+        from_json == from_protobuf == Decoded(records=[log("x", {"app": "a"}, "1970-01-01T00:00:00.000000Z")])
+    )
+
+
 def test_zero_and_out_of_range_timestamps_leave_the_time_to_the_service() -> None:
     body = json_push([({"a": "b"}, [["0", "zero"], ["-5", "negative"]])])
 
