@@ -13,8 +13,8 @@ as ``timestamp`` (0 or out of range: None, the service stamps the time received)
 ``level``, ``severity`` or ``detected_level`` key of the metadata (first) or the labels, else None
 (the service detects it in the text). Labels with an empty value are dropped, as Loki drops them.
 The protobuf form's label string is parsed as Loki does (Prometheus metric syntax:
-``{app="api", env="a\\"b"}``, Go string escapes, trailing comma allowed); an invalid label string, a malformed stream or malformed JSON refuses the whole request
-(400, as Loki answers). A malformed entry (timestamp not an integer, line not text or not UTF-8,
+``{app="api", env="a\\"b"}``, Go string escapes, trailing comma allowed); an invalid label string,
+a malformed stream or malformed JSON refuses the whole request (400, as Loki answers). A malformed entry (timestamp not an integer, line not text or not UTF-8,
 metadata not an object of strings) is refused alone: ``ItemError.index`` counts entries across the
 streams in order, and the records returned take the remaining indexes in order.
 
