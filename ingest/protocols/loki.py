@@ -14,8 +14,9 @@ as ``timestamp`` (0 or out of range: None, the service stamps the time received)
 (the service detects it in the text). Labels with an empty value are dropped, as Loki drops them.
 The protobuf form's label string is parsed as Loki does (Prometheus metric syntax:
 ``{app="api", env="a\\"b"}``, Go string escapes, trailing comma allowed); an invalid label string,
-a malformed stream or malformed JSON refuses the whole request (400, as Loki answers). A malformed entry (timestamp not an integer, line not text or not UTF-8,
-metadata not an object of strings) is refused alone: ``ItemError.index`` counts entries across the
+a malformed stream or malformed JSON refuses the whole request (400, as Loki answers). A malformed
+entry (timestamp not an integer, line not text or not UTF-8, metadata not an object of strings) is
+refused alone: ``ItemError.index`` counts entries across the
 streams in order, and the records returned take the remaining indexes in order.
 
 The answers Loki gives: 204 with no body on success, a plain-text message on errors.
