@@ -1,4 +1,4 @@
-"""Loki push API (``POST /loki/api/v1/push``), as Promtail, Alloy ``loki.write``, Fluent Bit and Vector send it.
+"""Loki push API (``POST /loki/api/v1/push``) as Promtail, Alloy, Fluent Bit and Vector send it.
 
 Two encodings (grafana/loki ``pkg/loghttp/push/push.go``):
 - ``application/x-protobuf`` (or no Content-Type): a ``logproto.PushRequest``, always compressed with
@@ -80,7 +80,7 @@ def encode_success() -> tuple[int, bytes, str | None]:
 
 
 def encode_error(message: str) -> tuple[bytes, str]:
-    """The body and Content-Type of an error answer (any status): the message as plain text, as Loki sends it."""
+    """Body and Content-Type of an error answer (any status): the message as plain text, as Loki sends it."""
     return (message.rstrip("\n") + "\n").encode("utf-8", "replace"), _ERROR_CONTENT_TYPE
 
 

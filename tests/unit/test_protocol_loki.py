@@ -1,4 +1,4 @@
-"""Loki push adapter: Loki's own request fixtures, snappy protobuf round trips, label strings, malformed input."""
+"""Loki push adapter: Loki's own request fixtures, snappy protobuf round trips, labels, malformed input."""
 
 from __future__ import annotations
 
@@ -508,5 +508,8 @@ def test_any_label_string_parses_or_is_invalid(text: str) -> None:
 
 
 def test_importing_the_adapter_does_not_import_protobuf_or_snappy() -> None:
-    code = "import sys, ingest.protocols.loki; sys.exit('google.protobuf' in sys.modules or 'cramjam' in sys.modules)"
+    code = (
+        "import sys, ingest.protocols.loki; "
+        "sys.exit('google.protobuf' in sys.modules or 'cramjam' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=False).returncode == 0
