@@ -15,7 +15,9 @@ protocol exists). A decoder that needs a heavy library (protobuf, snappy) import
 so only its own route pays for the import at cold start.
 
 ``native`` is sluice's own JSON/NDJSON/text protocol (``POST /events``, ``POST /ingest``,
-``POST /webhooks/{source}``).
+``POST /webhooks/{source}``); ``otlp``, ``loki`` and ``form`` are what log shippers send (OTLP/HTTP logs,
+the Loki push API, stdlib ``logging.handlers.HTTPHandler``), decoding into ``records.Decoded`` or
+raising ``records.ProtocolError``.
 """
 
 from __future__ import annotations
