@@ -11,7 +11,8 @@ Each entry becomes one ``kind="log"`` record: the line as ``text``; the stream l
 entry's structured metadata (which wins on a shared name) as ``attributes``; the nanosecond timestamp
 as ``timestamp`` (0 or out of range: None, the service stamps the time received); ``level`` from a
 ``level``, ``severity`` or ``detected_level`` key of the metadata (first) or the labels, else None
-(the service detects it in the text). Labels with an empty value are dropped, as Loki drops them.
+(the service detects it in the text); ``nanos``: the timestamp as sent, for the service's content
+identity of the entry. Labels with an empty value are dropped, as Loki drops them.
 The protobuf form's label string is parsed as Loki does (Prometheus metric syntax:
 ``{app="api", env="a\\"b"}``, Go string escapes, trailing comma allowed); an invalid label string,
 a malformed stream or malformed JSON refuses the whole request (400, as Loki answers). A malformed
@@ -403,7 +404,9 @@ def _record(
         fields["level"] = level
     if attributes:
         fields["attributes"] = attributes
-    return DecodedRecord(kind="log", body=fields, timestamp=from_unix_nanos(nanos) if nanos > 0 else None)
+    return DecodedRecord(
+        kind="log", body=fields, timestamp=from_unix_nanos(nanos) if nanos > 0 else None, nanos=(nanos,)
+    )
 
 
 def _level(labels: dict[str, str]) -> str | None:

@@ -19,7 +19,8 @@ Each LogRecord becomes one ``kind="log"`` record:
   fields are left out. Records of one ResourceLogs/ScopeLogs share the same ``resource``/``scope``
   objects: treat them as read-only.
 - ``event_type``: the LogRecord's ``event_name``, else its ``event.name`` attribute.
-- ``client_id``: None; OTLP gives a record no id of its own.
+- ``client_id``: None; OTLP gives a record no id of its own. ``nanos``: (time, observed time) as sent,
+  for the service's content identity of the record.
 
 A record whose trace or span id is neither empty nor 16/8 bytes is refused alone (``invalid-trace-id``
 / ``invalid-span-id``); an ``ItemError.index`` counts LogRecords across the request in order, and the
@@ -277,12 +278,14 @@ def _record(log: LogRecord, resource: dict[str, Any], scope: dict[str, Any]) -> 
     if attributes:
         fields["attributes"] = attributes
     event_type = log.event_name or attributes.get("event.name")
-    nanos = log.time_unix_nano or log.observed_time_unix_nano
+    time_nanos, observed_nanos = log.time_unix_nano, log.observed_time_unix_nano
+    nanos = time_nanos or observed_nanos
     return DecodedRecord(
         kind="log",
         body=fields,
         event_type=event_type if isinstance(event_type, str) and event_type else None,
         timestamp=from_unix_nanos(nanos) if nanos else None,
+        nanos=(time_nanos, observed_nanos),
     )
 
 
@@ -410,6 +413,7 @@ def _json_record(log: dict[str, Any], resource: dict[str, Any], scope: dict[str,
         body=fields,
         event_type=event_type if isinstance(event_type, str) and event_type else None,
         timestamp=from_unix_nanos(nanos) if nanos else None,
+        nanos=(time_nanos, observed_nanos),
     )
 
 

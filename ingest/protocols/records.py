@@ -17,6 +17,10 @@ class DecodedRecord:
     client_id: str | None = None  # the sender's own id of the record, for de-duplication
     event_type: str | None = None
     timestamp: str | None = None  # RFC 3339 UTC, when the protocol carries the record's own time
+    # The record's times in Unix nanoseconds exactly as sent (OTLP: time and observed time; Loki: the
+    # entry's): part of the identity of a record without an id, where ``timestamp`` is too coarse.
+    # Left out of equality: two decodings of one record are equal by what the envelope keeps.
+    nanos: tuple[int, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)

@@ -217,6 +217,10 @@ def test_json_form_of_the_same_push_decodes_to_the_same_records() -> None:
     )
 
     assert loki.decode(body, "application/json") == loki.decode(push(STREAMS), "application/x-protobuf")
+    # AND both keep each timestamp to the nanosecond, for the service's content identity
+    nanos = [(1700000000123456789,), (1700000001000000000,), (1700000002000000000,)]
+    assert [r.nanos for r in loki.decode(body, "application/json").records] == nanos
+    assert [r.nanos for r in loki.decode(push(STREAMS), "application/x-protobuf").records] == nanos
 
 
 @pytest.mark.parametrize("key", ["level", "severity", "detected_level"])

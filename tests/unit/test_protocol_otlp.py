@@ -248,6 +248,17 @@ def test_json_form_of_the_same_request_decodes_to_the_same_records() -> None:
     )
 
 
+@pytest.mark.parametrize("content_type", ["application/x-protobuf", "application/json"])
+def test_both_encodings_keep_time_and_observed_time_to_the_nanosecond(content_type: str) -> None:
+    request = sample_request()
+    body = request.SerializeToString() if content_type.endswith("protobuf") else otlp_json(request)
+    nanos = [r.nanos for r in otlp.decode(body, content_type).records]
+    assert nanos[:2] == [
+        (1_700_000_000_123_456_789, 1_700_000_001_000_000_000),
+        (0, 1_700_000_002_000_000_000),
+    ]
+
+
 def test_json_accepts_64_bit_integers_as_numbers_lowercase_hex_and_ignores_unknown_fields() -> None:
     document = {
         "resourceLogs": [
