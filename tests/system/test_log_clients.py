@@ -13,6 +13,7 @@ handed to ``Handler.handleError`` or ignored), so only the OTel exporter is run 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import logging.handlers
 import re
@@ -214,6 +215,84 @@ def test_otel_exporter_with_a_wrong_key_is_refused_and_says_so(running: Running)
     provider.force_flush(30_000)
     provider.shutdown()
     assert exporter.results and set(exporter.results) == {LogRecordExportResult.FAILURE}
+
+
+# --- OpenTelemetry SDK, OTLP/HTTP JSON (its own venv) --------------------------------------------
+
+# opentelemetry-exporter-otlp-json-http 0.66b1 needs opentelemetry-exporter-http-transport and
+# -otlp-common 0.66b1, where the protobuf exporter pinned in the dev extra needs 0.66b2.
+JSON_EXPORTER = ("opentelemetry-exporter-otlp-json-http==0.66b1", "opentelemetry-sdk==1.45.2")
+JSON_CLIENT = """
+import logging, sys, warnings
+from opentelemetry.exporter.otlp.json.http._log_exporter import OTLPLogExporter
+from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+
+endpoint, key, tag, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+inner = OTLPLogExporter(endpoint=endpoint, headers={"Authorization": "Bearer " + key}, timeout=60)
+results = []
+
+class Recording:
+    def export(self, batch):
+        result = inner.export(batch)
+        results.append(result.name)
+        return result
+    def force_flush(self, timeout_millis=30000):
+        return True
+    def shutdown(self):
+        inner.shutdown()
+
+provider = LoggerProvider(resource=Resource.create({"service.name": "checkout"}))
+provider.add_log_record_processor(BatchLogRecordProcessor(Recording(), max_export_batch_size=50,
+                                                          schedule_delay_millis=200))
+warnings.simplefilter("ignore", DeprecationWarning)
+logger = logging.getLogger("sys.otel.json")
+logger.handlers[:] = [LoggingHandler(level=logging.DEBUG, logger_provider=provider)]
+logger.setLevel(logging.DEBUG)
+logger.propagate = False
+LEVELS = [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL]
+for i in range(n):
+    logger.log(LEVELS[i % 5], message(tag, i), extra={"order_id": i})
+provider.force_flush(60000)
+provider.shutdown()
+print("RESULTS=" + ",".join(sorted(set(results))))
+"""
+
+
+@pytest.fixture(scope="module")
+def json_exporter_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv with the OTLP JSON exporter, whose pins conflict with the protobuf exporter's."""
+    venv = tmp_path_factory.mktemp("otlp-json") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                              *JSON_EXPORTER], capture_output=True, text=True, timeout=600)  # fmt: skip
+    if install.returncode != 0:
+        pytest.skip(f"cannot install {' '.join(JSON_EXPORTER)}: {install.stderr[-500:]}")
+    return python
+
+
+def test_otel_sdk_json_exporter_stores_every_record_once(
+    running: Running, json_exporter_python: Path
+) -> None:
+    start = time.time()
+    script = inspect.getsource(message) + JSON_CLIENT
+    out = subprocess.run(
+        [str(json_exporter_python), "-c", script, f"{running.api}/v1/logs", running.keys["otel-json"],
+         "otel-json", str(RECORDS)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    # THEN the exporter reported only successes, and logged no error
+    assert "RESULTS=SUCCESS" in out.stdout.splitlines(), out.stdout[-1000:] + out.stderr[-2000:]
+    assert "Failed to export" not in out.stderr
+    found = stored(running.probe, "otel-json", "otel-json")
+    check_stored(found, "otel-json", "otel-json", OTEL_LEVELS, start)
+    record = found[7][0]
+    assert record["source"]["protocol"] == "otlp"
+    assert record["attributes"]["order_id"] == 7
+    assert record["attributes"]["resource"]["service.name"] == "checkout"
 
 
 # --- the fault proxy: 503 with Retry-After before or after forwarding ---------------------------
