@@ -168,6 +168,14 @@ def post_loki_push() -> Response[Any]:
         _remaining_seconds(),
         keep_encodings=frozenset({"snappy"}),
     )
+    rejected = int(receipt.body["rejected"])
+    if rejected:
+        # As Loki does: the valid entries are stored, and the push answers 400 naming the others
+        # (clients do not retry a 400, so nothing is sent twice).
+        body, media = loki.encode_error(
+            _rejected_message(receipt.body["errors"], rejected) + "; the other entries were accepted"
+        )
+        return _accepted(route, receipt, Reply(400, media, body))
     status, body, media = loki.encode_success()
     return _accepted(route, receipt, Reply(status, media, body))
 

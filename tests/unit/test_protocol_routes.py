@@ -318,6 +318,14 @@ def test_loki_refusals_are_plain_text(stack: Stack, body: bytes, content_type: s
     assert stack.stored() == []
 
 
+def test_loki_partial_refusal_stores_the_rest_and_answers_400_as_loki_does(stack: Stack) -> None:
+    body = orjson.dumps({"streams": [{"stream": {"app": "x"}, "values": [["5", "good"], ["bad", "x"]]}]})
+    status, headers, data = call(LOKI, body, {"content-type": "application/json"})
+    assert status == 400
+    assert b"record 1: invalid-timestamp" in data
+    assert [r["text"] for r in stack.stored()] == ["good"]
+
+
 def test_loki_scope_org_id_under_api_keys_must_be_the_keys_tenant(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     s = Stack({"AUTH_MODE": "api_key"})
