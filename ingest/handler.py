@@ -172,12 +172,12 @@ def post_loki_push() -> Response[Any]:
     if rejected:
         # As Loki does: the valid entries are stored, and the push answers 400 naming the others
         # (clients do not retry a 400, so nothing is sent twice).
-        body, media = loki.encode_error(
+        text, media = loki.encode_error(
             _rejected_message(receipt.body["errors"], rejected) + "; the other entries were accepted"
         )
-        return _accepted(route, receipt, Reply(400, media, body))
-    status, body, media = loki.encode_success()
-    return _accepted(route, receipt, Reply(status, media, body))
+        return _accepted(route, receipt, Reply(400, media, text))
+    status, empty, no_media = loki.encode_success()
+    return _accepted(route, receipt, Reply(status, no_media, empty))
 
 
 @app.post("/webhooks/<source>")
