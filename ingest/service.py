@@ -32,8 +32,10 @@ ROUTE_KIND = {
 # Protocols whose records carry no id of their own and whose clients retry: a record is named by its
 # content, so a retried request maps to the same event ids (docs/architecture.md §6).
 CONTENT_IDENTITY_PROTOCOLS = frozenset({"otlp", "loki"})
-# Headers that choose the tenant when no credential fixes it (and must agree with it when one does).
-TENANT_HEADERS = ("x-tenant-id", "x-scope-orgid")
+# Headers that choose the tenant when no credential fixes it (and must agree with it when one does):
+# X-Tenant-Id everywhere, and Loki's own X-Scope-OrgID on the Loki route.
+TENANT_HEADERS = ("x-tenant-id",)
+LOKI_TENANT_HEADERS = ("x-tenant-id", "x-scope-orgid")
 # Headers that name the event type and the delivery id of common webhook senders.
 EVENT_TYPE_HEADERS = ("x-github-event", "x-event-type", "x-gitlab-event", "x-webhook-event")
 DELIVERY_ID_HEADERS = ("x-github-delivery", "x-delivery-id", "x-request-id-webhook")
@@ -71,9 +73,10 @@ class Receipt:
     retries: int = 0
 
 
-def _header_tenant(headers: Mapping[str, str]) -> str | None:
-    """The tenant the request names: ``X-Tenant-Id``, or Loki's ``X-Scope-OrgID``; both must agree."""
-    named = {(name, headers[name]) for name in TENANT_HEADERS if headers.get(name) is not None}
+def _header_tenant(headers: Mapping[str, str], route: str) -> str | None:
+    """The tenant the request names: ``X-Tenant-Id``, or on the Loki route ``X-Scope-OrgID`` (both must agree)."""
+    names = LOKI_TENANT_HEADERS if route == "POST /loki/api/v1/push" else TENANT_HEADERS
+    named = {(name, headers[name]) for name in names if headers.get(name) is not None}
     if len({value for _, value in named}) > 1:
         raise Problem(400, "invalid-tenant", "X-Tenant-Id and X-Scope-OrgID name different tenants")
     for name, value in named:
@@ -88,7 +91,7 @@ def _facts(
     request: HttpRequest, kind: str, settings: IngestSettings, protocol: str = "sluice"
 ) -> RequestFacts:
     headers = request.headers
-    header_tenant = _header_tenant(headers)
+    header_tenant = _header_tenant(headers, request.route)
     tenant: str | None = None
     from_credential = False
     verified = request.webhook

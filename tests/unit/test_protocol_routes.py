@@ -347,6 +347,13 @@ def test_loki_scope_org_id_and_x_tenant_id_must_agree(stack: Stack) -> None:
     assert call(LOKI, loki_json(["x"]), headers)[0] == 400
 
 
+def test_scope_org_id_is_loki_s_header_only(stack: Stack) -> None:
+    # Other routes never read it: a client sending it elsewhere sees the behaviour it always saw.
+    headers = {"content-type": "application/json", "x-scope-orgid": "acme"}
+    assert call("POST /events", b'{"a": 1}', headers)[0] == 202
+    assert stack.stored()[0]["tenant_id"] == "default"
+
+
 def test_loki_too_many_entries_is_413(stack: Stack) -> None:
     assert call(LOKI, loki_json([str(i) for i in range(51)]), {"content-type": "application/json"})[0] == 413
 
