@@ -1,4 +1,8 @@
-"""API Gateway HTTP API Lambda authorizer: ``Authorization: Bearer <api key>`` -> tenant.
+"""API Gateway HTTP API Lambda authorizer: ``Authorization: Bearer <api key>`` (or Basic) -> tenant.
+
+The key is taken from ``Bearer <key>`` or from ``Basic base64(<user>:<key>)``, the password being the
+key and the user name anything (Loki's clients, Promtail, Alloy and python-logging-loki, offer Basic
+auth; many put the tenant there).
 
 REQUEST authorizer, payload format 2.0, simple responses. API Gateway caches each decision for the
 identity source (``$request.header.Authorization``) for its TTL (300 s), so DynamoDB sees one GetItem per
@@ -17,6 +21,8 @@ itself never reaches a log line: only its public ``key_id``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import os
 from collections.abc import Callable, Mapping
@@ -73,12 +79,30 @@ def bearer_token(authorization: str) -> str | None:
     return parts[1]
 
 
+def basic_password(authorization: str) -> str | None:
+    """The password of ``Basic base64(user:password)`` (RFC 7617), or None for anything else."""
+    parts = authorization.split()
+    if len(parts) != 2 or parts[0].lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(parts[1], validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    _user, colon, password = decoded.partition(":")
+    return password if colon and password else None
+
+
+def api_key_of(authorization: str) -> str | None:
+    """The API key an Authorization value carries: a Bearer token or a Basic password."""
+    return bearer_token(authorization) or basic_password(authorization)
+
+
 def decide(event: Mapping[str, Any], lookup: Lookup) -> Decision:
     """Pure decision for one request; ``lookup`` is only called for well-formed keys."""
     authorization = _authorization(event)
     if authorization is None:
         return Decision(False, "missing_credentials")
-    token = bearer_token(authorization)
+    token = api_key_of(authorization)
     if token is None or not is_well_formed(token):
         return Decision(False, "malformed_credentials")
     key_id = key_id_of(token)

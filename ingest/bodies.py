@@ -70,16 +70,19 @@ def decode_body(body: str | None, is_base64: bool, limits: Limits) -> bytes:
     return raw
 
 
-def decompress(raw: bytes, content_encoding: str | None, limits: Limits) -> bytes:
+def decompress(
+    raw: bytes, content_encoding: str | None, limits: Limits, keep: frozenset[str] = frozenset()
+) -> bytes:
     """Undo ``Content-Encoding`` (gzip or identity), never producing more than the decompressed cap.
 
     The cap is enforced while inflating (``max_length``), so a decompression bomb costs at most the
-    cap in memory and is answered 413 instead of exhausting the function.
+    cap in memory and is answered 413 instead of exhausting the function. Codings in ``keep`` are left
+    for the caller to undo (a protocol adapter's own compression, such as Loki's snappy).
     """
     codings = [c.strip().lower() for c in (content_encoding or "").split(",") if c.strip()]
     data = raw
     for coding in reversed(codings):  # the last coding listed was applied last
-        if coding == "identity":
+        if coding == "identity" or coding in keep:
             continue
         if coding not in ("gzip", "x-gzip"):
             raise Problem(
@@ -150,7 +153,8 @@ def _json_error(exc: orjson.JSONDecodeError) -> Problem:
     return Problem(400, "invalid-json", f"the body is not valid JSON: {message}")
 
 
-def _check_count(n: int, limits: Limits) -> None:
+def check_record_count(n: int, limits: Limits) -> None:
+    """413 ``too-many-records`` when a request holds more records than the limit."""
     if n > limits.max_records:
         raise Problem(
             413, "too-many-records", f"{n} records in one request; the limit is {limits.max_records}"
@@ -167,13 +171,13 @@ def parse_json_documents(data: bytes, mime: str, params: dict[str, str], limits:
         except orjson.JSONDecodeError as exc:
             raise _json_error(exc) from None
         if isinstance(doc, list):
-            _check_count(len(doc), limits)
+            check_record_count(len(doc), limits)
             parsed.items = list(enumerate(doc))
         else:
             parsed.items = [(0, doc)]
     else:  # NDJSON: one document per non-empty line; a bad line refuses that item only
         lines = [line for line in data.split(b"\n") if line.strip()]
-        _check_count(len(lines), limits)
+        check_record_count(len(lines), limits)
         for index, line in enumerate(lines):
             try:
                 parsed.items.append((index, orjson.loads(line)))
@@ -220,7 +224,7 @@ def parse_text_lines(data: bytes, params: dict[str, str], limits: Limits) -> Par
     # Split on \n only: str.splitlines() would also break on \x0b, \x1c, U+2028 ... inside a log line.
     lines = [line.removesuffix("\r") for line in text.split("\n")]
     items = [line for line in lines if line.strip()]
-    _check_count(len(items), limits)
+    check_record_count(len(items), limits)
     return ParsedBody(items=list(enumerate(items)))
 
 

@@ -30,6 +30,8 @@ logger = Logger(json_serializer=log_json)
 metrics = Metrics()
 app = APIGatewayHttpResolver(serializer=_json)
 OPENAPI_PATH = Path(__file__).parent / "openapi.json"
+OTLP_ROUTE = "POST /v1/logs"
+LOKI_ROUTE = "POST /loki/api/v1/push"
 
 
 @functools.cache
@@ -70,8 +72,8 @@ def _remaining_seconds() -> float | None:
     return context.get_remaining_time_in_millis() / 1000 if context is not None else None
 
 
-def _accepted(route: str, receipt: Receipt) -> Response[str]:
-    """Count and log an accepted request, and answer it."""
+def _accepted(route: str, receipt: Receipt, reply: Reply | None = None) -> Response[Any]:
+    """Count and log an accepted request, and answer it (``reply``: a protocol's own answer)."""
     metrics.add_metric(name="RecordsAccepted", unit=MetricUnit.Count, value=receipt.accepted)
     metrics.add_metric(name="BytesIn", unit=MetricUnit.Bytes, value=receipt.bytes_in)
     if receipt.retries:
@@ -92,35 +94,94 @@ def _accepted(route: str, receipt: Receipt) -> Response[str]:
             "publish_retries": receipt.retries,
         },
     )
-    return _response(native.encode(receipt))
+    return _response(native.encode(receipt) if reply is None else reply)
 
 
-def _response(reply: Reply) -> Response[str]:
+def _response(reply: Reply) -> Response[Any]:
+    body = reply.body
+    if isinstance(body, bytes) and reply.content_type != "application/x-protobuf":
+        body = body.decode()  # JSON and text go as text; only binary protobuf needs base64
     return Response(
         status_code=reply.status,
         content_type=reply.content_type,
-        body=reply.body,
+        body=body,
         headers=reply.headers or None,
     )
 
 
-def _ingest(route: str, kind: str) -> Response[str]:
+def _ingest(route: str, kind: str) -> Response[Any]:
     receipt = service().ingest(_request(route), kind, remaining_seconds=_remaining_seconds())
     return _accepted(route, receipt)
 
 
 @app.post("/events")
-def post_events() -> Response[str]:
+def post_events() -> Response[Any]:
     return _ingest("POST /events", "event")
 
 
 @app.post("/ingest")
-def post_ingest() -> Response[str]:
-    return _ingest("POST /ingest", "log")
+def post_ingest() -> Response[Any]:
+    route = "POST /ingest"
+    request = _request(route)
+    if _media_type(request.headers.get("content-type")) != "application/x-www-form-urlencoded":
+        return _ingest(route, "log")
+    from ingest.protocols import form  # stdlib logging's HTTPHandler; off the JSON and text path
+
+    content_type = request.headers.get("content-type")
+    receipt = service().ingest_protocol(
+        request, "form", lambda data: form.decode(data, content_type), _remaining_seconds()
+    )
+    return _accepted(route, receipt)
+
+
+@app.post("/v1/logs")
+def post_otlp_logs() -> Response[Any]:
+    # Imported here, as every adapter below: protobuf and the OTLP classes cost /events nothing.
+    from ingest.protocols import otlp
+
+    route = OTLP_ROUTE
+    request = _request(route)
+    content_type = request.headers.get("content-type") or ""
+    receipt = service().ingest_protocol(
+        request, "otlp", lambda data: otlp.decode(data, content_type), _remaining_seconds()
+    )
+    return _accepted(route, receipt, _otlp_success(receipt, content_type))
+
+
+@app.post("/loki/api/v1/push")
+def post_loki_push() -> Response[Any]:
+    from ingest.protocols import loki
+
+    route = LOKI_ROUTE
+    request = _request(route)
+    content_type = request.headers.get("content-type")
+    encoding = request.headers.get("content-encoding")
+    # gzip is undone by the service; snappy, the default of Promtail and Alloy, by the adapter.
+    snappy = "snappy" if "snappy" in (encoding or "").lower() else None
+    svc = service()
+    receipt = svc.ingest_protocol(
+        request,
+        "loki",
+        lambda data: loki.decode(
+            data, content_type, snappy, max_decompressed_bytes=svc.limits.max_decompressed_bytes
+        ),
+        _remaining_seconds(),
+        keep_encodings=frozenset({"snappy"}),
+    )
+    rejected = int(receipt.body["rejected"])
+    if rejected:
+        # As Loki does: the valid entries are stored, and the push answers 400 naming the others
+        # (clients do not retry a 400, so nothing is sent twice).
+        text, media = loki.encode_error(
+            _rejected_message(receipt.body["errors"], rejected) + "; the other entries were accepted"
+        )
+        return _accepted(route, receipt, Reply(400, media, text))
+    status, empty, no_media = loki.encode_success()
+    return _accepted(route, receipt, Reply(status, no_media, empty))
 
 
 @app.post("/webhooks/<source>")
-def post_webhook(source: str) -> Response[str]:
+def post_webhook(source: str) -> Response[Any]:
     route = "POST /webhooks/{source}"
     request = _request(route)
     receipt = service().ingest_webhook(
@@ -130,12 +191,12 @@ def post_webhook(source: str) -> Response[str]:
 
 
 @app.get("/health")
-def health() -> Response[str]:
+def health() -> Response[Any]:
     return Response(status_code=200, content_type="application/json", body='{"status":"ok"}')
 
 
 @app.get("/openapi.json")
-def openapi() -> Response[str]:
+def openapi() -> Response[Any]:
     return Response(status_code=200, content_type="application/json", body=_openapi_text())
 
 
@@ -144,13 +205,70 @@ def _openapi_text() -> str:
     return OPENAPI_PATH.read_text()
 
 
-def _problem_response(problem: Problem) -> Response[str]:
-    request_id = app.current_event.request_context.request_id if app.current_event else None
+def _problem_response(problem: Problem) -> Response[Any]:
+    """The refusal in the protocol of the route: OTLP's and Loki's clients read only their own forms."""
+    event = app.current_event
+    route = event.get("routeKey") if event else None
+    if route == OTLP_ROUTE:
+        return _response(_otlp_problem(problem, (event.headers or {}).get("content-type")))
+    if route == LOKI_ROUTE:
+        return _response(_loki_problem(problem))
+    request_id = event.request_context.request_id if event else None
     return _response(native.encode(problem, request_id))
 
 
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def _rejected_message(errors: list[dict[str, Any]], rejected: int) -> str:
+    shown = "; ".join(f"record {e['index']}: {e['code']}: {e['message']}" for e in errors[:5])
+    more = f"; and {rejected - 5} more" if rejected > 5 else ""
+    return f"{rejected} log record(s) rejected: {shown}{more}"
+
+
+def _otlp_success(receipt: Receipt, content_type: str) -> Reply:
+    """200 with an ExportLogsServiceResponse; ``partial_success`` names the records refused."""
+    from ingest.protocols import otlp
+
+    rejected = int(receipt.body["rejected"])
+    message = _rejected_message(receipt.body["errors"], rejected) if rejected else ""
+    body, media = otlp.encode_success(rejected, message, otlp.response_is_json(content_type))
+    return Reply(200, media, body)
+
+
+def _otlp_problem(problem: Problem, content_type: str | None) -> Reply:
+    """OTLP/HTTP's failure answers: a google.rpc.Status with the HTTP status (Retry-After kept).
+
+    A request whose every record was refused was still a valid request: OTLP says so with 200 and
+    ``partial_success`` rejecting all of them (clients must not retry), not with an error status.
+    """
+    from ingest.protocols import otlp
+
+    as_json = otlp.response_is_json(content_type)
+    if problem.code == "all-items-invalid":
+        rejected = int(problem.extra.get("rejected", 0))
+        message = _rejected_message(problem.extra.get("errors", []), rejected)
+        body, media = otlp.encode_success(rejected, message, as_json)
+        return Reply(200, media, body)
+    body, media = otlp.encode_status(problem.status, problem.detail, as_json)
+    return Reply(problem.status, media, body, dict(problem.headers))
+
+
+def _loki_problem(problem: Problem) -> Reply:
+    """Loki's failure answers: the status with a plain-text message; every record refused is a 400."""
+    from ingest.protocols import loki
+
+    status = 400 if problem.code == "all-items-invalid" else problem.status
+    message = problem.detail
+    if problem.code == "all-items-invalid":
+        message = _rejected_message(problem.extra.get("errors", []), int(problem.extra.get("rejected", 0)))
+    body, media = loki.encode_error(message)
+    return Reply(status, media, body, dict(problem.headers))
+
+
 @app.exception_handler(Problem)
-def on_problem(problem: Problem) -> Response[str]:
+def on_problem(problem: Problem) -> Response[Any]:
     if problem.status >= 500:
         logger.error(
             "request failed", extra={"code": problem.code, "detail": problem.detail, **problem.extra}
@@ -162,12 +280,12 @@ def on_problem(problem: Problem) -> Response[str]:
 
 
 @app.not_found
-def on_not_found(_: NotFoundError) -> Response[str]:
+def on_not_found(_: NotFoundError) -> Response[Any]:
     return _problem_response(Problem(404, "not-found", "no such route"))
 
 
 @app.exception_handler(Exception)
-def on_error(exc: Exception) -> Response[str]:
+def on_error(exc: Exception) -> Response[Any]:
     logger.error("unhandled error", exc_info=exc)
     metrics.add_metric(name="InternalErrors", unit=MetricUnit.Count, value=1)
     return _problem_response(

@@ -6,8 +6,9 @@ API Gateway or AWS.
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from core import envelope as env
 from core.ids import derive_event_id, new_event_id, new_event_ids
 from core.tenancy import is_valid_tenant_id
 from ingest.problems import ItemError, Problem
+from ingest.protocols.records import DecodedRecord
 
 MAX_TYPE_LENGTH = 256
 MAX_CLIENT_ID_LENGTH = 512
@@ -59,6 +61,8 @@ class RequestFacts:
     request_id: str | None = None
     webhook: str | None = None
     id_field: str | None = None  # a body field that is the sender's delivery id (Stripe's "id": "evt_...")
+    protocol: str = "sluice"  # the wire protocol the records came by: "sluice", "otlp", "loki", "form"
+    content_identity: bool = False  # records without an id of their own are named by their content
 
 
 class ItemRejected(Exception):
@@ -176,6 +180,7 @@ def _identity(own_id: str | None, index: int, facts: RequestFacts) -> str | None
 def _source(facts: RequestFacts) -> dict[str, Any]:
     source: dict[str, Any] = {
         "route": facts.route,
+        "protocol": facts.protocol,
         "ip": facts.ip,
         "user_agent": facts.user_agent,
         "request_id": facts.request_id,
@@ -198,7 +203,6 @@ def build_envelope(
 
     ``next_id`` gives the server-assigned id when the item has no identity of its own.
     """
-    client: dict[str, str] = {}
     if facts.kind == "event":
         if not isinstance(item, dict):
             raise ItemRejected("not-an-object", f"an event must be a JSON object, got {type(item).__name__}")
@@ -206,7 +210,6 @@ def build_envelope(
         own_id = _client_id(item.get("event_id"))
         if own_id is None and facts.id_field:
             own_id = _client_id(item.get(facts.id_field))
-        record: env.Envelope = {"v": env.VERSION, "kind": "event", "tenant_id": tenant, "event_id": ""}
         body_fields: dict[str, Any] = {"payload": item}
         event_type = _event_type(item, facts)
     else:
@@ -230,22 +233,94 @@ def build_envelope(
             )
         tenant = _tenant_for(obj, facts)
         own_id = _client_id(obj.get("log_id")) if obj is not None else None
-        record = {"v": env.VERSION, "kind": "log", "tenant_id": tenant, "event_id": ""}
-        body_fields = {"text": text}
-        if level:
-            body_fields["level"] = level
-        if attributes:
-            body_fields["attributes"] = attributes
+        body_fields = _log_fields(text, level, attributes)
         event_type = obj.get("type") if obj is not None and isinstance(obj.get("type"), str) else None
+    stamp = _timestamp(item) if isinstance(item, dict) else None
+    return _assemble(tenant, own_id, index, facts, source, next_id, event_type, stamp, body_fields)
+
+
+def build_decoded_envelope(
+    record: DecodedRecord,
+    index: int,
+    facts: RequestFacts,
+    source: dict[str, Any],
+    next_id: Callable[[], str] = new_event_id,
+) -> env.Envelope:
+    """One envelope from one record a protocol adapter decoded (``ingest.protocols.records``).
+
+    The same rules as ``build_envelope``: the request's tenant, the client's identity (the record's
+    own id, else ``content_identity`` when the facts ask for it, else the Idempotency-Key and its
+    position), a log's level detected in its text when the protocol gave none.
+    """
+    if record.kind != facts.kind:
+        raise ItemRejected("wrong-kind", f"a {record.kind} record on a route that takes {facts.kind}s")
+    tenant = _tenant_for(None, facts)
+    if record.kind == "event":
+        body_fields: dict[str, Any] = {"payload": record.body}
+    else:
+        text = record.body.get("text")
+        if not isinstance(text, str):
+            raise ItemRejected("missing-text", "a log record needs a text")
+        level = record.body.get("level")
+        if not isinstance(level, str) or not level:
+            level = detect_level(text)
+        given = record.body.get("attributes")
+        body_fields = _log_fields(text, level, given if isinstance(given, dict) else None)
+    own_id = record.client_id
+    if own_id is None and facts.content_identity:
+        own_id = content_identity(facts.protocol, record)
+    event_type = record.event_type[:MAX_TYPE_LENGTH] if record.event_type else None
+    return _assemble(tenant, own_id, index, facts, source, next_id, event_type, record.timestamp, body_fields)
+
+
+def content_identity(protocol: str, record: DecodedRecord) -> str:
+    """A record's identity derived from everything it carries, for protocols that give records no id.
+
+    A client retrying a request (after a 503, or a lost answer) resends the same records: they get the
+    same identity, hence the same event ids, and storage overwrites instead of duplicating. Two records
+    identical in every field (text, level, times to the nanosecond as sent, type, attributes: for OTLP
+    the resource, scope, trace and span ids; for Loki the stream labels and structured metadata) are
+    one record, as Loki itself keeps one of identical entries of a stream.
+    """
+    canonical = orjson.dumps(
+        [record.kind, record.nanos, record.timestamp, record.event_type, record.body],
+        option=orjson.OPT_SORT_KEYS,
+    )
+    return f"{protocol}:{hashlib.sha256(canonical).hexdigest()}"
+
+
+def _log_fields(text: str, level: str | None, attributes: dict[str, Any] | None) -> dict[str, Any]:
+    fields: dict[str, Any] = {"text": text}
+    if level:
+        fields["level"] = level
+    if attributes:
+        fields["attributes"] = attributes
+    return fields
+
+
+def _assemble(
+    tenant: str,
+    own_id: str | None,
+    index: int,
+    facts: RequestFacts,
+    source: dict[str, Any],
+    next_id: Callable[[], str],
+    event_type: str | None,
+    stamp: str | None,
+    body_fields: dict[str, Any],
+) -> env.Envelope:
+    """The envelope every route builds: ids, time, type, client hints, source, then the body."""
+    kind = facts.kind
+    record: env.Envelope = {"v": env.VERSION, "kind": kind, "tenant_id": tenant, "event_id": ""}
+    client: dict[str, str] = {}
     identity = _identity(own_id, index, facts)
     if identity is not None:
         # The whole id is hashed (ids sharing a prefix are different records); only the copy kept in
         # the record is cut, so ids up to the cut derive as they always have.
-        record["event_id"] = derive_event_id(tenant, facts.kind, identity)
+        record["event_id"] = derive_event_id(tenant, kind, identity)
         client["event_id"] = identity if own_id is None else own_id[:MAX_CLIENT_ID_LENGTH]
     else:
         record["event_id"] = next_id()
-    stamp = _timestamp(item) if isinstance(item, dict) else None
     if stamp:
         client["timestamp"] = stamp
     record["received_at"] = facts.received_at
@@ -255,6 +330,9 @@ def build_envelope(
     record["source"] = source
     record.update(body_fields)
     return record
+
+
+Builder = Callable[[Any, int, RequestFacts, dict[str, Any], Callable[[], str]], env.Envelope]
 
 
 @dataclass
@@ -282,13 +360,18 @@ class _IdPool:
 
 
 def normalize(
-    items: list[tuple[int, Any]], facts: RequestFacts, max_record_bytes: int, max_depth: int
+    items: Sequence[tuple[int, Any]],
+    facts: RequestFacts,
+    max_record_bytes: int,
+    max_depth: int,
+    build: Builder = build_envelope,
 ) -> Normalized:
     """Envelopes for every acceptable item, in request order; refused items become ``ItemError``s.
 
     Each record is serialized once, and its size and nesting are checked on that text: the nesting
     of an item can be no deeper than the number of brackets in its record, so counting them in C
-    clears nearly every record without walking it.
+    clears nearly every record without walking it. ``build`` is ``build_envelope`` for parsed items and
+    ``build_decoded_envelope`` for the records of a protocol adapter: one loop, one set of limits.
     """
     source = _source(facts)
     accepted: list[tuple[int, env.Envelope, str, int]] = []
@@ -296,7 +379,7 @@ def normalize(
     next_id = _IdPool(len(items)).take
     for index, item in items:
         try:
-            record = build_envelope(item, index, facts, source, next_id)
+            record = build(item, index, facts, source, next_id)
             text = env.dumps(record)
         except ItemRejected as exc:
             errors.append(ItemError(index, exc.code, exc.message))
@@ -306,7 +389,9 @@ def normalize(
             # beyond its own limit (254 levels): deeper than any sensible max_depth.
             errors.append(ItemError(index, "too-deep", "nesting deeper than the serializer allows"))
             continue
-        if text.count("{") + text.count("[") > max_depth and depth_exceeds(item, max_depth):
+        if text.count("{") + text.count("[") > max_depth and depth_exceeds(
+            item.body if isinstance(item, DecodedRecord) else item, max_depth
+        ):
             errors.append(ItemError(index, "too-deep", f"nesting deeper than {max_depth} levels"))
             continue
         size = len(text) if text.isascii() else len(text.encode())

@@ -15,13 +15,27 @@ from typing import Any
 from core.envelope import now_received_at
 from core.settings import IngestSettings
 from core.tenancy import is_valid_tenant_id
-from ingest.bodies import Limits, decode_body, decompress, parse_body
-from ingest.normalize import RequestFacts, normalize
-from ingest.problems import Problem
+from ingest.bodies import Limits, check_record_count, decode_body, decompress, parse_body
+from ingest.normalize import Normalized, RequestFacts, build_decoded_envelope, normalize
+from ingest.problems import ItemError, Problem
+from ingest.protocols.records import Decoded, DecodedRecord, ProtocolError
 from ingest.publish import OutRecord, RecordSink, publish
 
 # The route each record names in its envelope (source.route), and the kind of record it carries.
-ROUTE_KIND = {"POST /events": "event", "POST /ingest": "log", "POST /webhooks/{source}": "event"}
+ROUTE_KIND = {
+    "POST /events": "event",
+    "POST /ingest": "log",
+    "POST /webhooks/{source}": "event",
+    "POST /v1/logs": "log",
+    "POST /loki/api/v1/push": "log",
+}
+# Protocols whose records carry no id of their own and whose clients retry: a record is named by its
+# content, so a retried request maps to the same event ids (docs/architecture.md §6).
+CONTENT_IDENTITY_PROTOCOLS = frozenset({"otlp", "loki"})
+# Headers that choose the tenant when no credential fixes it (and must agree with it when one does):
+# X-Tenant-Id everywhere, and Loki's own X-Scope-OrgID on the Loki route.
+TENANT_HEADERS = ("x-tenant-id",)
+LOKI_TENANT_HEADERS = ("x-tenant-id", "x-scope-orgid")
 # Headers that name the event type and the delivery id of common webhook senders.
 EVENT_TYPE_HEADERS = ("x-github-event", "x-event-type", "x-gitlab-event", "x-webhook-event")
 DELIVERY_ID_HEADERS = ("x-github-delivery", "x-delivery-id", "x-request-id-webhook")
@@ -59,13 +73,27 @@ class Receipt:
     retries: int = 0
 
 
-def _facts(request: HttpRequest, kind: str, settings: IngestSettings) -> RequestFacts:
+def _header_tenant(headers: Mapping[str, str], route: str) -> str | None:
+    """The tenant the request names: ``X-Tenant-Id``, or on the Loki route ``X-Scope-OrgID`` (both must agree)."""
+    names = LOKI_TENANT_HEADERS if route == "POST /loki/api/v1/push" else TENANT_HEADERS
+    named = {(name, headers[name]) for name in names if headers.get(name) is not None}
+    if len({value for _, value in named}) > 1:
+        raise Problem(400, "invalid-tenant", "X-Tenant-Id and X-Scope-OrgID name different tenants")
+    for name, value in named:
+        if not is_valid_tenant_id(value):
+            label = "X-Tenant-Id" if name == "x-tenant-id" else "X-Scope-OrgID"
+            raise Problem(400, "invalid-tenant", f"{label} must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,63}}$")
+        return value
+    return None
+
+
+def _facts(
+    request: HttpRequest, kind: str, settings: IngestSettings, protocol: str = "sluice"
+) -> RequestFacts:
     headers = request.headers
-    header_tenant = headers.get("x-tenant-id")
+    header_tenant = _header_tenant(headers, request.route)
     tenant: str | None = None
     from_credential = False
-    if header_tenant is not None and not is_valid_tenant_id(header_tenant):
-        raise Problem(400, "invalid-tenant", "X-Tenant-Id must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     verified = request.webhook
     if verified is not None:
         tenant, from_credential = verified.tenant_id, True
@@ -75,7 +103,11 @@ def _facts(request: HttpRequest, kind: str, settings: IngestSettings) -> Request
         tenant, from_credential = request.auth_tenant, True
     if from_credential:
         if header_tenant is not None and header_tenant != tenant:
-            raise Problem(403, "tenant-forbidden", "X-Tenant-Id names a tenant this credential may not write")
+            raise Problem(
+                403,
+                "tenant-forbidden",
+                "X-Tenant-Id or X-Scope-OrgID names a tenant this credential may not write",
+            )
     else:
         tenant = header_tenant
     event_type = next((headers[h] for h in EVENT_TYPE_HEADERS if headers.get(h)), None)
@@ -99,6 +131,8 @@ def _facts(request: HttpRequest, kind: str, settings: IngestSettings) -> Request
         webhook=getattr(verified, "source", None),
         # A verified sender without a delivery header (Stripe) names each event by its body's "id".
         id_field="id" if verified is not None and not verified.delivery_id else None,
+        protocol=protocol,
+        content_identity=protocol in CONTENT_IDENTITY_PROTOCOLS,
     )
 
 
@@ -167,7 +201,74 @@ class IngestService:
         parsed = parse_body(data, request.headers.get("content-type"), kind, self.limits)
         facts = _facts(request, kind, self.settings)
         normalized = normalize(parsed.items, facts, self.limits.max_record_bytes, self.limits.max_depth)
-        errors = sorted([*parsed.errors, *normalized.errors], key=lambda e: e.index)
+        return self._publish(request, normalized, parsed.errors, len(raw), remaining_seconds)
+
+    def ingest_protocol(
+        self,
+        request: HttpRequest,
+        protocol: str,
+        decode: Callable[[bytes], Decoded],
+        remaining_seconds: float | None = None,
+        keep_encodings: frozenset[str] = frozenset(),
+    ) -> Receipt:
+        """Ingest the records a protocol adapter decodes (``ingest/protocols/``) from the request's body.
+
+        The body is read, size-checked and gunzipped (``Content-Encoding``) here, with the same caps as
+        every route, then handed to ``decode``; ``keep_encodings`` are codings the adapter undoes itself
+        (Loki's ``snappy``). A ``ProtocolError`` becomes the ``Problem`` of the same status and code.
+        """
+        raw = self.read_body(request)
+        data = decompress(raw, request.headers.get("content-encoding"), self.limits, keep_encodings)
+        try:
+            decoded = decode(data)
+        except ProtocolError as exc:
+            raise Problem(exc.status, exc.code, exc.message) from None
+        return self.ingest_decoded(request, protocol, decoded, len(raw), remaining_seconds)
+
+    def ingest_decoded(
+        self,
+        request: HttpRequest,
+        protocol: str,
+        decoded: Decoded,
+        bytes_in: int,
+        remaining_seconds: float | None = None,
+    ) -> Receipt:
+        """Validate, normalize and publish records already decoded by a protocol adapter.
+
+        The same tenant rules, limits (record count before any envelope is built, record size, nesting),
+        envelope, idempotency and durability as ``ingest``; ``protocol`` is recorded as
+        ``source.protocol``. ``bytes_in`` is the body's size as sent.
+        """
+        check_record_count(len(decoded.records) + len(decoded.errors), self.limits)
+        kind = ROUTE_KIND.get(request.route, "log")
+        facts = _facts(request, kind, self.settings, protocol)
+        if not decoded.records and not decoded.errors:
+            # An export with nothing in it (OTLP and Loki clients send them) is a success, once the
+            # credential and tenant rules above have passed.
+            body = {
+                "accepted": 0,
+                "rejected": 0,
+                "event_ids": [],
+                "errors": [],
+                "request_id": request.request_id,
+            }
+            return Receipt(body=body, bytes_in=bytes_in)
+        items = _indexed(decoded)
+        normalized = normalize(
+            items, facts, self.limits.max_record_bytes, self.limits.max_depth, build_decoded_envelope
+        )
+        return self._publish(request, normalized, decoded.errors, bytes_in, remaining_seconds)
+
+    def _publish(
+        self,
+        request: HttpRequest,
+        normalized: Normalized,
+        refused: list[ItemError],
+        bytes_in: int,
+        remaining_seconds: float | None,
+    ) -> Receipt:
+        """Publish the accepted records to every sink, then the receipt; a 422 or 503 ``Problem`` if not."""
+        errors = sorted([*refused, *normalized.errors], key=lambda e: e.index)
         rejected = Counter(e.code for e in errors)
         if not normalized.accepted:
             raise Problem(
@@ -204,7 +305,7 @@ class IngestService:
             body=body,
             accepted=len(normalized.accepted),
             rejected=rejected,
-            bytes_in=len(raw),
+            bytes_in=bytes_in,
             retries=report.retries,
         )
 
@@ -219,3 +320,13 @@ class IngestService:
             seen.add(event_id)
             out.append(OutRecord(event_id, self._partition(record), text, size))
         return out
+
+
+def _indexed(decoded: Decoded) -> list[tuple[int, DecodedRecord]]:
+    """The records with their batch indexes: an adapter's records take, in order, the indexes its
+    errors leave free."""
+    if not decoded.errors:
+        return list(enumerate(decoded.records))
+    taken = {e.index for e in decoded.errors}
+    free = (i for i in range(len(decoded.records) + len(decoded.errors)) if i not in taken)
+    return [(next(free), record) for record in decoded.records]

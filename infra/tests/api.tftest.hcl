@@ -39,13 +39,13 @@ run "authorizer_guards_events_and_ingest" {
   command = apply
 
   assert {
-    condition     = toset(keys(aws_apigatewayv2_route.this)) == toset(["POST /events", "POST /ingest", "GET /health", "GET /openapi.json", "POST /webhooks/{source}"])
+    condition     = toset(keys(aws_apigatewayv2_route.this)) == toset(["POST /events", "POST /ingest", "POST /v1/logs", "POST /loki/api/v1/push", "GET /health", "GET /openapi.json", "POST /webhooks/{source}"])
     error_message = "The API must expose exactly the documented routes."
   }
   assert {
-    condition = alltrue([for r in ["POST /events", "POST /ingest"] :
+    condition = alltrue([for r in ["POST /events", "POST /ingest", "POST /v1/logs", "POST /loki/api/v1/push"] :
     aws_apigatewayv2_route.this[r].authorization_type == "CUSTOM" && aws_apigatewayv2_route.this[r].authorizer_id == aws_apigatewayv2_authorizer.api_key[0].id])
-    error_message = "POST /events and POST /ingest must use the API key authorizer."
+    error_message = "POST /events, POST /ingest, POST /v1/logs and POST /loki/api/v1/push must use the API key authorizer."
   }
   assert {
     condition = alltrue([for r in ["GET /health", "GET /openapi.json", "POST /webhooks/{source}"] :

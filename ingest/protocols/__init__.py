@@ -10,12 +10,13 @@ The contract, for every protocol (one module each, ``ingest/protocols/<name>.py`
   status, content type, headers and body that the protocol's clients expect (and retry on).
 
 The service, the limits, the tenant rules and durability never know which protocol a record came by,
-beyond the ``source`` the envelope records (``source.route`` now; ``source.protocol`` once a second
-protocol exists). A decoder that needs a heavy library (protobuf, snappy) imports it inside ``decode``,
+beyond the ``source`` the envelope records (``source.route`` and ``source.protocol``). A decoder that needs a heavy library (protobuf, snappy) imports it inside ``decode``,
 so only its own route pays for the import at cold start.
 
 ``native`` is sluice's own JSON/NDJSON/text protocol (``POST /events``, ``POST /ingest``,
-``POST /webhooks/{source}``).
+``POST /webhooks/{source}``); ``otlp``, ``loki`` and ``form`` are what log shippers send (OTLP/HTTP logs,
+the Loki push API, stdlib ``logging.handlers.HTTPHandler``), decoding into ``records.Decoded`` or
+raising ``records.ProtocolError``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,6 @@ class Reply:
     """A protocol's response, independent of how it is sent (API Gateway, the local server)."""
 
     status: int
-    content_type: str
-    body: str
+    content_type: str | None  # None: no Content-Type and no body (Loki's 204)
+    body: str | bytes  # bytes (protobuf) reach API Gateway base64-encoded
     headers: dict[str, str] = field(default_factory=dict)

@@ -18,13 +18,14 @@ from typing import Any
 import orjson
 
 from loadtest import cost
-from loadtest.bench import coldstart, cpu, e2e, workload
+from loadtest.bench import coldstart, cpu, e2e, protocols, workload
 from loadtest.measures import cell, table
 
 OUT = Path(__file__).resolve().parents[1] / "out" / "bench.json"
 MEMORY_MB = 512  # infra/variables.tf lambda_memory_mb default (rollup is 256; counted at 512 here)
 TARGETS = {
     "cpu_batch_ratio": 4.0,
+    "protocol_cpu_ratio": 4.0,
     "cold_start_ratio": 1.3,
     "usd_per_million_1": 2.10,
     "usd_per_million_100": 0.85,
@@ -78,6 +79,13 @@ def report(result: dict[str, Any]) -> str:
         ["candidate", "import ms", "our packages ms", "process ms", "x import boto3", "middle half", "modules"],
         "2. Cold start: import time in a fresh interpreter (median of subprocesses)",
     ))  # fmt: skip
+    if result.get("protocols"):
+        out.append(table(
+            [[r["case"], r["body_bytes"], *r["us_per_record"].values(), r["ratio_to_floor"]]
+             for r in result["protocols"]],
+            ["case", "body bytes", "adapter us/rec", "floor us/rec", "x floor"],
+            "5. Log-shipper protocols, CPU per record (decode + orjson.dumps of each record), medians",
+        ))  # fmt: skip
     e = result.get("e2e")
     if e:
         runs = e["runs"]
@@ -139,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     print("CPU benchmark ...", file=sys.stderr)
     result["cpu"] = cpu.run(rounds=5 if quick else 11, budget_s=0.1 if quick else 0.2)
+    print("protocol adapters ...", file=sys.stderr)
+    result["protocols"] = protocols.run(rounds=5 if quick else 9, budget_s=0.1 if quick else 0.15)
     print("cold start ...", file=sys.stderr)
     result["cold_start"] = coldstart.run(samples=5 if quick else 11)
     profile: dict[str, Any] = {"envelope_overhead_bytes": cpu.envelope_overhead_bytes()}
@@ -216,6 +226,12 @@ def _targets(result: dict[str, Any]) -> dict[str, Any]:
                 "note": "floor: orjson.loads + orjson.dumps of the same bytes" if "JSON" in row["case"]
                 else "floor: orjson.dumps of each line (a text body has no JSON to load)",
             }  # fmt: skip
+    for row in result.get("protocols", []):
+        out[f"CPU per record, {row['case']}, x floor"] = {
+            "value": row["ratio_to_floor"], "target": TARGETS["protocol_cpu_ratio"],
+            "note": "floor: orjson.loads + orjson.dumps of each LogRecord" if "JSON" in row["case"]
+            else "floor: ParseFromString of the same bytes (after snappy) + orjson.dumps of each line",
+        }  # fmt: skip
     rows = {r["candidate"]: r for r in result["cold_start"]["rows"]}
     for name, row in rows.items():
         if name.startswith("handler:"):

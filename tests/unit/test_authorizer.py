@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import logging
 from collections.abc import Iterator
@@ -103,6 +104,36 @@ def test_revoked_and_unknown_keys_are_denied_after_a_lookup(key: str, reason: st
     assert decision == authorizer.Decision(False, "unknown_or_revoked_key", key_id=key_id_of(key)), reason
     assert decision.response() == {"isAuthorized": False}
     assert keys.looked_up == [key]
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@pytest.mark.parametrize("user", ["acme", "anything", ""])
+@pytest.mark.parametrize("scheme", ["Basic", "basic", "BASIC"])
+def test_basic_auth_with_the_key_as_password_is_authorized(user: str, scheme: str) -> None:
+    # Loki's clients (Promtail, Alloy, python-logging-loki) send Basic auth: the password is the key.
+    authorization = basic(user, GOOD_KEY).replace("Basic", scheme, 1)
+    decision = authorizer.decide(authorizer_event(authorization), FakeKeys().lookup)
+    assert (decision.authorized, decision.tenant_id, decision.key_id) == (True, "acme", key_id_of(GOOD_KEY))
+
+
+@pytest.mark.parametrize(
+    ("authorization", "reason"),
+    [
+        (basic("acme", REVOKED_KEY), "unknown_or_revoked_key"),
+        (basic("acme", UNKNOWN_KEY), "unknown_or_revoked_key"),
+        (basic(GOOD_KEY, ""), "malformed_credentials"),  # the key as user name, no password
+        (basic("acme", "not-a-key"), "malformed_credentials"),
+        ("Basic " + base64.b64encode(GOOD_KEY.encode()).decode(), "malformed_credentials"),  # no colon
+        ("Basic !!!notbase64", "malformed_credentials"),
+        ("Basic " + base64.b64encode(b"acme:\xff\xfe").decode(), "malformed_credentials"),
+    ],
+)
+def test_basic_auth_with_a_wrong_key_or_form_is_denied(authorization: str, reason: str) -> None:
+    decision = authorizer.decide(authorizer_event(authorization), FakeKeys().lookup)
+    assert (decision.authorized, decision.reason) == (False, reason)
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,17 @@ from hypothesis import strategies as st
 
 from core import envelope as env
 from ingest import normalize as normalize_module
-from ingest.normalize import RequestFacts, build_envelope, depth_exceeds, detect_level, normalize
+from ingest.normalize import (
+    ItemRejected,
+    RequestFacts,
+    build_decoded_envelope,
+    build_envelope,
+    depth_exceeds,
+    detect_level,
+    normalize,
+)
 from ingest.problems import Problem
+from ingest.protocols.records import DecodedRecord
 from tests.support.fakes import parse_envelope
 
 SCHEMA = orjson.loads(env.SCHEMA_PATH.read_bytes())
@@ -299,3 +308,65 @@ def test_a_limit_past_the_recursive_range_still_works_on_deep_values() -> None:
         value = [value]
     assert depth_exceeds(value, 2999)
     assert not depth_exceeds(value, 3000)
+
+
+# --- records decoded by a protocol adapter (OTLP, Loki, stdlib forms) -----------------------------
+
+OTLP_FACTS = replace(FACTS, route="POST /v1/logs", kind="log", protocol="otlp", content_identity=True)
+
+
+def decoded(text: str = "disk full", nanos: tuple[int, ...] = (1, 2), **body: object) -> DecodedRecord:
+    return DecodedRecord(kind="log", body={"text": text, **body}, timestamp="2025-12-01T12:00:00.000000Z",
+                         nanos=nanos)  # fmt: skip
+
+
+def build_decoded(
+    record: DecodedRecord, facts: RequestFacts = OTLP_FACTS, index: int = 0
+) -> dict[str, object]:
+    envelope = build_decoded_envelope(
+        record, index, facts, {**SOURCE, "route": facts.route, "protocol": facts.protocol}
+    )
+    VALIDATOR.validate(envelope)
+    return parse_envelope(env.dumps(envelope))
+
+
+def test_a_decoded_record_is_named_by_its_content_the_same_on_every_retry() -> None:
+    first, again = build_decoded(decoded(), index=0), build_decoded(decoded(), index=7)
+    assert first["event_id"] == again["event_id"]
+    assert uuid.UUID(str(first["event_id"])).version == 5
+    assert str(first["client"]["event_id"]).startswith("otlp:")  # type: ignore[index]
+    # Anything that differs, down to the nanosecond as sent, is another record
+    others = [decoded(text="disk fuller"), decoded(nanos=(1, 3)), decoded(level="ERROR"),
+              decoded(attributes={"host": "a"})]  # fmt: skip
+    assert len({build_decoded(r)["event_id"] for r in others} | {first["event_id"]}) == 5
+
+
+def test_content_ids_are_namespaced_by_tenant() -> None:
+    acme = build_decoded(decoded(), replace(OTLP_FACTS, tenant_id="acme"))
+    globex = build_decoded(decoded(), replace(OTLP_FACTS, tenant_id="globex"))
+    assert acme["event_id"] != globex["event_id"]
+
+
+def test_without_content_identity_a_decoded_record_gets_a_server_id() -> None:
+    record = build_decoded(decoded(), replace(OTLP_FACTS, protocol="form", content_identity=False))
+    assert uuid.UUID(str(record["event_id"])).version == 7
+    assert "client" not in record or "event_id" not in record["client"]  # type: ignore[operator]
+
+
+def test_a_decoded_record_follows_the_native_log_rules() -> None:
+    record = build_decoded(decoded(text="[error] disk full", attributes={"host": "a"}))
+    assert (record["level"], record["attributes"], record["tenant_id"]) == ("ERROR", {"host": "a"}, "default")
+    assert record["source"]["protocol"] == "otlp"  # type: ignore[index]
+    assert record["client"]["timestamp"] == "2025-12-01T12:00:00.000000Z"  # type: ignore[index]
+    with pytest.raises(ItemRejected):
+        build_decoded_envelope(DecodedRecord(kind="event", body={}), 0, OTLP_FACTS, SOURCE)
+
+
+def test_normalize_applies_the_same_limits_to_decoded_records() -> None:
+    deep: object = "leaf"
+    for _ in range(70):
+        deep = [deep]
+    items = [(0, decoded()), (1, decoded(attributes={"deep": deep})), (2, decoded(text="x" * 1200))]
+    out = normalize(items, OTLP_FACTS, max_record_bytes=1000, max_depth=64, build=build_decoded_envelope)
+    assert [i for i, *_ in out.accepted] == [0]
+    assert [(e.index, e.code) for e in out.errors] == [(1, "too-deep"), (2, "record-too-large")]

@@ -1,0 +1,33 @@
+"""Protocol timestamps (Unix nanoseconds or seconds) as the envelope's RFC 3339 UTC text."""
+
+from __future__ import annotations
+
+import time
+
+# From the Unix epoch (no shipper means an earlier time: it is a zero or a sign error) to the last
+# second a four-digit year can write.
+_MIN_SECONDS = 0
+_MAX_SECONDS = 253402300799
+
+
+def from_unix_nanos(nanos: int) -> str | None:
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (microseconds, truncated) of Unix ns; None out of range."""
+    seconds, rest = divmod(nanos, 1_000_000_000)
+    if not _MIN_SECONDS <= seconds <= _MAX_SECONDS:
+        return None
+    global _second_text
+    if _second_text[0] != seconds:
+        # The records of one request mostly share their second: format it once.
+        _second_text = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+    return f"{_second_text[1]}.{rest // 1000:06d}Z"
+
+
+_second_text: tuple[int, str] = (-1, "")
+
+
+def from_unix_seconds(seconds: float) -> str | None:
+    """The same text for a Unix time in (fractional) seconds, as Python's ``time.time()`` gives it."""
+    if seconds != seconds or not _MIN_SECONDS <= seconds <= _MAX_SECONDS:  # NaN or out of range
+        return None
+    micros = round(seconds * 1_000_000)
+    return from_unix_nanos(micros * 1000)
