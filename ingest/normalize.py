@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from core import envelope as env
-from core.ids import derive_event_id, new_event_id, new_event_ids
+from core.ids import derive_event_id, derive_webhook_event_id, new_event_id, new_event_ids
 from core.tenancy import is_valid_tenant_id
 from ingest.problems import ItemError, Problem
 
@@ -53,12 +53,13 @@ class RequestFacts:
     tenant_from_credential: bool = False
     idempotency_key: str | None = None
     delivery_id: str | None = None
-    event_type: str | None = None  # from X-GitHub-Event / X-Event-Type
+    event_type: str | None = None  # from X-GitHub-Event / X-Event-Type; for a webhook, claimed (unsigned)
     ip: str | None = None
     user_agent: str | None = None
     request_id: str | None = None
     webhook: str | None = None
     id_field: str | None = None  # a body field that is the sender's delivery id (Stripe's "id": "evt_...")
+    webhook_identity: str | None = None  # a verified delivery's signed identity (ingest.webhooks.Verified)
 
 
 class ItemRejected(Exception):
@@ -162,10 +163,25 @@ def _event_type(obj: dict[str, Any], facts: RequestFacts) -> str | None:
     return None
 
 
+def _own_id(item: dict[str, Any], facts: RequestFacts) -> str | None:
+    """An event's own id: its ``event_id``; for a verified webhook only the scheme's signed id field."""
+    if facts.webhook is not None:
+        return _client_id(item.get(facts.id_field)) if facts.id_field else None
+    own_id = _client_id(item.get("event_id"))
+    if own_id is None and facts.id_field:
+        own_id = _client_id(item.get(facts.id_field))
+    return own_id
+
+
 def _identity(own_id: str | None, index: int, facts: RequestFacts) -> str | None:
-    """The client-supplied identity of an item: its own id, else the request's key plus its position."""
+    """The client-supplied identity of an item: its own id, else the request's key plus its position.
+
+    A verified webhook delivery is named only by signed material: its signed identity plus the position.
+    """
     if own_id is not None:
         return own_id
+    if facts.webhook is not None:
+        return f"{facts.webhook_identity}#{index}" if facts.webhook_identity else None
     if facts.idempotency_key:
         return f"{facts.idempotency_key}#{index}"
     if facts.delivery_id:
@@ -184,7 +200,16 @@ def _source(facts: RequestFacts) -> dict[str, Any]:
         source["delivery_id"] = facts.delivery_id
     if facts.webhook:
         source["webhook"] = facts.webhook
+        # The type of a verified delivery is signed when it comes from the body; a header's is claimed.
+        source["type_verified"] = facts.event_type is None
     return source
+
+
+def _derived_id(tenant: str, identity: str, facts: RequestFacts) -> str:
+    """The id for a client identity; a webhook delivery's lives in the webhook namespace, under its source."""
+    if facts.webhook is not None:
+        return derive_webhook_event_id(tenant, facts.webhook, identity)
+    return derive_event_id(tenant, facts.kind, identity)
 
 
 def build_envelope(
@@ -203,9 +228,7 @@ def build_envelope(
         if not isinstance(item, dict):
             raise ItemRejected("not-an-object", f"an event must be a JSON object, got {type(item).__name__}")
         tenant = _tenant_for(item, facts)
-        own_id = _client_id(item.get("event_id"))
-        if own_id is None and facts.id_field:
-            own_id = _client_id(item.get(facts.id_field))
+        own_id = _own_id(item, facts)
         record: env.Envelope = {"v": env.VERSION, "kind": "event", "tenant_id": tenant, "event_id": ""}
         body_fields: dict[str, Any] = {"payload": item}
         event_type = _event_type(item, facts)
@@ -241,7 +264,7 @@ def build_envelope(
     if identity is not None:
         # The whole id is hashed (ids sharing a prefix are different records); only the copy kept in
         # the record is cut, so ids up to the cut derive as they always have.
-        record["event_id"] = derive_event_id(tenant, facts.kind, identity)
+        record["event_id"] = _derived_id(tenant, identity, facts)
         client["event_id"] = identity if own_id is None else own_id[:MAX_CLIENT_ID_LENGTH]
     else:
         record["event_id"] = next_id()

@@ -78,11 +78,14 @@ def _facts(request: HttpRequest, kind: str, settings: IngestSettings) -> Request
             raise Problem(403, "tenant-forbidden", "X-Tenant-Id names a tenant this credential may not write")
     else:
         tenant = header_tenant
-    event_type = next((headers[h] for h in EVENT_TYPE_HEADERS if headers.get(h)), None)
-    delivery_id = next((headers[h] for h in DELIVERY_ID_HEADERS if headers.get(h)), None)
     if verified is not None:
-        event_type = verified.event_type or event_type
-        delivery_id = verified.delivery_id or delivery_id
+        # A verified delivery is named and typed only by what its scheme signs (or, for GitHub's
+        # event header, claims): Idempotency-Key and other senders' type and delivery headers are ignored.
+        event_type, delivery_id, idempotency_key = verified.event_type, verified.delivery_id, None
+    else:
+        event_type = next((headers[h] for h in EVENT_TYPE_HEADERS if headers.get(h)), None)
+        delivery_id = next((headers[h] for h in DELIVERY_ID_HEADERS if headers.get(h)), None)
+        idempotency_key = headers.get("idempotency-key") or None
     return RequestFacts(
         route=request.route if request.route in ROUTE_KIND else "POST /events",
         kind=kind,
@@ -90,15 +93,16 @@ def _facts(request: HttpRequest, kind: str, settings: IngestSettings) -> Request
         default_tenant=settings.default_tenant,
         tenant_id=tenant,
         tenant_from_credential=from_credential,
-        idempotency_key=(headers.get("idempotency-key") or None),
+        idempotency_key=idempotency_key,
         delivery_id=delivery_id,
         event_type=event_type,
         ip=request.source_ip,
         user_agent=request.user_agent,
         request_id=request.request_id,
         webhook=getattr(verified, "source", None),
-        # A verified sender without a delivery header (Stripe) names each event by its body's "id".
-        id_field="id" if verified is not None and not verified.delivery_id else None,
+        # A verified sender without a signed identity (Stripe) names each event by its signed body's "id".
+        id_field="id" if verified is not None and not verified.identity else None,
+        webhook_identity=getattr(verified, "identity", None),
     )
 
 
