@@ -10,9 +10,12 @@ import functools
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from core.redaction import Counts, Redactor
 
 VERSION = 1
 SCHEMA_PATH = Path(__file__).parent / "schema" / "envelope.v1.json"
@@ -44,6 +47,8 @@ def parse_received_at(value: str) -> datetime:
 
 # SQS accepts only #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF in a message body. orjson
 # escapes the C0 controls and rejects lone surrogates, which leaves U+FFFE and U+FFFF to escape here.
+# The fields that can carry a producer's text: everything but the ids, the kind, the version and the time.
+REDACTED_FIELDS = ("type", "client", "source", "payload", "text", "level", "attributes")
 _SQS_FORBIDDEN = {0xFFFE: "\\ufffe", 0xFFFF: "\\uffff"}
 
 
@@ -54,6 +59,25 @@ def dumps(envelope: Envelope) -> str:
     if "\ufffe" in text or "\uffff" in text:
         text = text.translate(_SQS_FORBIDDEN)
     return text
+
+
+def redact_envelope(env: Envelope, redactor: Redactor, body: str | None = None) -> tuple[Envelope, Counts]:
+    """A copy of the envelope with every free-form field redacted (not the ids, kind and timestamps).
+
+    ``body`` is JSON text containing the envelope (the message it was parsed from, or its serialization):
+    the redactor's gate runs on it once. The ingest function, the worker and the archiver all redact with
+    this, so a record redacted at ingest is left as it is by the consumers' pass (the rules are idempotent).
+    """
+    counts: Counts = {}
+    if body is None:
+        from core.redaction import json_text  # only callers without the text pay for the import
+
+        body = json_text(env)
+    out = dict(env)
+    for field in REDACTED_FIELDS:
+        if field in env:
+            out[field] = redactor.redact_value(env[field], counts, body)
+    return out, counts
 
 
 @functools.cache

@@ -98,6 +98,9 @@ VARIABLES: dict[str, Variable] = {
         Variable("RETENTION_DAYS", 30, minimum=0),
         Variable("REDACT_IP_ADDRESSES", False),
         Variable("REDACTION_RULES_PATH", ""),
+        # Redact in the ingest function, before the queue and the stream (docs/security.md): off puts raw
+        # records on the queue (4 days), the DLQ (14 days) and the stream (24 h) and to every stream consumer.
+        Variable("INGEST_REDACTION", True),
         Variable("SIMULATED_COST_MS_PER_KCHAR", 0.0, minimum=0.0),
         Variable("STORE_BUDGET_SECONDS", 10.0, minimum=0.1),
         Variable("STORE_COMPACT", True),  # gzip a stored body when that saves DynamoDB write units
@@ -135,6 +138,9 @@ class IngestSettings(FromEnv):
     publish_budget_seconds: float
     sqs_batch_max_bytes: int
     partition_key: str
+    ingest_redaction: bool
+    redact_ip_addresses: bool
+    redaction_rules_path: str
 
     def __post_init__(self) -> None:
         if not TENANT_ID_RE.match(self.default_tenant):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -17,6 +17,9 @@ from core import envelope as env
 from core.ids import derive_event_id, derive_webhook_event_id, new_event_id, new_event_ids
 from core.tenancy import is_valid_tenant_id
 from ingest.problems import ItemError, Problem
+
+if TYPE_CHECKING:
+    from core.redaction import Counts, Redactor
 
 MAX_TYPE_LENGTH = 256
 MAX_CLIENT_ID_LENGTH = 512
@@ -282,10 +285,28 @@ def build_envelope(
 
 @dataclass
 class Normalized:
-    """Envelopes ready to publish (index, envelope, serialized text, its UTF-8 size) and refused items."""
+    """Envelopes ready to publish (index, envelope, serialized text, its UTF-8 size), refused items, and
+    the replacements made per redaction rule when the records were redacted."""
 
     accepted: list[tuple[int, env.Envelope, str, int]]
     errors: list[ItemError]
+    redactions: dict[str, int] = field(default_factory=dict)
+
+
+def redact_record(
+    record: env.Envelope, text: str, redactor: Redactor, counts: Counts
+) -> tuple[env.Envelope, str]:
+    """The record with the redaction rules applied, and its serialized text; adds to ``counts``.
+
+    ``text`` is the record's serialization: the redactor's gate runs on it once, and when no rule
+    replaced anything the record and its text are returned as they are (no second serialization).
+    """
+    redacted, found = env.redact_envelope(record, redactor, text)
+    if not found:
+        return record, text
+    for rule, n in found.items():
+        counts[rule] = counts.get(rule, 0) + n
+    return redacted, env.dumps(redacted)
 
 
 class _IdPool:
@@ -305,22 +326,33 @@ class _IdPool:
 
 
 def normalize(
-    items: list[tuple[int, Any]], facts: RequestFacts, max_record_bytes: int, max_depth: int
+    items: list[tuple[int, Any]],
+    facts: RequestFacts,
+    max_record_bytes: int,
+    max_depth: int,
+    redactor: Redactor | None = None,
 ) -> Normalized:
     """Envelopes for every acceptable item, in request order; refused items become ``ItemError``s.
 
     Each record is serialized once, and its size and nesting are checked on that text: the nesting
     of an item can be no deeper than the number of brackets in its record, so counting them in C
     clears nearly every record without walking it.
+
+    With a ``redactor`` each record is redacted before its size is checked: what is published is the
+    redacted text, so the limit (which exists for what the queue and the stream hold) applies to it,
+    and a marker longer than the secret it replaces cannot push a record past the queue's limit.
     """
     source = _source(facts)
     accepted: list[tuple[int, env.Envelope, str, int]] = []
     errors: list[ItemError] = []
+    redactions: dict[str, int] = {}
     next_id = _IdPool(len(items)).take
     for index, item in items:
         try:
             record = build_envelope(item, index, facts, source, next_id)
             text = env.dumps(record)
+            if redactor is not None:
+                record, text = redact_record(record, text, redactor, redactions)
         except ItemRejected as exc:
             errors.append(ItemError(index, exc.code, exc.message))
             continue
@@ -341,4 +373,4 @@ def normalize(
             )
             continue
         accepted.append((index, record, text, size))
-    return Normalized(accepted, errors)
+    return Normalized(accepted, errors, redactions)

@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.envelope import now_received_at
 from core.settings import IngestSettings
@@ -19,6 +19,9 @@ from ingest.bodies import Limits, decode_body, decompress, parse_body
 from ingest.normalize import RequestFacts, normalize
 from ingest.problems import Problem
 from ingest.publish import OutRecord, RecordSink, publish
+
+if TYPE_CHECKING:
+    from core.redaction import Redactor
 
 # The route each record names in its envelope (source.route), and the kind of record it carries.
 ROUTE_KIND = {"POST /events": "event", "POST /ingest": "log", "POST /webhooks/{source}": "event"}
@@ -57,6 +60,7 @@ class Receipt:
     rejected: Counter[str] = field(default_factory=Counter)
     bytes_in: int = 0
     retries: int = 0
+    redactions: Counter[str] = field(default_factory=Counter)  # replacements per rule, ingest-side
 
 
 def _facts(request: HttpRequest, kind: str, settings: IngestSettings) -> RequestFacts:
@@ -117,6 +121,19 @@ class IngestService:
             (lambda e: e["tenant_id"]) if settings.partition_key == "tenant_id" else (lambda e: e["event_id"])
         )
 
+    @property
+    def redactor(self) -> Redactor | None:
+        """The redaction rules applied before publishing (``INGEST_REDACTION``), or None when off.
+
+        ``core.redaction.load`` compiles the rules once per process; the import waits for the first
+        request, as every ingest module that a cold start need not pay for does.
+        """
+        if not self.settings.ingest_redaction:
+            return None
+        from core import redaction
+
+        return redaction.load(self.settings.redaction_rules_path, self.settings.redact_ip_addresses)
+
     def read_body(self, request: HttpRequest) -> bytes:
         """The raw body bytes, size-checked (webhook signatures are computed over exactly these)."""
         return decode_body(request.body, request.is_base64, self.limits)
@@ -170,7 +187,9 @@ class IngestService:
         data = decompress(raw, request.headers.get("content-encoding"), self.limits)
         parsed = parse_body(data, request.headers.get("content-type"), kind, self.limits)
         facts = _facts(request, kind, self.settings)
-        normalized = normalize(parsed.items, facts, self.limits.max_record_bytes, self.limits.max_depth)
+        normalized = normalize(
+            parsed.items, facts, self.limits.max_record_bytes, self.limits.max_depth, self.redactor
+        )
         errors = sorted([*parsed.errors, *normalized.errors], key=lambda e: e.index)
         rejected = Counter(e.code for e in errors)
         if not normalized.accepted:
@@ -210,6 +229,7 @@ class IngestService:
             rejected=rejected,
             bytes_in=len(raw),
             retries=report.retries,
+            redactions=Counter(normalized.redactions),
         )
 
     def _out_records(self, accepted: list[tuple[int, dict[str, Any], str, int]]) -> list[OutRecord]:
