@@ -104,6 +104,9 @@ VARIABLES: dict[str, Variable] = {
         Variable("SIMULATED_COST_MS_PER_KCHAR", 0.0, minimum=0.0),
         Variable("STORE_BUDGET_SECONDS", 10.0, minimum=0.1),
         Variable("STORE_COMPACT", True),  # gzip a stored body when that saves DynamoDB write units
+        # How long the rollup remembers a derived event id so that a replay is not counted again: longer
+        # than the stream's retention and any webhook signature tolerance. 0 turns the seen-set off.
+        Variable("ROLLUP_DEDUP_WINDOW_SECONDS", 7 * 86400, minimum=0),
     )
 }
 
@@ -187,9 +190,10 @@ class ArchiverSettings(FromEnv):
 
 @dataclass(frozen=True)
 class RollupSettings(FromEnv):
-    """The rollup: its table."""
+    """The rollup: its table and how long it remembers the ids it counted."""
 
     rollup_table_name: str
+    rollup_dedup_window_seconds: int
 
 
 FUNCTION_SETTINGS: tuple[type[FromEnv], ...] = (
