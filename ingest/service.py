@@ -104,8 +104,8 @@ def _facts(request: HttpRequest, kind: str, settings: IngestSettings) -> Request
         user_agent=request.user_agent,
         request_id=request.request_id,
         webhook=getattr(verified, "source", None),
-        # A verified sender without a signed identity (Stripe) names each event by its signed body's "id".
-        id_field="id" if verified is not None and not verified.identity else None,
+        # Stripe names each event by its signed body's "id"; the verified identity is the fallback.
+        id_field=getattr(verified, "id_field", None),
         webhook_identity=getattr(verified, "identity", None),
     )
 

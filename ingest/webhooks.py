@@ -107,8 +107,10 @@ class Verified:
     event_type: str | None  # GitHub's X-GitHub-Event: unsigned, a claimed type
     timestamp: int | None  # the signed timestamp, where the scheme signs one
     # The signed identity of the delivery: Standard Webhooks' webhook-id, GitHub's body digest
-    # ("sha256:<hex>"); None for Stripe, whose signed identity is the body's event "id".
+    # ("sha256:<hex>"). For Stripe the body's ``id_field`` ("id": "evt_...") names each event, and the
+    # body digest is the identity of an event without one.
     identity: str | None = None
+    id_field: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -262,7 +264,15 @@ def _verify_stripe(source: WebhookSource, headers: Mapping[str, str], body: byte
     # Checked after the signature, so only an authentic but stale (or replayed) delivery reports it.
     timestamp = int(timestamps[0])
     _check_timestamp(timestamp, now, source.tolerance_seconds)
-    return Verified(source.name, source.tenant_id, delivery_id=None, event_type=None, timestamp=timestamp)
+    return Verified(
+        source.name,
+        source.tenant_id,
+        delivery_id=None,
+        event_type=None,
+        timestamp=timestamp,
+        identity=body_identity(body),
+        id_field="id",
+    )
 
 
 def _decode_standard_signature(value: str) -> bytes | None:

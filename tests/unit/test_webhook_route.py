@@ -362,3 +362,11 @@ def test_github_replays_are_the_same_record_forever(signed: MemorySink) -> None:
         first_time = 1_800_000_000.0
         replay = call("/webhooks/gh", body, github_headers(body))[1]
     assert replay["event_ids"] == first["event_ids"]
+
+
+def test_a_stripe_event_without_an_id_is_named_by_its_signed_body(signed: MemorySink) -> None:
+    body = b'{"type":"invoice.paid"}'
+    first = call("/webhooks/stripe", body, stripe_headers(body))[1]
+    replay = call("/webhooks/stripe", body, stripe_headers(body))[1]
+    assert first["event_ids"] == replay["event_ids"]
+    assert record_of(signed, first)["client"] == {"event_id": f"sha256:{hashlib.sha256(body).hexdigest()}#0"}

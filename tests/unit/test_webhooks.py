@@ -179,7 +179,8 @@ STRIPE_BODY = b'{"id": "evt_1", "object": "event", "type": "payment_intent.succe
 
 def test_stripe_valid_signature_verifies_and_leaves_delivery_id_to_the_body() -> None:
     result = verify(_source("stripe", STRIPE_SECRET), stripe_headers(STRIPE_BODY, NOW), STRIPE_BODY, NOW)
-    assert result == Verified("src", "acme", None, None, NOW)
+    identity = f"sha256:{hashlib.sha256(STRIPE_BODY).hexdigest()}"
+    assert result == Verified("src", "acme", None, None, NOW, identity=identity, id_field="id")
 
 
 @pytest.mark.parametrize(
