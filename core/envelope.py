@@ -45,10 +45,10 @@ def parse_received_at(value: str) -> datetime:
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
-# SQS accepts only #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF in a message body. orjson
-# escapes the C0 controls and rejects lone surrogates, which leaves U+FFFE and U+FFFF to escape here.
 # The fields that can carry a producer's text: everything but the ids, the kind, the version and the time.
 REDACTED_FIELDS = ("type", "client", "source", "payload", "text", "level", "attributes")
+# SQS accepts only #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF in a message body. orjson
+# escapes the C0 controls and rejects lone surrogates, which leaves U+FFFE and U+FFFF to escape here.
 _SQS_FORBIDDEN = {0xFFFE: "\\ufffe", 0xFFFF: "\\uffff"}
 
 
