@@ -11,6 +11,9 @@ import uuid
 # A fixed namespace so that (tenant, kind, client id) maps to the same UUIDv5 in every deployment:
 # a client retrying after a 503 gets the same ids and storage overwrites instead of duplicating.
 CLIENT_ID_NAMESPACE = uuid.UUID("6f2b8c3e-5d1a-4c57-9a0e-3b7e1f0d4a21")
+# Verified webhook deliveries derive their ids in a namespace of their own, with the webhook source in the
+# name: no producer-supplied id (``POST /events {"event_id": ...}``) and no other source can derive them.
+WEBHOOK_ID_NAMESPACE = uuid.UUID("0c9a4f5e-2b7d-4e61-8f3a-6d1c2e9b7a54")
 
 _lock = threading.Lock()
 # Where the last id stands: its millisecond << 12 | its 12-bit counter. Ids take consecutive slots, so
@@ -78,6 +81,12 @@ def new_event_ids(n: int) -> list[str]:
 def derive_event_id(tenant_id: str, kind: str, client_id: str) -> str:
     """The id of a record whose producer supplied its own identity: the same inputs give the same id."""
     return str(uuid.uuid5(CLIENT_ID_NAMESPACE, f"{tenant_id}\x1f{kind}\x1f{client_id}"))
+
+
+def derive_webhook_event_id(tenant_id: str, source: str, identity: str) -> str:
+    """The id of a verified webhook delivery: (tenant, webhook source, signed identity) in the webhook
+    namespace, apart from every id ``derive_event_id`` can give."""
+    return str(uuid.uuid5(WEBHOOK_ID_NAMESPACE, f"{tenant_id}\x1fwebhook\x1f{source}\x1f{identity}"))
 
 
 def event_id_time_ms(event_id: str) -> int | None:

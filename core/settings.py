@@ -98,9 +98,15 @@ VARIABLES: dict[str, Variable] = {
         Variable("RETENTION_DAYS", 30, minimum=0),
         Variable("REDACT_IP_ADDRESSES", False),
         Variable("REDACTION_RULES_PATH", ""),
+        # Redact in the ingest function, before the queue and the stream (docs/security.md): off puts raw
+        # records on the queue (4 days), the DLQ (14 days) and the stream (24 h) and to every stream consumer.
+        Variable("INGEST_REDACTION", True),
         Variable("SIMULATED_COST_MS_PER_KCHAR", 0.0, minimum=0.0),
         Variable("STORE_BUDGET_SECONDS", 10.0, minimum=0.1),
         Variable("STORE_COMPACT", True),  # gzip a stored body when that saves DynamoDB write units
+        # How long the rollup remembers a derived event id so that a replay is not counted again: longer
+        # than the stream's retention and any webhook signature tolerance. 0 turns the seen-set off.
+        Variable("ROLLUP_DEDUP_WINDOW_SECONDS", 7 * 86400, minimum=0),
     )
 }
 
@@ -135,6 +141,9 @@ class IngestSettings(FromEnv):
     publish_budget_seconds: float
     sqs_batch_max_bytes: int
     partition_key: str
+    ingest_redaction: bool
+    redact_ip_addresses: bool
+    redaction_rules_path: str
 
     def __post_init__(self) -> None:
         if not TENANT_ID_RE.match(self.default_tenant):
@@ -181,9 +190,10 @@ class ArchiverSettings(FromEnv):
 
 @dataclass(frozen=True)
 class RollupSettings(FromEnv):
-    """The rollup: its table."""
+    """The rollup: its table and how long it remembers the ids it counted."""
 
     rollup_table_name: str
+    rollup_dedup_window_seconds: int
 
 
 FUNCTION_SETTINGS: tuple[type[FromEnv], ...] = (

@@ -30,7 +30,7 @@ locals {
     ]
     rollup = [
       { sid = "ReadStream", actions = local.kinesis_read_actions, resources = [aws_kinesis_stream.events.arn] },
-      { sid = "WriteRollups", actions = ["dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem"], resources = [aws_dynamodb_table.rollup.arn] },
+      { sid = "WriteRollups", actions = ["dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:BatchGetItem"], resources = [aws_dynamodb_table.rollup.arn] },
       { sid = "ReportFailedBatches", actions = ["sqs:SendMessage"], resources = [aws_sqs_queue.stream_failures.arn] },
     ]
   }

@@ -39,6 +39,7 @@ locals {
     DEFAULT_TENANT               = var.default_tenant
     RETENTION_DAYS               = tostring(var.retention_days)
     REDACT_IP_ADDRESSES          = tostring(var.redact_ip_addresses)
+    INGEST_REDACTION             = tostring(var.ingest_redaction)
     SIMULATED_COST_MS_PER_KCHAR  = tostring(var.simulated_cost_ms_per_kchar)
     POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace
     POWERTOOLS_LOG_LEVEL         = var.log_level

@@ -48,6 +48,12 @@ resource "aws_dynamodb_table" "rollup" {
     type = "S"
   }
 
+  # The rollup's seen markers (consumers/rollup/counters.py) expire; counters and checkpoints have no TTL.
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
   point_in_time_recovery {
     enabled = true
   }

@@ -155,6 +155,12 @@ variable "retention_days" {
   default     = 30
 }
 
+variable "ingest_redaction" {
+  type        = bool
+  description = "INGEST_REDACTION: redact each record in the ingest function, before the queue and the stream. Off puts raw secrets on the queue (4 days), the DLQ (14 days) and the stream (24 h) and hands them to every stream consumer (docs/security.md)."
+  default     = true
+}
+
 variable "redact_ip_addresses" {
   type        = bool
   description = "REDACT_IP_ADDRESSES: also redact IP addresses in stored payloads."

@@ -80,6 +80,8 @@ def _accepted(route: str, receipt: Receipt, reply: Reply | None = None) -> Respo
         metrics.add_metric(name="PublishRetries", unit=MetricUnit.Count, value=receipt.retries)
     for reason, count in receipt.rejected.items():
         metrics.add_metric(name=f"RecordsRejected.{reason}", unit=MetricUnit.Count, value=count)
+    for rule, count in receipt.redactions.items():
+        metrics.add_metric(name=f"Redactions_{rule}", unit=MetricUnit.Count, value=count)
     # DEBUG: a line per accepted request is the largest log cost at one event per request, and the
     # metrics above already count it; API Gateway's access log keeps one line per request anyway.
     # Refusals, retries and failures stay at INFO and above.

@@ -9,16 +9,19 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from core import envelope as env
-from core.ids import derive_event_id, new_event_id, new_event_ids
+from core.ids import derive_event_id, derive_webhook_event_id, new_event_id, new_event_ids
 from core.tenancy import is_valid_tenant_id
 from ingest.problems import ItemError, Problem
 from ingest.protocols.records import DecodedRecord
+
+if TYPE_CHECKING:
+    from core.redaction import Counts, Redactor
 
 MAX_TYPE_LENGTH = 256
 MAX_CLIENT_ID_LENGTH = 512
@@ -55,7 +58,7 @@ class RequestFacts:
     tenant_from_credential: bool = False
     idempotency_key: str | None = None
     delivery_id: str | None = None
-    event_type: str | None = None  # from X-GitHub-Event / X-Event-Type
+    event_type: str | None = None  # from X-GitHub-Event / X-Event-Type; for a webhook, claimed (unsigned)
     ip: str | None = None
     user_agent: str | None = None
     request_id: str | None = None
@@ -63,6 +66,7 @@ class RequestFacts:
     id_field: str | None = None  # a body field that is the sender's delivery id (Stripe's "id": "evt_...")
     protocol: str = "sluice"  # the wire protocol the records came by: "sluice", "otlp", "loki", "form"
     content_identity: bool = False  # records without an id of their own are named by their content
+    webhook_identity: str | None = None  # a verified delivery's signed identity (ingest.webhooks.Verified)
 
 
 class ItemRejected(Exception):
@@ -166,10 +170,25 @@ def _event_type(obj: dict[str, Any], facts: RequestFacts) -> str | None:
     return None
 
 
+def _own_id(item: dict[str, Any], facts: RequestFacts) -> str | None:
+    """An event's own id: its ``event_id``; for a verified webhook only the scheme's signed id field."""
+    if facts.webhook is not None:
+        return _client_id(item.get(facts.id_field)) if facts.id_field else None
+    own_id = _client_id(item.get("event_id"))
+    if own_id is None and facts.id_field:
+        own_id = _client_id(item.get(facts.id_field))
+    return own_id
+
+
 def _identity(own_id: str | None, index: int, facts: RequestFacts) -> str | None:
-    """The client-supplied identity of an item: its own id, else the request's key plus its position."""
+    """The client-supplied identity of an item: its own id, else the request's key plus its position.
+
+    A verified webhook delivery is named only by signed material: its signed identity plus the position.
+    """
     if own_id is not None:
         return own_id
+    if facts.webhook is not None:
+        return f"{facts.webhook_identity}#{index}" if facts.webhook_identity else None
     if facts.idempotency_key:
         return f"{facts.idempotency_key}#{index}"
     if facts.delivery_id:
@@ -189,7 +208,16 @@ def _source(facts: RequestFacts) -> dict[str, Any]:
         source["delivery_id"] = facts.delivery_id
     if facts.webhook:
         source["webhook"] = facts.webhook
+        # The type of a verified delivery is signed when it comes from the body; a header's is claimed.
+        source["type_verified"] = facts.event_type is None
     return source
+
+
+def _derived_id(tenant: str, identity: str, facts: RequestFacts) -> str:
+    """The id for a client identity; a webhook delivery's lives in the webhook namespace, under its source."""
+    if facts.webhook is not None:
+        return derive_webhook_event_id(tenant, facts.webhook, identity)
+    return derive_event_id(tenant, facts.kind, identity)
 
 
 def build_envelope(
@@ -207,9 +235,7 @@ def build_envelope(
         if not isinstance(item, dict):
             raise ItemRejected("not-an-object", f"an event must be a JSON object, got {type(item).__name__}")
         tenant = _tenant_for(item, facts)
-        own_id = _client_id(item.get("event_id"))
-        if own_id is None and facts.id_field:
-            own_id = _client_id(item.get(facts.id_field))
+        own_id = _own_id(item, facts)
         body_fields: dict[str, Any] = {"payload": item}
         event_type = _event_type(item, facts)
     else:
@@ -317,7 +343,7 @@ def _assemble(
     if identity is not None:
         # The whole id is hashed (ids sharing a prefix are different records); only the copy kept in
         # the record is cut, so ids up to the cut derive as they always have.
-        record["event_id"] = derive_event_id(tenant, kind, identity)
+        record["event_id"] = _derived_id(tenant, identity, facts)
         client["event_id"] = identity if own_id is None else own_id[:MAX_CLIENT_ID_LENGTH]
     else:
         record["event_id"] = next_id()
@@ -337,10 +363,28 @@ Builder = Callable[[Any, int, RequestFacts, dict[str, Any], Callable[[], str]], 
 
 @dataclass
 class Normalized:
-    """Envelopes ready to publish (index, envelope, serialized text, its UTF-8 size) and refused items."""
+    """Envelopes ready to publish (index, envelope, serialized text, its UTF-8 size), refused items, and
+    the replacements made per redaction rule when the records were redacted."""
 
     accepted: list[tuple[int, env.Envelope, str, int]]
     errors: list[ItemError]
+    redactions: dict[str, int] = field(default_factory=dict)
+
+
+def redact_record(
+    record: env.Envelope, text: str, redactor: Redactor, counts: Counts
+) -> tuple[env.Envelope, str]:
+    """The record with the redaction rules applied, and its serialized text; adds to ``counts``.
+
+    ``text`` is the record's serialization: the redactor's gate runs on it once, and when no rule
+    replaced anything the record and its text are returned as they are (no second serialization).
+    """
+    redacted, found = env.redact_envelope(record, redactor, text)
+    if not found:
+        return record, text
+    for rule, n in found.items():
+        counts[rule] = counts.get(rule, 0) + n
+    return redacted, env.dumps(redacted)
 
 
 class _IdPool:
@@ -364,7 +408,9 @@ def normalize(
     facts: RequestFacts,
     max_record_bytes: int,
     max_depth: int,
+    *,
     build: Builder = build_envelope,
+    redactor: Redactor | None = None,
 ) -> Normalized:
     """Envelopes for every acceptable item, in request order; refused items become ``ItemError``s.
 
@@ -372,15 +418,22 @@ def normalize(
     of an item can be no deeper than the number of brackets in its record, so counting them in C
     clears nearly every record without walking it. ``build`` is ``build_envelope`` for parsed items and
     ``build_decoded_envelope`` for the records of a protocol adapter: one loop, one set of limits.
+
+    With a ``redactor`` each record is redacted before its size is checked: what is published is the
+    redacted text, so the limit (which exists for what the queue and the stream hold) applies to it,
+    and a marker longer than the secret it replaces cannot push a record past the queue's limit.
     """
     source = _source(facts)
     accepted: list[tuple[int, env.Envelope, str, int]] = []
     errors: list[ItemError] = []
+    redactions: dict[str, int] = {}
     next_id = _IdPool(len(items)).take
     for index, item in items:
         try:
             record = build(item, index, facts, source, next_id)
             text = env.dumps(record)
+            if redactor is not None:
+                record, text = redact_record(record, text, redactor, redactions)
         except ItemRejected as exc:
             errors.append(ItemError(index, exc.code, exc.message))
             continue
@@ -403,4 +456,4 @@ def normalize(
             )
             continue
         accepted.append((index, record, text, size))
-    return Normalized(accepted, errors)
+    return Normalized(accepted, errors, redactions)

@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.envelope import now_received_at
 from core.settings import IngestSettings
@@ -20,6 +20,9 @@ from ingest.normalize import Normalized, RequestFacts, build_decoded_envelope, n
 from ingest.problems import ItemError, Problem
 from ingest.protocols.records import Decoded, DecodedRecord, ProtocolError
 from ingest.publish import OutRecord, RecordSink, publish
+
+if TYPE_CHECKING:
+    from core.redaction import Redactor
 
 # The route each record names in its envelope (source.route), and the kind of record it carries.
 ROUTE_KIND = {
@@ -71,6 +74,7 @@ class Receipt:
     rejected: Counter[str] = field(default_factory=Counter)
     bytes_in: int = 0
     retries: int = 0
+    redactions: Counter[str] = field(default_factory=Counter)  # replacements per rule, ingest-side
 
 
 def _header_tenant(headers: Mapping[str, str], route: str) -> str | None:
@@ -110,11 +114,14 @@ def _facts(
             )
     else:
         tenant = header_tenant
-    event_type = next((headers[h] for h in EVENT_TYPE_HEADERS if headers.get(h)), None)
-    delivery_id = next((headers[h] for h in DELIVERY_ID_HEADERS if headers.get(h)), None)
     if verified is not None:
-        event_type = verified.event_type or event_type
-        delivery_id = verified.delivery_id or delivery_id
+        # A verified delivery is named and typed only by what its scheme signs (or, for GitHub's
+        # event header, claims): Idempotency-Key and other senders' type and delivery headers are ignored.
+        event_type, delivery_id, idempotency_key = verified.event_type, verified.delivery_id, None
+    else:
+        event_type = next((headers[h] for h in EVENT_TYPE_HEADERS if headers.get(h)), None)
+        delivery_id = next((headers[h] for h in DELIVERY_ID_HEADERS if headers.get(h)), None)
+        idempotency_key = headers.get("idempotency-key") or None
     return RequestFacts(
         route=request.route if request.route in ROUTE_KIND else "POST /events",
         kind=kind,
@@ -122,15 +129,16 @@ def _facts(
         default_tenant=settings.default_tenant,
         tenant_id=tenant,
         tenant_from_credential=from_credential,
-        idempotency_key=(headers.get("idempotency-key") or None),
+        idempotency_key=idempotency_key,
         delivery_id=delivery_id,
         event_type=event_type,
         ip=request.source_ip,
         user_agent=request.user_agent,
         request_id=request.request_id,
         webhook=getattr(verified, "source", None),
-        # A verified sender without a delivery header (Stripe) names each event by its body's "id".
-        id_field="id" if verified is not None and not verified.delivery_id else None,
+        # Stripe names each event by its signed body's "id"; the verified identity is the fallback.
+        id_field=getattr(verified, "id_field", None),
+        webhook_identity=getattr(verified, "identity", None),
         protocol=protocol,
         content_identity=protocol in CONTENT_IDENTITY_PROTOCOLS,
     )
@@ -146,6 +154,19 @@ class IngestService:
         self._partition: Callable[[dict[str, Any]], str] = (
             (lambda e: e["tenant_id"]) if settings.partition_key == "tenant_id" else (lambda e: e["event_id"])
         )
+
+    @property
+    def redactor(self) -> Redactor | None:
+        """The redaction rules applied before publishing (``INGEST_REDACTION``), or None when off.
+
+        ``core.redaction.load`` compiles the rules once per process; the import waits for the first
+        request, as every ingest module that a cold start need not pay for does.
+        """
+        if not self.settings.ingest_redaction:
+            return None
+        from core import redaction
+
+        return redaction.load(self.settings.redaction_rules_path, self.settings.redact_ip_addresses)
 
     def read_body(self, request: HttpRequest) -> bytes:
         """The raw body bytes, size-checked (webhook signatures are computed over exactly these)."""
@@ -200,7 +221,13 @@ class IngestService:
         data = decompress(raw, request.headers.get("content-encoding"), self.limits)
         parsed = parse_body(data, request.headers.get("content-type"), kind, self.limits)
         facts = _facts(request, kind, self.settings)
-        normalized = normalize(parsed.items, facts, self.limits.max_record_bytes, self.limits.max_depth)
+        normalized = normalize(
+            parsed.items,
+            facts,
+            self.limits.max_record_bytes,
+            self.limits.max_depth,
+            redactor=self.redactor,
+        )
         return self._publish(request, normalized, parsed.errors, len(raw), remaining_seconds)
 
     def ingest_protocol(
@@ -255,7 +282,12 @@ class IngestService:
             return Receipt(body=body, bytes_in=bytes_in)
         items = _indexed(decoded)
         normalized = normalize(
-            items, facts, self.limits.max_record_bytes, self.limits.max_depth, build_decoded_envelope
+            items,
+            facts,
+            self.limits.max_record_bytes,
+            self.limits.max_depth,
+            build=build_decoded_envelope,
+            redactor=self.redactor,
         )
         return self._publish(request, normalized, decoded.errors, bytes_in, remaining_seconds)
 
@@ -307,6 +339,7 @@ class IngestService:
             rejected=rejected,
             bytes_in=bytes_in,
             retries=report.retries,
+            redactions=Counter(normalized.redactions),
         )
 
     def _out_records(self, accepted: list[tuple[int, dict[str, Any], str, int]]) -> list[OutRecord]:

@@ -3,8 +3,10 @@
 Pure functions over the raw request: no AWS, no environment (except the one cached factory at the end,
 which parses ``WEBHOOK_SECRETS`` lazily). Three schemes are supported:
 
-- ``github``: ``X-Hub-Signature-256: sha256=<hex>``, HMAC-SHA256 of the body. GitHub sends no timestamp,
-  so there is no replay window to enforce; ``X-GitHub-Delivery`` is the de-duplication key instead.
+- ``github``: ``X-Hub-Signature-256: sha256=<hex>``, HMAC-SHA256 of the body. GitHub signs neither a
+  timestamp nor its headers, so there is no replay window to enforce and ``X-GitHub-Delivery`` and
+  ``X-GitHub-Event`` prove nothing: the identity is a hash of the signed body (a re-sent body is the same
+  record whatever delivery id it claims) and the event header is only a claimed type.
 - ``stripe``: ``Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>...]``, HMAC-SHA256 of ``"<t>.<body>"``.
 - ``standard`` (standardwebhooks.com, v1 symmetric): ``webhook-id``, ``webhook-timestamp`` and
   ``webhook-signature: v1,<base64> [v1,<base64> ...]``, HMAC-SHA256 of ``"<id>.<timestamp>.<body>"`` keyed
@@ -93,13 +95,22 @@ class WebhookSource:
 
 @dataclass(frozen=True)
 class Verified:
-    """What a verified delivery tells the ingest handler besides its body."""
+    """What a verified delivery tells the ingest handler besides its body.
+
+    Only ``identity`` (and the body) are signed; ``delivery_id`` and ``event_type`` are what unsigned
+    headers claim, except for Standard Webhooks whose ``webhook-id`` is signed and is the identity.
+    """
 
     source: str
     tenant_id: str
-    delivery_id: str | None  # de-duplication key; None for Stripe (the event ``id`` is in the body)
-    event_type: str | None  # from a header where the scheme has one (GitHub's X-GitHub-Event)
+    delivery_id: str | None  # the delivery id header as sent (signed for ``standard`` only)
+    event_type: str | None  # GitHub's X-GitHub-Event: unsigned, a claimed type
     timestamp: int | None  # the signed timestamp, where the scheme signs one
+    # The signed identity of the delivery: Standard Webhooks' webhook-id, GitHub's body digest
+    # ("sha256:<hex>"). For Stripe the body's ``id_field`` ("id": "evt_...") names each event, and the
+    # body digest is the identity of an event without one.
+    identity: str | None = None
+    id_field: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -200,6 +211,11 @@ def _check_timestamp(timestamp: int, now: float, tolerance: int) -> None:
         )
 
 
+def body_identity(body: bytes) -> str:
+    """The identity of a delivery whose only signed material is its body: ``sha256:<hex digest>``."""
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
 def _verify_github(source: WebhookSource, headers: Mapping[str, str], body: bytes) -> Verified:
     header = headers.get("x-hub-signature-256")
     if header is None:
@@ -215,6 +231,7 @@ def _verify_github(source: WebhookSource, headers: Mapping[str, str], body: byte
         delivery_id=headers.get("x-github-delivery") or None,
         event_type=headers.get("x-github-event") or None,
         timestamp=None,
+        identity=body_identity(body),
     )
 
 
@@ -247,7 +264,15 @@ def _verify_stripe(source: WebhookSource, headers: Mapping[str, str], body: byte
     # Checked after the signature, so only an authentic but stale (or replayed) delivery reports it.
     timestamp = int(timestamps[0])
     _check_timestamp(timestamp, now, source.tolerance_seconds)
-    return Verified(source.name, source.tenant_id, delivery_id=None, event_type=None, timestamp=timestamp)
+    return Verified(
+        source.name,
+        source.tenant_id,
+        delivery_id=None,
+        event_type=None,
+        timestamp=timestamp,
+        identity=body_identity(body),
+        id_field="id",
+    )
 
 
 def _decode_standard_signature(value: str) -> bytes | None:
@@ -285,7 +310,14 @@ def _verify_standard(source: WebhookSource, headers: Mapping[str, str], body: by
         raise SignatureError("signature_mismatch", "no v1 signature in webhook-signature matches the body")
     timestamp = int(msg_timestamp)
     _check_timestamp(timestamp, now, source.tolerance_seconds)
-    return Verified(source.name, source.tenant_id, delivery_id=msg_id, event_type=None, timestamp=timestamp)
+    return Verified(
+        source.name,
+        source.tenant_id,
+        delivery_id=msg_id,
+        event_type=None,
+        timestamp=timestamp,
+        identity=msg_id,
+    )
 
 
 def verify(source: WebhookSource, headers: Mapping[str, str], body: bytes, now: float) -> Verified:

@@ -23,7 +23,7 @@ STATE_PATH = Path(".local") / "stack.json"
 # tests/unit/test_local_drift.py reads the Terraform and fails if the two disagree.
 TABLES: dict[str, tuple[str, str | None, str | None]] = {
     "events": ("tenant_id", "event_id", "expires_at"),
-    "rollup": ("tenant_id", "bucket", None),
+    "rollup": ("tenant_id", "bucket", "expires_at"),
     "api-keys": ("key_hash", None, None),
 }
 

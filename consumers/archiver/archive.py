@@ -31,8 +31,7 @@ from typing import Protocol
 import orjson
 
 from consumers.processing import HeldBack
-from consumers.worker.items import redact_envelope
-from core.envelope import Envelope
+from core.envelope import Envelope, redact_envelope
 from core.redaction import Counts, Redactor
 
 GroupKey = tuple[str, str, str]  # tenant_id, dt (yyyy-mm-dd), hour (hh)

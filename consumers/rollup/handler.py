@@ -7,6 +7,7 @@ are in ``consumers.rollup.counters``; checkpoint semantics of the stream in ``co
 from __future__ import annotations
 
 import functools
+import time
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -58,10 +59,18 @@ def commit(
         return {}
     dupes = duplicate_positions((index, c.tenant_id, c.event_id) for index, c in kept)
     records = [c.at(index, counted=index not in dupes) for index, c in kept]
-    outcome = apply_rollup(records, shard_key(staged[0].record), rollup_store())
+    outcome = apply_rollup(
+        records,
+        shard_key(staged[0].record),
+        rollup_store(),
+        seen_window=settings().rollup_dedup_window_seconds,
+        now=int(time.time()),
+    )
     metrics.add_metric(name="RecordsCounted", unit=MetricUnit.Count, value=outcome.applied)
     if outcome.skipped:
         metrics.add_metric(name="AlreadyApplied", unit=MetricUnit.Count, value=outcome.skipped)
+    if outcome.replays:
+        metrics.add_metric(name="ReplaysNotCounted", unit=MetricUnit.Count, value=outcome.replays)
     if outcome.failed:
         metrics.add_metric(name="RollupFailures", unit=MetricUnit.Count, value=len(outcome.failed))
         logger.warning("rollup transaction failed; the shard is retried from the first failed record")

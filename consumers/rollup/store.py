@@ -3,12 +3,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from core import aws
 
 CHECKPOINT_TENANT = "#checkpoint"  # not a valid tenant id (core.tenancy), so it cannot collide with one
+# Seen markers live under "#seen#<tenant>" (not a tenant id either): a query of a tenant's counters, and
+# the tenant reader role's leading-key condition, never meet them. Sort key: the event id.
+SEEN_PREFIX = "#seen#"
+BATCH_GET_MAX_KEYS = 100  # BatchGetItem limit
+_BATCH_GET_ATTEMPTS = 5
+
+
+def seen_key(tenant_id: str, event_id: str) -> dict[str, Any]:
+    """The rollup table key of the seen marker of (tenant, event_id)."""
+    return {"tenant_id": {"S": SEEN_PREFIX + tenant_id}, "bucket": {"S": event_id}}
 
 
 class DynamoRollupStore:
@@ -33,16 +43,60 @@ class DynamoRollupStore:
         item = response.get("Item")
         return None if item is None else str(item["sequence_number"]["S"])
 
+    def read_seen(self, keys: Collection[tuple[str, str]], now: int) -> set[tuple[str, str]]:
+        """The (tenant, event_id) keys with a live seen marker, read consistently (TTL deletion lags, so
+        an expired marker that is still there counts as absent)."""
+        found: set[tuple[str, str]] = set()
+        ordered = list(keys)
+        for start in range(0, len(ordered), BATCH_GET_MAX_KEYS):
+            request: dict[str, Any] = {
+                self.table_name: {
+                    "Keys": [seen_key(t, e) for t, e in ordered[start : start + BATCH_GET_MAX_KEYS]],
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "tenant_id, #b, expires_at",
+                    "ExpressionAttributeNames": {"#b": "bucket"},
+                }
+            }
+            for _ in range(_BATCH_GET_ATTEMPTS):
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    if int(item.get("expires_at", {}).get("N", "0")) > now:
+                        tenant = item["tenant_id"]["S"].removeprefix(SEEN_PREFIX)
+                        found.add((tenant, item["bucket"]["S"]))
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise RuntimeError("BatchGetItem left keys unprocessed after retries; the batch is retried")
+        return found
+
     def apply(
         self,
         shard_key: str,
         deltas: Mapping[tuple[str, str], tuple[int, int]],
         old: str | None,
         new: str,
+        seen: Sequence[tuple[str, str]] = (),
+        now: int = 0,
+        expires_at: int = 0,
     ) -> None:
-        """Add (count, bytes) to each (tenant, bucket) and move the checkpoint from ``old`` to ``new``,
-        atomically; raises (TransactionCanceledException) when the checkpoint is no longer ``old``."""
+        """Add (count, bytes) to each (tenant, bucket), put a seen marker (TTL ``expires_at``) per
+        (tenant, event_id) of ``seen`` where none is live at ``now``, and move the checkpoint from ``old`` to ``new``, atomically;
+        raises (TransactionCanceledException) when the checkpoint is no longer ``old`` or a live
+        marker is already there (a replay counted meanwhile by another shard)."""
         ops: list[dict[str, Any]] = []
+        for tenant, event_id in seen:
+            ops.append(
+                {
+                    "Put": {
+                        "TableName": self.table_name,
+                        "Item": {**seen_key(tenant, event_id), "expires_at": {"N": str(expires_at)}},
+                        "ConditionExpression": "attribute_not_exists(#b) OR expires_at < :now",
+                        "ExpressionAttributeNames": {"#b": "bucket"},
+                        "ExpressionAttributeValues": {":now": {"N": str(now)}},
+                    }
+                }
+            )
         for (tenant, bucket), (count, size) in deltas.items():
             minute, _, kind = bucket.partition("#")
             ops.append(

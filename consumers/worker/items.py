@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from core.envelope import Envelope, InvalidEnvelope, parse_received_at, validate
+from core.envelope import Envelope, InvalidEnvelope, parse_received_at, redact_envelope, validate
 from core.errors import PermanentError
 from core.redaction import Counts, Redactor, json_text
 
@@ -42,9 +42,9 @@ ITEM_BYTES_BUDGET = MAX_ITEM_BYTES - 8 * 1024
 # DynamoDB nests documents at most 32 levels; the body map sits one level below the item.
 MAX_NATIVE_DEPTH = 31
 BATCH_WRITE_MAX_ITEMS = 25  # BatchWriteItem limit
+_HEAD_FIELDS = ("type", "client", "source")  # the redacted fields kept beside the body
 
 _DYNAMO_NUMBER = Context(prec=38, Emin=-128, Emax=126, traps=[Inexact, Rounded])
-_REDACTED_FIELDS = ("type", "client", "source")
 
 
 class NotNative(ValueError):
@@ -68,20 +68,6 @@ class WriteUnit:
     key: Key
     item: dict[str, Any]
     record_ids: tuple[str, ...]
-
-
-def redact_envelope(env: Envelope, redactor: Redactor, body: str | None = None) -> tuple[Envelope, Counts]:
-    """A copy of the envelope with every free-form field redacted (not the ids, kind and timestamps).
-
-    ``body`` is the message text the envelope was parsed from: the redactor's gate runs on it once.
-    """
-    counts: Counts = {}
-    text = body if body is not None else json_text(env)
-    out = dict(env)
-    for field in (*_REDACTED_FIELDS, "payload", "text", "level", "attributes"):
-        if field in env:
-            out[field] = redactor.redact_value(env[field], counts, text)
-    return out, counts
 
 
 def to_dynamo(value: Any, depth: int = 0) -> tuple[Any, int]:
@@ -159,7 +145,7 @@ def build_item(
         "received_at": red["received_at"],
         "stored_at": stored_at,
     }
-    for field in _REDACTED_FIELDS:
+    for field in _HEAD_FIELDS:
         if red.get(field) is not None:
             head[field] = red[field]
     expires_at = _expires_at(red["received_at"], retention_days)

@@ -6,6 +6,10 @@ serialize each envelope), as ``IngestService.ingest`` runs them for one request.
 with the same bytes. baseline: ``baseline.parse_and_envelope`` (stdlib json, minimal envelope).
 The three run interleaved, round after round; figures are medians over rounds (ratios: the median of
 each round's own ratio), so a noisy neighbour slows all three alike.
+
+Each case gives two rows: the pipeline as above (the path the floor target applies to), and the same
+pipeline with ingest-side redaction (``INGEST_REDACTION``, on by default), timed in the same rounds:
+its own figure, the price of nothing raw on the queue and the stream.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from core import redaction
 from core.envelope import now_received_at
 from core.settings import IngestSettings
 from ingest.bodies import Limits, parse_body
@@ -41,10 +46,17 @@ def _facts(kind: str, request_id: str = "bench-request") -> RequestFacts:
 def implementations(body: bytes, content_type: str, kind: str, records: int) -> dict[str, Callable[[], Any]]:
     dumps, loads = orjson.dumps, orjson.loads
 
+    redactor = redaction.load()
+
     def pipeline() -> Any:
         facts = _facts(kind)
         parsed = parse_body(body, content_type, kind, LIMITS)
         return normalize(parsed.items, facts, LIMITS.max_record_bytes, LIMITS.max_depth)
+
+    def redacted() -> Any:
+        facts = _facts(kind)
+        parsed = parse_body(body, content_type, kind, LIMITS)
+        return normalize(parsed.items, facts, LIMITS.max_record_bytes, LIMITS.max_depth, redactor=redactor)
 
     if kind == "log":
         floor: Callable[[], Any] = lambda: [dumps(line) for line in body.decode().split("\n") if line]  # noqa: E731
@@ -53,7 +65,7 @@ def implementations(body: bytes, content_type: str, kind: str, records: int) -> 
     else:
         floor = lambda: [dumps(item) for item in loads(body)]  # noqa: E731
     return {"pipeline": pipeline, "floor": floor,
-            "baseline": lambda: baseline.parse_and_envelope(body, content_type, kind)}  # fmt: skip
+            "baseline": lambda: baseline.parse_and_envelope(body, content_type, kind), "redacted": redacted}  # fmt: skip
 
 
 def _time_per_record(fn: Callable[[], Any], records: int, budget_s: float) -> float:
@@ -68,8 +80,23 @@ def _time_per_record(fn: Callable[[], Any], records: int, budget_s: float) -> fl
     return (clock() - start) / 1000 / calls / records
 
 
+def _row(name: str, records: int, body: bytes, samples: dict[str, list[float]], pipeline: str,
+         rounds: int) -> dict[str, Any]:  # fmt: skip
+    pairs = list(zip(samples[pipeline], samples["floor"], samples["baseline"], strict=True))
+    return {
+        "case": name, "records": records, "body_bytes": len(body),
+        "us_per_record": {k: statistics.median(samples[v]) for k, v in
+                          (("pipeline", pipeline), ("floor", "floor"), ("baseline", "baseline"))},
+        "ratio_to_floor": statistics.median(p / f for p, f, _ in pairs),
+        "baseline_ratio_to_floor": statistics.median(b / f for _, f, b in pairs),
+        "ratio_to_baseline": statistics.median(p / b for p, _, b in pairs),
+        "rounds": rounds, "ingest_redaction": pipeline == "redacted",
+    }  # fmt: skip
+
+
 def run(rounds: int = 9, budget_s: float = 0.15) -> list[dict[str, Any]]:
-    """Per case: median µs/record of each implementation and the median per-round ratios."""
+    """Per case: median µs/record of each implementation and the median per-round ratios, in two rows:
+    without ingest-side redaction, then with it (``ingest_redaction: True``)."""
     results = []
     for name, body, content_type, kind, records in CASES:
         impls = implementations(body, content_type, kind, records)
@@ -77,15 +104,8 @@ def run(rounds: int = 9, budget_s: float = 0.15) -> list[dict[str, Any]]:
         for _ in range(rounds):
             for impl, fn in impls.items():
                 samples[impl].append(_time_per_record(fn, records, budget_s))
-        pairs = list(zip(samples["pipeline"], samples["floor"], samples["baseline"], strict=True))
-        results.append({
-            "case": name, "records": records, "body_bytes": len(body),
-            "us_per_record": {k: statistics.median(v) for k, v in samples.items()},
-            "ratio_to_floor": statistics.median(p / f for p, f, _ in pairs),
-            "baseline_ratio_to_floor": statistics.median(b / f for _, f, b in pairs),
-            "ratio_to_baseline": statistics.median(p / b for p, _, b in pairs),
-            "rounds": rounds,
-        })  # fmt: skip
+        results.append(_row(name, records, body, samples, "pipeline", rounds))
+        results.append(_row(f"{name}, ingest redaction on", records, body, samples, "redacted", rounds))
     return results
 
 

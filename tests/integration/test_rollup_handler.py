@@ -12,8 +12,9 @@ import pytest
 from moto import mock_aws
 
 from consumers.rollup import handler as rollup
-from consumers.rollup.store import CHECKPOINT_TENANT, DynamoRollupStore
+from consumers.rollup.store import CHECKPOINT_TENANT, SEEN_PREFIX, DynamoRollupStore
 from core import envelope
+from core.ids import derive_webhook_event_id
 from local.stack import create_table
 from tests.conftest import REGION
 from tests.integration.test_archiver_handler import kinesis_event, make_envelope
@@ -30,7 +31,7 @@ class FlakyRollupStore(DynamoRollupStore):
         self.calls = 0
         self.fail_calls: set[int] = set()
 
-    def apply(self, shard_key: str, deltas: Any, old: str | None, new: str) -> None:
+    def apply(self, shard_key: str, deltas: Any, old: str | None, new: str, *seen: Any) -> None:
         self.calls += 1
         if self.calls in self.fail_calls:
             from botocore.exceptions import ClientError
@@ -38,7 +39,7 @@ class FlakyRollupStore(DynamoRollupStore):
             raise ClientError(
                 {"Error": {"Code": "ThrottlingException", "Message": "x"}}, "TransactWriteItems"
             )
-        super().apply(shard_key, deltas, old, new)
+        super().apply(shard_key, deltas, old, new, *seen)
 
 
 @pytest.fixture
@@ -60,7 +61,7 @@ def counters(client: Any) -> dict[tuple[str, str], tuple[int, int]]:
     return {
         (i["tenant_id"]["S"], i["bucket"]["S"]): (int(i["record_count"]["N"]), int(i["byte_count"]["N"]))
         for i in items
-        if i["tenant_id"]["S"] != CHECKPOINT_TENANT
+        if i["tenant_id"]["S"] != CHECKPOINT_TENANT and not i["tenant_id"]["S"].startswith(SEEN_PREFIX)
     }
 
 
@@ -129,3 +130,45 @@ def test_duplicate_event_id_in_a_batch_counts_once(table: tuple[Any, FlakyRollup
     rollup.lambda_handler(kinesis_event(datas * 3), LambdaContext(remaining_ms=60_000))
     assert counters(client) == expected(datas, envs)
     assert Counter(k[0] for k in counters(client)) == Counter({"acme": 1})
+
+
+# --- replays: a derived id is counted once within the seen window (issue 15) ------------------------------
+
+
+def shard_event(datas: list[bytes], first: int, shard: str = "shardId-000000000000") -> dict[str, Any]:
+    event = kinesis_event(datas, first=first)
+    for record in event["Records"]:
+        record["eventID"] = f"{shard}:{record['kinesis']['sequenceNumber']}"
+    return event
+
+
+def test_replays_of_a_webhook_delivery_are_not_counted_again(
+    table: tuple[Any, FlakyRollupStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN one webhook delivery (a derived id) and six replays of it, each ingested later (a new
+    # received_at) and read in a later batch, one of them on another shard, each beside a fresh record
+    client, _ = table
+    replayed = derive_webhook_event_id("acme", "gh", "sha256:abc#0")
+    first = {**make_envelope("acme", "2026-11-22T10:00:00.000000Z"), "event_id": replayed}
+    rollup.lambda_handler(
+        shard_event([envelope.dumps(first).encode()], 0), LambdaContext(remaining_ms=60_000)
+    )
+    for n in range(1, 7):
+        replay = {**first, "received_at": f"2026-11-22T10:0{n}:00.000000Z"}
+        fresh = make_envelope("acme", f"2026-11-22T10:0{n}:00.000000Z")
+        datas = [envelope.dumps(replay).encode(), envelope.dumps(fresh).encode()]
+        shard = "shardId-000000000001" if n == 3 else "shardId-000000000000"
+        response = rollup.lambda_handler(shard_event(datas, 2 * n, shard), LambdaContext(remaining_ms=60_000))
+        assert response == {"batchItemFailures": []}
+    # THEN the tenant's count is the delivery once plus the six fresh records
+    assert sum(n for (tenant, _), (n, _) in counters(client).items() if tenant == "acme") == 7
+
+    # WHEN a replay comes after the window
+    later = int(rollup.time.time()) + rollup.settings().rollup_dedup_window_seconds + 60
+    monkeypatch.setattr(rollup.time, "time", lambda: float(later))
+    replay = {**first, "received_at": "2026-11-22T11:00:00.000000Z"}
+    rollup.lambda_handler(
+        shard_event([envelope.dumps(replay).encode()], 100), LambdaContext(remaining_ms=60_000)
+    )
+    # THEN it is counted again (the expired marker is replaced, even before TTL deletes it)
+    assert sum(n for (tenant, _), (n, _) in counters(client).items() if tenant == "acme") == 8

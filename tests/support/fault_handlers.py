@@ -27,6 +27,8 @@ LOCK = threading.Lock()
 PLAN: dict[str, tuple[int, int]] = {}  # function -> (crashes still to inject, crash every n-th invocation)
 CALLS: Counter[str] = Counter()
 CRASHES: Counter[str] = Counter()
+QUEUE_BODIES: list[str] = []  # every SQS message body the recording worker was handed
+DEAD_LETTER_TAG = "dead-letter-me"  # a record whose body holds this is failed by the recording worker, always
 
 
 class InjectedCrash(RuntimeError):
@@ -92,3 +94,19 @@ def archiver_handler(event: dict[str, Any], context: Any) -> Any:
 
 def rollup_handler(event: dict[str, Any], context: Any) -> Any:
     return _wrap("rollup", event, context)
+
+
+def recording_worker_handler(event: dict[str, Any], context: Any) -> Any:
+    """The real worker, recording every queue body it is handed (what the queue holds, as delivered);
+    records holding ``DEAD_LETTER_TAG`` are reported failed every time, so the redrive policy moves
+    them to the DLQ."""
+    shared = _shared()
+    records = event["Records"]
+    with shared.LOCK:
+        shared.QUEUE_BODIES.extend(r["body"] for r in records)
+    doomed = [{"itemIdentifier": r["messageId"]} for r in records if DEAD_LETTER_TAG in r["body"]]
+    rest = [r for r in records if DEAD_LETTER_TAG not in r["body"]]
+    if "worker" not in _real:
+        _real["worker"] = load_container(REAL["worker"])
+    response = _real["worker"]({**event, "Records": rest}, context) if rest else {"batchItemFailures": []}
+    return {"batchItemFailures": [*response.get("batchItemFailures", []), *doomed]}

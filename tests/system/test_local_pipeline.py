@@ -24,7 +24,8 @@ import pytest
 from local.cli import main
 from local.inspect import stored_record_of
 from local.runtime import LocalRuntime
-from tests.support.localkit import inspector, local_stack
+from tests.support import fault_handlers
+from tests.support.localkit import inspector, local_stack, wait_for
 from tests.support.localkit import post as post_raw
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -171,3 +172,69 @@ def test_the_demo_posts_synthetic_data_and_finds_it_stored(stack: LocalRuntime, 
     items = inspector(stack).stored_items()
     assert len(items) == 206 and {i["tenant_id"]["S"] for i in items} == {"demo"}
     assert not {m for i in items for m in EMAIL.findall(readable(i))}
+
+
+PLANTED = {
+    "email": "planted.person@example.com",
+    "card": "4111 1111 1111 1111",
+    "token": "plantedBearerTokenValue0123456789abcdef",
+}
+
+
+def test_planted_secrets_are_nowhere_at_rest(tmp_path: Path) -> None:
+    # GIVEN a stack whose worker records every queue body it is handed and dead-letters tagged records
+    fault_handlers.QUEUE_BODIES.clear()
+    with local_stack(tmp_path, "e2e-secrets", visibility_timeout=1,
+                     handlers={"worker": "tests.support.fault_handlers.recording_worker_handler"}) as runtime:  # fmt: skip
+        api, s = runtime.api_url, runtime.stack
+        assert s is not None
+        direct = inspector(runtime)
+        email, card, token = PLANTED["email"], PLANTED["card"], PLANTED["token"]
+        # WHEN an e-mail address, a card number and a bearer token are sent in events, a log line and a
+        # log object, one event of them tagged to end in the DLQ
+        events = [
+            {"type": "signup", "email": email, "note": f"paid with {card}", "auth": f"Bearer {token}"},
+            {"type": f"mail {email}", "headers": {"Authorization": f"Bearer {token}"}, "card": card},
+            {
+                "type": "poison",
+                "tag": fault_handlers.DEAD_LETTER_TAG,
+                "note": f"{email} {card} Bearer {token}",
+            },
+        ]
+        line = f"ERROR payment failed for {email} card {card} Authorization: Bearer {token}"
+        accepted: set[str] = set()
+        for route, body, content_type in [
+            ("events", orjson.dumps(events), "application/json"),
+            ("ingest", line.encode(), "text/plain"),
+            ("ingest", orjson.dumps({"message": line, "user": email}), "application/json"),
+        ]:
+            status, receipt = post(
+                f"{api}/{route}", body, {"content-type": content_type, "x-tenant-id": "sec"}
+            )
+            assert status == 202, receipt
+            accepted.update(receipt["event_ids"])
+        # THEN once the tagged record is dead-lettered and the others are stored and archived
+        stream = direct.stream_data()
+        doomed = {orjson.loads(d)["event_id"] for d in stream if fault_handlers.DEAD_LETTER_TAG.encode() in d}
+        assert len(doomed) == 1
+        assert wait_for(
+            lambda: (
+                direct.depth(s.dlq_url) == 1
+                and {k[1] for k in direct.stored_keys()} >= accepted - doomed
+                and set(direct.archived()) >= accepted
+            ),
+            timeout=180,
+        )
+        dead = direct.sqs.receive_message(QueueUrl=s.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=30)
+        places = {
+            "queue": list(fault_handlers.QUEUE_BODIES),
+            "stream": [d.decode() for d in direct.stream_data()],
+            "dlq": [m["Body"] for m in dead.get("Messages", [])],
+            "storage": [readable(i) for i in direct.stored_items()],
+            "archive": [orjson.dumps(line).decode() for line in direct.archive_lines()],
+        }
+    # every place holds the records (the scan is not vacuous) and no planted value
+    assert all(places.values()), {k: len(v) for k, v in places.items()}
+    leaked = {(where, name) for where, texts in places.items() for text in texts
+              for name, value in PLANTED.items() if value in text}  # fmt: skip
+    assert not leaked, sorted(leaked)

@@ -4,9 +4,10 @@ The local stack runs as its own process (``python -m local run --auth --verbose`
 metrics on, API keys required) with stdout and stderr going to one file, so every line any handler,
 the authorizer, the event sources or uvicorn writes is captured without hooking into logging. Then:
 API keys are created and used through the authorizer path (valid, unknown and malformed ones), corpus
-webhooks and JSON events carrying e-mail addresses are ingested and stored, items that are refused
-carry e-mail addresses too, and poison with an e-mail address goes straight onto the queue. Finally the
-whole log is searched for every e-mail address sent and every plaintext key used: none may appear.
+webhooks and JSON events carrying e-mail addresses (and a card number and a bearer token) are ingested and
+stored, items that are refused carry e-mail addresses too, and poison with an e-mail address goes straight
+onto the queue. Finally the whole log is searched for every e-mail address, card and token sent and every
+plaintext key used: none may appear.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from tests.support.localkit import post, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 EMAIL = re.compile(rb"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+CARD = "4111 1111 1111 1111"
+TOKEN = "plantedLogBearerToken0123456789abcdef"
 
 
 def create_key(state: Path, tenant: str) -> str:
@@ -60,8 +63,9 @@ def test_no_email_address_or_api_key_reaches_any_log(tmp_path: Path, corpus: Pat
         people = [f"person.{i}@example.org".encode() for i in range(20)]
         sent_emails.update(people)
         events = [
-            {"type": "signup", "email": p.decode(), "note": f"contact {p.decode()}"} for p in people[:10]
-        ]
+            {"type": "signup", "email": p.decode(), "note": f"contact {p.decode()}, card {CARD}",
+             "auth": f"Bearer {TOKEN}"} for p in people[:10]
+        ]  # fmt: skip
         refused = [p.decode() for p in people[10:15]] + [[[[[p.decode()]]]] for p in people[15:]]
         status, _, receipt = post(f"{api}/events", orjson.dumps([*events, *refused]), {
             "content-type": "application/json", "authorization": f"Bearer {keys['globex']}"})  # fmt: skip
@@ -103,6 +107,7 @@ def test_no_email_address_or_api_key_reaches_any_log(tmp_path: Path, corpus: Pat
     # ... and not one e-mail address sent, nor any plaintext key, is anywhere in it
     leaked_emails = sorted(e.decode() for e in sent_emails if e in text)
     leaked_keys = [name for name, key in {**keys, "unknown": unknown}.items() if key.encode() in text]
+    leaked_keys += [name for name, value in {"card": CARD, "token": TOKEN}.items() if value.encode() in text]
     print(f"\nscanned {len(text)} bytes / {lines} lines of logs for {len(sent_emails)} addresses and "
           f"{len(keys) + 1} keys: leaked addresses {leaked_emails}, leaked keys {leaked_keys}")  # fmt: skip
     assert not leaked_emails

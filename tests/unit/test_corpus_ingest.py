@@ -9,19 +9,70 @@ from pathlib import Path
 import orjson
 import pytest
 
+from core import redaction
+from core.envelope import redact_envelope
 from core.settings import IngestSettings
 from ingest import handler
 from ingest.service import IngestService
 from tests.support.fakes import LambdaContext, MemorySink, http_event, parse_envelope
 
 
-@pytest.fixture
-def sinks(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[MemorySink, MemorySink]]:
+def _sinks(monkeypatch: pytest.MonkeyPatch, redaction: str) -> tuple[MemorySink, MemorySink]:
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     sqs, kinesis = MemorySink("sqs"), MemorySink("kinesis", batch_size=500)
-    service = IngestService(IngestSettings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s"}), [sqs, kinesis])
+    env = {"QUEUE_URL": "q", "STREAM_NAME": "s", "INGEST_REDACTION": redaction}
+    service = IngestService(IngestSettings.from_env(env), [sqs, kinesis])
     monkeypatch.setattr(handler, "service", lambda: service)
-    yield sqs, kinesis
+    return sqs, kinesis
+
+
+@pytest.fixture
+def sinks(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[MemorySink, MemorySink]]:
+    # Ingest-side redaction off: these tests pin what normalization keeps of real inputs, byte for byte.
+    # What redaction does to the same inputs is the business of the tests below and of test_redaction.py.
+    yield _sinks(monkeypatch, "off")
+
+
+@pytest.fixture
+def redacting(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[MemorySink, MemorySink]]:
+    yield _sinks(monkeypatch, "on")
+
+
+def _corpus_requests(corpus: Path) -> Iterator[tuple[str, bytes, dict[str, str]]]:
+    for number, path in enumerate(sorted((corpus / "webhooks" / "github").glob("*.json"))):
+        headers = {"x-github-event": path.name.split(".", 1)[0], "x-github-delivery": f"delivery-{number}"}
+        yield "POST /events", path.read_bytes(), headers
+    for path in sorted((corpus / "logs").glob("*.log")):
+        lines = [line for line in path.read_text("utf-8", "replace").splitlines() if line.strip()]
+        for start in range(0, len(lines), 1000):
+            yield (
+                "POST /ingest",
+                "\n".join(lines[start : start + 1000]).encode(),
+                {"content-type": "text/plain"},
+            )
+
+
+def test_ingest_redaction_is_the_consumers_redaction_and_idempotent_on_the_corpus(
+    corpus: Path, redacting: tuple[MemorySink, MemorySink], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN every corpus webhook and log line, ingested with and without ingest-side redaction
+    rules = redaction.load()
+    sqs, kinesis = redacting
+    requests = list(_corpus_requests(corpus))
+    ids = [i for r in requests for i in post(*r)[1]["event_ids"]]  # type: ignore[attr-defined]
+    assert sqs.records == kinesis.records
+    raw_sqs, _ = _sinks(monkeypatch, "off")
+    raw_ids = [i for r in requests for i in post(*r)[1]["event_ids"]]  # type: ignore[attr-defined]
+    assert len(ids) == len(raw_ids) == len(sqs.records) == len(raw_sqs.records)
+    for event_id, raw_id in zip(ids, raw_ids, strict=True):
+        text = sqs.records[event_id]
+        published = parse_envelope(text)
+        # THEN each published record is what the consumers' redaction makes of the raw one
+        raw = parse_envelope(raw_sqs.records[raw_id])
+        expected = redact_envelope(raw, rules)[0]
+        assert published == {**expected, "event_id": event_id, "received_at": published["received_at"]}
+        # AND the consumers' pass over it changes nothing and counts nothing (idempotent)
+        assert redact_envelope(published, rules, text) == (published, {}), event_id
 
 
 def post(route: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, object]]:

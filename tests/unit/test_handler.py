@@ -193,3 +193,17 @@ def test_any_body_gives_2xx_or_a_4xx_problem_never_5xx(
     if status != 202:
         assert response_headers["content-type"] == "application/problem+json"
         assert doc["status"] == status and doc["code"]
+
+
+def test_ingest_side_redactions_become_metrics_of_the_ingest_function(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN the metrics the handler adds, recorded
+    added: list[tuple[str, float]] = []
+    monkeypatch.setattr(handler.metrics, "add_metric", lambda name, unit, value: added.append((name, value)))
+    # WHEN records carrying two e-mail addresses and a password field are accepted
+    body = orjson.dumps([{"who": "a@example.com"}, {"who": "b@example.com", "password": "hunter2"}])
+    assert call(http_event("POST /events", body))[0] == 202
+    # THEN the replacements are counted per rule, as the worker and the archiver count theirs
+    assert ("Redactions_email", 2) in added
+    assert ("Redactions_credential_field", 1) in added

@@ -62,3 +62,21 @@ def test_server_ids_are_canonical_uuidv7_text() -> None:
         assert parsed.version == 7
         assert parsed.variant == uuid.RFC_4122
         assert event_id_time_ms(text) is not None
+
+
+def test_webhook_ids_live_in_their_own_namespace_under_their_source() -> None:
+    from core.ids import derive_webhook_event_id
+
+    webhook = derive_webhook_event_id("acme", "gh", "d-1#0")
+    assert webhook == derive_webhook_event_id("acme", "gh", "d-1#0")
+    assert webhook != derive_event_id("acme", "event", "d-1#0")
+    assert webhook != derive_webhook_event_id("acme", "other", "d-1#0")
+    assert webhook != derive_webhook_event_id("globex", "gh", "d-1#0")
+
+
+def test_producer_derived_ids_are_unchanged() -> None:
+    # Stored records must keep matching retries: these values were derived before webhooks got a namespace.
+    assert derive_event_id("acme", "event", "delivery-1#0") == PINNED_PRODUCER_ID
+
+
+PINNED_PRODUCER_ID = "410b2b06-7ff8-5751-a672-50695d169d39"

@@ -370,3 +370,74 @@ def test_normalize_applies_the_same_limits_to_decoded_records() -> None:
     out = normalize(items, OTLP_FACTS, max_record_bytes=1000, max_depth=64, build=build_decoded_envelope)
     assert [i for i, *_ in out.accepted] == [0]
     assert [(e.index, e.code) for e in out.errors] == [(1, "too-deep"), (2, "record-too-large")]
+
+
+# --- ingest-side redaction: redact_record and the envelope's one-walk redaction ------------------------
+
+
+RULES = {
+    "rules": [
+        {
+            "name": "email",
+            "label": "email",
+            "pattern": r"[\w.+-]+@[\w-]+\.[\w.]+",
+            "prefilter": {"contains": ["@"]},
+        }
+    ],
+    "secret_fields": {"names": ["password"], "label": "credential"},
+}
+
+
+def _redactor(**extra_fields: list[str]) -> Any:
+    from core.redaction import compile_rules
+
+    doc = {**RULES, "secret_fields": {**RULES["secret_fields"], **extra_fields}}  # type: ignore[dict-item]
+    return compile_rules(doc, redact_ip_addresses=False)
+
+
+def _per_field(record: dict[str, Any], redactor: Any) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    text = env.dumps(record)
+    return {
+        k: redactor.redact_value(v, counts, text) if k in env.REDACTED_FIELDS else v
+        for k, v in record.items()
+    }
+
+
+def test_redact_envelope_walks_once_and_equals_redacting_each_field() -> None:
+    record = build({"type": "mail a@b.io", "user": {"email": "a@b.io", "password": "x"}, "note": "c@d.io"})
+    redactor = _redactor()
+    redacted, counts = env.redact_envelope(record, redactor, env.dumps(record))
+    assert redacted == _per_field(record, redactor)
+    assert counts == {"email": 4, "credential_field": 1}  # the type, then in the payload: type, email, note
+    assert redacted["event_id"] == record["event_id"] and redacted["received_at"] == record["received_at"]
+
+
+def test_redact_envelope_never_blanks_a_whole_field_a_rules_file_calls_secret() -> None:
+    # GIVEN a rules file whose secret field names include "source" and "payload"
+    record = build({"type": "t", "who": "a@b.io"})
+    redactor = _redactor(names=["password", "source", "payload"])
+    redacted, _ = env.redact_envelope(record, redactor)
+    # THEN the envelope's own fields are redacted inside, not replaced by a marker
+    assert redacted["payload"] == {"type": "t", "who": "[REDACTED:email]"}
+    assert redacted["source"] == record["source"]
+
+
+def test_redact_record_reserializes_only_when_something_was_replaced() -> None:
+    redactor = _redactor()
+    clean = build({"type": "t"})
+    text = env.dumps(clean)
+    counts: dict[str, int] = {}
+    assert normalize_module.redact_record(clean, text, redactor, counts) == (clean, text)
+    dirty = build({"who": "a@b.io"})
+    out, out_text = normalize_module.redact_record(dirty, env.dumps(dirty), redactor, counts)
+    assert out_text == env.dumps(out) and "a@b.io" not in out_text
+    assert counts == {"email": 1}
+
+
+def test_normalize_redacts_before_the_size_check_and_counts_per_rule() -> None:
+    items = [(0, {"who": "a@b.io"}), (1, {"who": "c@d.io", "password": "p"})]
+    result = normalize(items, FACTS, 256 * 1024, 64, redactor=_redactor())
+    assert result.redactions == {"email": 2, "credential_field": 1}
+    assert all("@" not in text for _, _, text, _ in result.accepted)
+    assert [size for *_, size in result.accepted] == [len(text.encode()) for _, _, text, _ in result.accepted]

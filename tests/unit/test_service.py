@@ -206,3 +206,62 @@ def test_publish_budget_never_outlives_the_invocation(monkeypatch: pytest.Monkey
     service.ingest(request(b"{}"), "event", remaining_seconds=3.0)
     service.ingest(request(b"{}"), "event")
     assert seen == [1.0, SETTINGS.publish_budget_seconds]
+
+
+# --- Ingest-side redaction: nothing raw at rest (issue 15) -------------------------------------------------
+
+PLANTED_EMAIL = "jane.doe@example.com"
+PLANTED_CARD = "4111 1111 1111 1111"
+PLANTED_TOKEN = "planted-bearer-token-value-0123456789"
+PLANTED = (PLANTED_EMAIL, PLANTED_CARD, PLANTED_TOKEN)
+
+
+def _planted_requests() -> list[tuple[HttpRequest, str]]:
+    event = {"type": f"signup {PLANTED_EMAIL}", "user": {"email": PLANTED_EMAIL, "password": "hunter2"},
+             "note": f"card {PLANTED_CARD}", "headers": {"Authorization": f"Bearer {PLANTED_TOKEN}"}}  # fmt: skip
+    line = f"ERROR login failed for {PLANTED_EMAIL} card={PLANTED_CARD} Authorization: Bearer {PLANTED_TOKEN}"
+    return [
+        (request(orjson.dumps(event), idempotency_key="k-1"), "event"),
+        (request(line, "text/plain", route="POST /ingest"), "log"),
+        (request(orjson.dumps({"message": line, "user": PLANTED_EMAIL}), route="POST /ingest"), "log"),
+    ]
+
+
+def test_ingest_redacts_before_the_queue_and_the_stream_by_default() -> None:
+    # GIVEN the default settings and records carrying an e-mail, a card number and a bearer token
+    service, sqs, kinesis = make()
+    for req, kind in _planted_requests():
+        # WHEN they are ingested
+        receipt = service.ingest(req, kind)
+        # THEN the receipt counts the replacements per rule (the handler turns them into metrics)
+        assert receipt.redactions["email"] >= 1, receipt.redactions
+    # AND neither the queue nor the stream holds any planted value, yet every record is a valid envelope
+    for body in [*sqs.records.values(), *kinesis.records.values()]:
+        parse_envelope(body)
+        assert not [p for p in (*PLANTED, "hunter2") if p in body], body
+    assert len(sqs.records) == len(kinesis.records) == 3
+
+
+def test_ingest_redaction_off_publishes_raw_records() -> None:
+    settings = IngestSettings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s", "INGEST_REDACTION": "off"})
+    service, sqs, _ = make(settings)
+    for req, kind in _planted_requests():
+        assert not service.ingest(req, kind).redactions
+    assert all(PLANTED_EMAIL in body for body in sqs.records.values())
+
+
+def test_the_record_size_limit_applies_to_the_redacted_record() -> None:
+    # GIVEN a record whose secret fields hold short values that redaction replaces by longer markers
+    item = {f"user{i}": {"password": "x"} for i in range(40)}
+    raw = IngestSettings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s", "INGEST_REDACTION": "off"})
+    service_raw, sqs_raw, _ = make(raw)
+    service_raw.ingest(request(orjson.dumps(item)), "event")
+    raw_size = len(next(iter(sqs_raw.records.values())).encode())
+    limit = IngestSettings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s", "MAX_RECORD_BYTES": str(raw_size)})
+    service, sqs, _ = make(limit)
+    # WHEN it is ingested with redaction on and a limit that the raw record just meets
+    with pytest.raises(Problem) as info:
+        service.ingest(request(orjson.dumps(item)), "event")
+    # THEN the redacted (larger) record is refused: the limit protects what is published
+    assert [e["code"] for e in info.value.extra["errors"]] == ["record-too-large"]
+    assert not sqs.records

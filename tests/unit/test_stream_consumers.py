@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import gzip
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import orjson
@@ -13,8 +14,16 @@ from aws_lambda_powertools.utilities.batch import EventType, process_partial_res
 
 from consumers.archiver.archive import ArchiveLine, archive_batch, group_of, object_key
 from consumers.processing import HeldBack, Staged, StagedBatchProcessor
-from consumers.rollup.counters import Countable, aggregate, apply_rollup, plan_runs
+from consumers.rollup.counters import (
+    Countable,
+    PreparedCount,
+    aggregate,
+    apply_rollup,
+    is_derived_id,
+    plan_runs,
+)
 from consumers.stream import duplicate_positions
+from core.ids import derive_event_id, derive_webhook_event_id, new_event_id
 from tests.conftest import load_event
 
 SEQ = 49590338271490256608559692538361571095921575989136588898
@@ -191,22 +200,38 @@ class MemoryRollup:
     def __init__(self) -> None:
         self.checkpoint: str | None = None
         self.counters: dict[tuple[str, str], tuple[int, int]] = {}
+        self.seen: dict[tuple[str, str], int] = {}  # (tenant, event_id) -> expires_at
         self.fail_calls: set[int] = set()
         self.calls = 0
+        self.items_per_call: list[int] = []
 
     def read_checkpoint(self, shard_key: str) -> str | None:
         return self.checkpoint
 
+    def read_seen(self, keys: Collection[tuple[str, str]], now: int) -> set[tuple[str, str]]:
+        return {k for k in keys if self.seen.get(k, 0) > now}
+
     def apply(
-        self, shard_key: str, deltas: dict[tuple[str, str], tuple[int, int]], old: str | None, new: str
+        self,
+        shard_key: str,
+        deltas: dict[tuple[str, str], tuple[int, int]],
+        old: str | None,
+        new: str,
+        seen: Sequence[tuple[str, str]] = (),
+        now: int = 0,
+        expires_at: int = 0,
     ) -> None:
         self.calls += 1
         if self.calls in self.fail_calls:
             raise RuntimeError("TransactionCanceled")
         assert old == self.checkpoint, "the condition on the old checkpoint"
+        if any(self.seen.get(k, 0) > now for k in seen):
+            raise RuntimeError("TransactionCanceled: ConditionalCheckFailed on a seen marker")
+        self.items_per_call.append(len(deltas) + len(seen) + 1)
         for k, (n, b) in deltas.items():
             n0, b0 = self.counters.get(k, (0, 0))
             self.counters[k] = (n0 + n, b0 + b)
+        self.seen.update((k, expires_at) for k in seen)
         self.checkpoint = new
 
 
@@ -266,3 +291,96 @@ def test_stream_decode_marks_invalid_records(bad: bytes) -> None:
     assert decoded.envelope is None
     assert decoded.invalid in {"not_json", "invalid_envelope"}
     assert decoded.sequence == SEQ
+
+
+# --- the rollup's seen-set: replays are not counted again (issue 15) ---------------------------------------
+
+WINDOW = 7 * 86400
+T0 = 1_800_000_000
+REPLAYED = derive_webhook_event_id("acme", "gh", "sha256:abc#0")
+
+
+def deliveries(event_ids: list[str], first: int = 0) -> list[Countable]:
+    """Records of one shard, in order, as the rollup handler prepares them (duplicates in the batch aside)."""
+    return [
+        PreparedCount(str(SEQ + first + i), e, "acme", "2026-11-22T10:00#event", 10).at(
+            first + i, counted=True
+        )
+        for i, e in enumerate(event_ids)
+    ]
+
+
+def test_a_replayed_derived_id_is_counted_once_within_the_window() -> None:
+    # GIVEN a delivery counted once, then replayed six times in later batches inside the window
+    store = MemoryRollup()
+    apply_rollup(deliveries([REPLAYED]), "k", store, seen_window=WINDOW, now=T0)
+    for n in range(1, 7):
+        outcome = apply_rollup(
+            deliveries([REPLAYED], first=n), "k", store, seen_window=WINDOW, now=T0 + n * 60
+        )
+        # THEN each replay moves the checkpoint but is not counted
+        assert (outcome.applied, outcome.replays) == (0, 1)
+    assert store.counters == {("acme", "2026-11-22T10:00#event"): (1, 10)}
+    assert store.checkpoint == str(SEQ + 6)
+
+
+def test_a_replay_after_the_window_is_counted_again() -> None:
+    store = MemoryRollup()
+    apply_rollup(deliveries([REPLAYED]), "k", store, seen_window=WINDOW, now=T0)
+    apply_rollup(deliveries([REPLAYED], first=1), "k", store, seen_window=WINDOW, now=T0 + WINDOW + 1)
+    assert store.counters == {("acme", "2026-11-22T10:00#event"): (2, 20)}
+
+
+def test_server_assigned_ids_put_no_marker_and_are_always_counted() -> None:
+    store = MemoryRollup()
+    records = deliveries([new_event_id(), new_event_id(), REPLAYED])
+    apply_rollup(records, "k", store, seen_window=WINDOW, now=T0)
+    assert list(store.seen) == [("acme", REPLAYED)]
+    assert store.counters == {("acme", "2026-11-22T10:00#event"): (3, 30)}
+
+
+def test_a_seen_set_of_zero_seconds_is_off() -> None:
+    store = MemoryRollup()
+    apply_rollup(deliveries([REPLAYED]), "k", store, seen_window=0, now=T0)
+    apply_rollup(deliveries([REPLAYED], first=1), "k", store, seen_window=0, now=T0)
+    assert not store.seen
+    assert store.counters == {("acme", "2026-11-22T10:00#event"): (2, 20)}
+
+
+def test_a_replay_counted_meanwhile_on_another_shard_fails_the_run_and_the_redelivery_skips_it() -> None:
+    # GIVEN a batch that read no marker, and another shard that counts the same id before it commits
+    store = MemoryRollup()
+    records = deliveries([new_event_id(), REPLAYED])
+    real_read = store.read_seen
+
+    def racing_read(keys: Collection[tuple[str, str]], now: int) -> set[tuple[str, str]]:
+        found = real_read(keys, now)
+        store.seen[("acme", REPLAYED)] = now + WINDOW  # the other shard's transaction lands now
+        return found
+
+    store.read_seen = racing_read  # type: ignore[method-assign]
+    # WHEN the batch commits THEN the conditional marker fails it, nothing of it applied
+    outcome = apply_rollup(records, "k", store, seen_window=WINDOW, now=T0)
+    assert sorted(outcome.failed) == [0, 1]
+    assert store.counters == {}
+    # AND the redelivery counts the new record and not the replay
+    store.read_seen = real_read  # type: ignore[method-assign]
+    outcome = apply_rollup(records, "k", store, seen_window=WINDOW, now=T0)
+    assert (outcome.applied, outcome.replays) == (1, 1)
+    assert store.counters == {("acme", "2026-11-22T10:00#event"): (1, 10)}
+
+
+def test_runs_count_seen_markers_against_the_transaction_limit() -> None:
+    store = MemoryRollup()
+    ids = [derive_webhook_event_id("acme", "gh", f"sha256:{i}#0") for i in range(250)]
+    apply_rollup(deliveries(ids), "k", store, seen_window=WINDOW, now=T0)
+    assert max(store.items_per_call) <= 100
+    assert store.counters == {("acme", "2026-11-22T10:00#event"): (250, 2500)}
+    assert len(store.seen) == 250
+
+
+def test_is_derived_id() -> None:
+    assert is_derived_id(derive_event_id("acme", "event", "e-1"))
+    assert is_derived_id(REPLAYED)
+    assert not is_derived_id(new_event_id())
+    assert not is_derived_id("")

@@ -103,9 +103,11 @@ def test_github_signature_over_every_corpus_body_verifies(corpus: Path) -> None:
         body = path.read_bytes()
         event = path.name.split(".")[0]
         headers = github_headers(body, **{"x-github-event": event, "x-github-delivery": f"d-{path.stem}"})
-        # WHEN verified THEN the tenant, delivery id and event type come back
+        # WHEN verified THEN the tenant, the claimed delivery id and event type, and the body's digest as the
+        # signed identity come back
         result = verify(source, headers, body, NOW)
-        assert result == Verified("src", "acme", f"d-{path.stem}", event, None), path.name
+        identity = f"sha256:{hashlib.sha256(body).hexdigest()}"
+        assert result == Verified("src", "acme", f"d-{path.stem}", event, None, identity), path.name
 
 
 def test_github_one_byte_change_in_a_corpus_body_fails(corpus: Path) -> None:
@@ -177,7 +179,8 @@ STRIPE_BODY = b'{"id": "evt_1", "object": "event", "type": "payment_intent.succe
 
 def test_stripe_valid_signature_verifies_and_leaves_delivery_id_to_the_body() -> None:
     result = verify(_source("stripe", STRIPE_SECRET), stripe_headers(STRIPE_BODY, NOW), STRIPE_BODY, NOW)
-    assert result == Verified("src", "acme", None, None, NOW)
+    identity = f"sha256:{hashlib.sha256(STRIPE_BODY).hexdigest()}"
+    assert result == Verified("src", "acme", None, None, NOW, identity=identity, id_field="id")
 
 
 @pytest.mark.parametrize(
@@ -285,7 +288,7 @@ def _vector_headers(signature: str = VECTOR_SIGNATURE) -> dict[str, str]:
 def test_standard_published_vector_verifies() -> None:
     source = _source("standard", VECTOR_SECRET)
     result = verify(source, _vector_headers(), VECTOR_BODY, VECTOR_TIMESTAMP)
-    assert result == Verified("src", "acme", VECTOR_ID, None, VECTOR_TIMESTAMP)
+    assert result == Verified("src", "acme", VECTOR_ID, None, VECTOR_TIMESTAMP, identity=VECTOR_ID)
 
 
 def test_standard_published_vector_with_one_signature_character_changed_fails() -> None:
