@@ -426,3 +426,22 @@ def test_events_route_never_imports_protobuf_opentelemetry_or_cramjam(route: str
     assert "LOADED=" in lines
     status = next(line for line in lines if line.startswith("STATUS="))
     assert 400 <= int(status.removeprefix("STATUS=")) < 500
+
+
+@pytest.mark.parametrize("protocol", ["otlp", "loki", "form"])
+def test_protocol_records_are_redacted_before_the_queue_and_the_stream(stack: Stack, protocol: str) -> None:
+    # GIVEN a record carrying an e-mail address and a card number, sent by each log-shipper protocol
+    line = "payment by ada@example.com with 4111 1111 1111 1111 failed"
+    if protocol == "otlp":
+        request = (OTLP, otlp_request([line]).SerializeToString(), {"content-type": PROTOBUF})
+    elif protocol == "loki":
+        request = (LOKI, loki_json([line]), {"content-type": "application/json"})
+    else:
+        form = urllib.parse.urlencode({"msg": line, "levelname": "ERROR", "created": "1764590400.5"})
+        request = ("POST /ingest", form.encode(), {"content-type": "application/x-www-form-urlencoded"})
+    # WHEN it is accepted
+    assert call(*request)[0] in (200, 204, 202)
+    # THEN neither the queue nor the stream ever held the secret (ingest-side redaction is on by default)
+    bodies = [*stack.sqs.records.values(), *stack.kinesis.records.values()]
+    assert bodies and all("ada@example.com" not in b and "4111 1111 1111 1111" not in b for b in bodies)
+    assert {r["source"]["protocol"] for r in stack.stored()} == {protocol}
