@@ -119,6 +119,21 @@ def _card_windows(candidate: str, marker: str) -> tuple[str, int]:
     return "".join(out), hits
 
 
+_JSON_ESCAPES = (("\\n", "\n"), ("\\t", "\t"), ("\\r", "\r"), ('\\"', '"'), ("\\/", "/"))
+# A JSON number of 13 to 19 digits, the only numbers ``card_ok`` may accept.
+_MAY_HOLD_CARD_NUMBER = re.compile(r"[:\[,][ ]*[2-6][0-9]{12,18}[ ]*[,}\]]").search
+
+
+def _unescape_json(text: str) -> str:
+    """``text`` with JSON's common escapes undone where they occur (a gate only: not exact JSON decoding)."""
+    if "\\" not in text:
+        return text
+    for escaped, plain in _JSON_ESCAPES:
+        if escaped in text:
+            text = text.replace(escaped, plain)
+    return text
+
+
 def _check(ok: Callable[[str], bool]) -> Callable[[str, str], tuple[str, int]]:
     def validate(candidate: str, marker: str) -> tuple[str, int]:
         return (marker, 1) if ok(candidate) else (candidate, 0)
@@ -126,9 +141,108 @@ def _check(ok: Callable[[str], bool]) -> Callable[[str, str], tuple[str, int]]:
     return validate
 
 
-# A validator gets a match and the rule's marker and returns (replacement, replacements made).
+# Issuer prefixes (inclusive ranges of leading digits) and the lengths each issues, from the card
+# networks' published ranges as collected by Wikipedia's "Payment card number" article. A run of digits
+# that no network issues is not a card, whatever its Luhn digit says.
+_CARD_ISSUERS: tuple[tuple[int, int, frozenset[int]], ...] = (
+    (4, 4, frozenset({13, 16, 19})),  # Visa
+    (51, 55, frozenset({16})),  # Mastercard
+    (2221, 2720, frozenset({16})),  # Mastercard 2-series
+    (34, 34, frozenset({15})),  # American Express
+    (37, 37, frozenset({15})),
+    (6011, 6011, frozenset(range(16, 20))),  # Discover
+    (644, 649, frozenset(range(16, 20))),
+    (65, 65, frozenset(range(16, 20))),
+    (3528, 3589, frozenset(range(16, 20))),  # JCB
+    (300, 305, frozenset(range(14, 20))),  # Diners Club
+    (36, 36, frozenset(range(14, 20))),
+    (38, 39, frozenset(range(16, 20))),
+    (62, 62, frozenset(range(16, 20))),  # UnionPay
+    (2200, 2204, frozenset(range(16, 20))),  # Mir
+    (5018, 5018, frozenset(range(13, 20))),  # Maestro
+    (5020, 5020, frozenset(range(13, 20))),
+    (5038, 5038, frozenset(range(13, 20))),
+    (5893, 5893, frozenset(range(13, 20))),
+    (6304, 6304, frozenset(range(13, 20))),
+    (6759, 6759, frozenset(range(13, 20))),
+    (6761, 6763, frozenset(range(13, 20))),
+)
+
+
+def card_ok(candidate: str) -> bool:
+    """True when the digits of ``candidate`` (separators ignored) have a known issuer's prefix and
+    length and, last, pass the Luhn check."""
+    digits = "".join(c for c in candidate if "0" <= c <= "9")
+    n = len(digits)
+    for low, high, lengths in _CARD_ISSUERS:
+        width = len(str(low))
+        if n in lengths and low <= int(digits[:width]) <= high:
+            return luhn_ok(digits)
+    return False
+
+
+def _card_groups(candidate: str, marker: str) -> tuple[str, int]:
+    """Replace a card; a 4-4-4-4 card followed by a 3-digit group arrives as one 19-digit candidate, so
+    when the whole fails, the candidate without its last group is tried."""
+    if card_ok(candidate):
+        return marker, 1
+    cut = max(candidate.rfind(" "), candidate.rfind("-"), candidate.rfind("."))
+    if cut > 0 and card_ok(candidate[:cut]):
+        return marker + candidate[cut:], 1
+    return candidate, 0
+
+
+def _ssn_ok(candidate: str) -> bool:
+    from stdnum.us import ssn  # python-stdnum: area not 000/666/9xx, group not 00, serial not 0000
+
+    return bool(ssn.is_valid(candidate.replace(" ", "-")))
+
+
+def _iban_prefix(candidate: str, marker: str) -> tuple[str, int]:
+    """Replace the longest leading run of whole groups that is a valid IBAN (country format + mod 97).
+
+    The pattern may take a following word of four capitals or digits as one more group.
+    """
+    from stdnum import iban
+
+    for end in [len(candidate), *(i for i in range(len(candidate) - 1, 14, -1) if candidate[i] == " ")]:
+        if iban.is_valid(candidate[:end]):
+            return marker + candidate[end:], 1
+    return candidate, 0
+
+
+def _phone_numbers(candidate: str, marker: str) -> tuple[str, int]:
+    """Replace what ``phonenumbers`` finds in a candidate at leniency VALID (a number that exists in
+    its region's numbering plan); national formats are read as US numbers.
+
+    The pattern may take a following number as one more group ("+44 7400 123000 00"): when nothing is
+    found, the candidate is cut back a group at a time.
+    """
+    from phonenumbers import Leniency, PhoneNumberMatcher
+
+    ends = [len(candidate), *(i for i in range(len(candidate) - 1, 6, -1) if candidate[i] in " .-")][:4]
+    for end in ends:
+        text = candidate[:end]
+        out, last, hits = [], 0, 0
+        for match in PhoneNumberMatcher(text, "US", leniency=Leniency.VALID):
+            out.append(text[last : match.start])
+            out.append(marker)
+            last, hits = match.end, hits + 1
+        if hits:
+            out.append(candidate[last:])
+            return "".join(out), hits
+    return candidate, 0
+
+
+# A validator gets a match (or its ``value`` group) and the rule's marker and returns
+# (replacement, replacements made).
+_CARD_VALIDATOR = _card_groups
 VALIDATORS: dict[str, Callable[[str, str], tuple[str, int]]] = {
     "luhn": _card_windows,
+    "card": _CARD_VALIDATOR,
+    "ssn": _check(_ssn_ok),
+    "iban": _iban_prefix,
+    "phone": _phone_numbers,
     "ipv4": _check(_ipv4_ok),
     "ipv6": _check(_ipv6_ok),
 }
@@ -179,8 +293,12 @@ class Redactor:
         self.secret_marker = secret_marker
         self._secret_names = secret_names
         self._secret_suffixes = secret_suffixes
+        # Shortest first: a large document usually holds one of them somewhere, and ``any`` stops there.
+        self._field_substrings = tuple(sorted({*secret_names, *secret_suffixes}, key=len))
         self._min_length = min((r.min_length for r in rules), default=0)
         self._field_cache: dict[str, bool] = {}
+        # Cards sent as JSON numbers are checked whether or not the card rule passed the text gate.
+        self._card_rule = next((r for r in rules if r.validator is _CARD_VALIDATOR), None)
 
     def is_secret_field(self, key: str) -> bool:
         """True when a JSON key names a secret (case, '-' and '_' ignored)."""
@@ -193,21 +311,26 @@ class Redactor:
         return hit
 
     def active_rules(self, text: str) -> tuple[Rule, ...]:
-        """The rules that may match somewhere in ``text``: their prefilter passes, and for rules without
-        substrings their regex finds a candidate (validators aside).
+        """The rules that may match somewhere in ``text``: their prefilter passes, their regex finds a
+        match and, for rules with a validator, a match passes it.
 
         Run once over a whole serialized document, this is the gate that keeps the per-string walk cheap:
         a string inside the document can only match a rule that passes on the document. It holds for the
-        orjson text because orjson escapes only quotes, backslashes and control characters, which no
-        prefilter substring and no substring-free pattern (digits, dots, colons, hex, spaces) relies on.
+        orjson text because orjson escapes only quotes, backslashes and control characters: the common
+        escapes are undone for the regex gate (``\\n`` becomes a line break...), and no pattern takes a
+        quote or a backslash inside a validated match, so a validator sees the same candidate either way.
         """
         lowered: str | None = None
+        gate = _unescape_json(text)
         out = []
         for rule in self.rules:
             passed, lowered = _prefilter(rule, text, lowered)
             if not passed:
                 continue
-            if not (rule.contains or rule.contains_ci) and rule.regex.search(text) is None:
+            if rule.validator is None:
+                if not (rule.contains or rule.contains_ci) and rule.regex.search(gate) is None:
+                    continue
+            elif not any(rule.validator(m.group(0), rule.marker)[1] for m in rule.regex.finditer(gate)):
                 continue
             out.append(rule)
         return tuple(out)
@@ -215,7 +338,7 @@ class Redactor:
     def may_name_secret_fields(self, text: str) -> bool:
         """False when no key inside the serialized document ``text`` can name a secret field."""
         norm = text.lower().replace("-", "").replace("_", "")
-        return any(s in norm for s in self._secret_names) or any(s in norm for s in self._secret_suffixes)
+        return any(s in norm for s in self._field_substrings)
 
     def redact_text(self, text: str, counts: Counts) -> str:
         """``text`` with every rule applied; adds the number of replacements per rule to ``counts``."""
@@ -224,34 +347,56 @@ class Redactor:
         return self._apply(self.rules, text, counts)
 
     def _apply(self, rules: tuple[Rule, ...], text: str, counts: Counts) -> str:
+        # The prefilter is inlined (for/else, no generator): this loop runs for every rule on every string.
         lowered: str | None = None
+        size = len(text)
         for rule in rules:
-            passed, lowered = _prefilter(rule, text, lowered)
-            if not passed or rule.regex.search(text) is None:
+            if size < rule.min_length:
+                continue
+            if rule.contains or rule.contains_ci:
+                for sub in rule.contains:
+                    if sub in text:
+                        break
+                else:
+                    if not rule.contains_ci:
+                        continue
+                    if lowered is None:
+                        lowered = text.lower()
+                    for sub in rule.contains_ci:
+                        if sub in lowered:
+                            break
+                    else:
+                        continue
+            if rule.regex.search(text) is None:
                 continue
             hits = 0
 
             def replace(m: re.Match[str], rule: Rule = rule) -> str:
                 nonlocal hits
                 whole = m.group(0)
+                if rule.has_value_group and m.start("value") >= 0:
+                    base, start, end = m.start(), m.start("value"), m.end("value")
+                    replacement, n = rule.marker, 1
+                    if rule.validator is not None:
+                        replacement, n = rule.validator(m.group("value"), rule.marker)
+                    hits += n
+                    return whole[: start - base] + replacement + whole[end - base :]
                 if rule.validator is not None:
                     replacement, n = rule.validator(whole, rule.marker)
                     hits += n
                     return replacement
                 hits += 1
-                if rule.has_value_group and m.start("value") >= 0:
-                    base = m.start()
-                    return whole[: m.start("value") - base] + rule.marker + whole[m.end("value") - base :]
                 return rule.marker
 
             new_text = rule.regex.sub(replace, text)
             if hits:
                 counts[rule.name] = counts.get(rule.name, 0) + hits
-                text, lowered = new_text, None
+                text, lowered, size = new_text, None, len(new_text)
         return text
 
     def redact_value(self, value: Any, counts: Counts, serialized: str | None = None) -> Any:
-        """A redacted copy of a JSON value (dicts, lists, strings; other scalars are kept as they are).
+        """A redacted copy of a JSON value (dicts, lists, strings; integers that are card numbers become
+        the card marker; other scalars are kept as they are).
 
         ``serialized`` is the value's JSON text, or any JSON text containing it (the message body the
         value was parsed from): the gate of ``active_rules`` runs on it once, so the walk only applies
@@ -260,7 +405,7 @@ class Redactor:
         text = json_text(value) if serialized is None else serialized
         rules = self.active_rules(text)
         keys = self.may_name_secret_fields(text)
-        if not rules and not keys:
+        if not rules and not keys and (self._card_rule is None or not _MAY_HOLD_CARD_NUMBER(text)):
             return value
         # When every active rule has plain substrings, a string holding none of them is skipped by one
         # ``in`` test (or one search) instead of a call per rule: the common case is "@" alone.
@@ -272,7 +417,7 @@ class Redactor:
             subs.extend(rule.contains)
         one = subs[0] if len(subs) == 1 else None
         many = re.compile("|".join(map(re.escape, subs))) if len(subs) > 1 else None
-        return self._walk(value, _Walk(rules, one, many, keys, counts))
+        return self._walk(value, _Walk(rules, one, many, keys, counts, self._card_rule))
 
     def _walk(self, value: Any, w: _Walk) -> Any:
         # Scalars are handled inline rather than by a recursive call each: the walk visits every value of
@@ -298,11 +443,15 @@ class Redactor:
                     out[key_out] = item
                 elif item_kind is dict or item_kind is list:
                     out[key_out] = self._walk(item, w)
+                elif item_kind is int and w.card is not None:
+                    out[key_out] = self._card_number(item, w)
                 else:
                     out[key_out] = item
             return out
         if kind is list:
             return [self._walk(item, w) for item in value]
+        if kind is int and w.card is not None:
+            return self._card_number(value, w)
         if (
             kind is str
             and w.rules
@@ -311,6 +460,14 @@ class Redactor:
         ):
             return self._apply(w.rules, value, w.counts)
         return value
+
+    @staticmethod
+    def _card_number(value: int, w: _Walk) -> Any:
+        """A card sent as a JSON number becomes its rule's marker (a string); other integers stay."""
+        if w.card is None or not 10**12 <= value < 10**19 or not card_ok(str(value)):
+            return value
+        w.counts[w.card.name] = w.counts.get(w.card.name, 0) + 1
+        return w.card.marker
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +479,7 @@ class _Walk:
     many: re.Pattern[str] | None
     keys: bool
     counts: Counts
+    card: Rule | None = None
 
 
 def json_text(value: Any) -> str:
