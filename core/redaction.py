@@ -34,7 +34,11 @@ Counts = dict[str, int]
 
 _LABEL_RE = re.compile(r"^[a-z0-9_]+$")
 _SETTINGS = frozenset({"redact_ip_addresses"})
-_PREFILTER_KEYS = frozenset({"contains", "contains_ci", "min_length"})
+_PREFILTER_KEYS = frozenset({"contains", "contains_ci", "shape", "min_length"})
+# The shape of a text: every ASCII digit becomes "0" and every ASCII capital "A", the rest is kept, so
+# "4111 1111" and "DE89" hold the shapes "0000 0000" and "AA00". A substring test on the shape is the
+# cheap gate of rules that have no literal text of their own (cards, SSNs, phones, IBANs).
+_SHAPE = str.maketrans("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", "0" * 10 + "A" * 26)
 _RULE_KEYS = frozenset({"name", "label", "pattern", "prefilter", "validator", "setting"})
 
 
@@ -169,6 +173,9 @@ _CARD_ISSUERS: tuple[tuple[int, int, frozenset[int]], ...] = (
 )
 
 
+_CARD_MIN, _CARD_END = 10**12, 10**19  # JSON integers of 13 to 19 digits
+
+
 def card_ok(candidate: str) -> bool:
     """True when the digits of ``candidate`` (separators ignored) have a known issuer's prefix and
     length and, last, pass the Luhn check."""
@@ -257,26 +264,45 @@ class Rule:
     regex: re.Pattern[str]
     contains: tuple[str, ...]
     contains_ci: tuple[str, ...]
+    shape: tuple[str, ...]
     min_length: int
     validator: Callable[[str, str], tuple[str, int]] | None
     has_value_group: bool
 
 
-def _prefilter(rule: Rule, text: str, lowered: str | None) -> tuple[bool, str | None]:
-    """Whether ``text`` passes ``rule``'s cheap gates (length, substrings), and ``text.lower()`` once made.
+def _prefilter(rule: Rule, text: str, views: list[Any]) -> bool:
+    """Whether ``text`` passes ``rule``'s cheap gates: its length, then any of its substrings (of the
+    text, of the lower-cased text, or of its shape); a rule without substrings passes on length alone.
 
-    The lowered text is computed at most once per text and handed back for the next rule.
+    ``views`` holds the lower-cased text, the shape, each computed at most once per text, and which
+    case-insensitive substrings the text holds.
     """
     if len(text) < rule.min_length:
-        return False, lowered
-    if not (rule.contains or rule.contains_ci) or any(s in text for s in rule.contains):
-        return True, lowered
+        return False
+    if not (rule.contains or rule.contains_ci or rule.shape):
+        return True
+    for sub in rule.contains:
+        if sub in text:
+            return True
     if rule.contains_ci:
+        lowered = views[0]
         if lowered is None:
-            lowered = text.lower()
-        if any(s in lowered for s in rule.contains_ci):
-            return True, lowered
-    return False, lowered
+            lowered = views[0] = text.lower()
+        seen = views[2]  # rules share substrings ("pass", "secret", "token"): each is searched once
+        for sub in rule.contains_ci:
+            hit = seen.get(sub)
+            if hit is None:
+                hit = seen[sub] = sub in lowered
+            if hit:
+                return True
+    if rule.shape:
+        shaped = views[1]
+        if shaped is None:
+            shaped = views[1] = text.translate(_SHAPE)
+        for sub in rule.shape:
+            if sub in shaped:
+                return True
+    return False
 
 
 class Redactor:
@@ -320,15 +346,14 @@ class Redactor:
         escapes are undone for the regex gate (``\\n`` becomes a line break...), and no pattern takes a
         quote or a backslash inside a validated match, so a validator sees the same candidate either way.
         """
-        lowered: str | None = None
+        views: list[Any] = [None, None, {}]
         gate = _unescape_json(text)
         out = []
         for rule in self.rules:
-            passed, lowered = _prefilter(rule, text, lowered)
-            if not passed:
+            if not _prefilter(rule, text, views):
                 continue
             if rule.validator is None:
-                if not (rule.contains or rule.contains_ci) and rule.regex.search(gate) is None:
+                if not (rule.contains or rule.contains_ci or rule.shape) and rule.regex.search(gate) is None:
                     continue
             elif not any(rule.validator(m.group(0), rule.marker)[1] for m in rule.regex.finditer(gate)):
                 continue
@@ -347,27 +372,9 @@ class Redactor:
         return self._apply(self.rules, text, counts)
 
     def _apply(self, rules: tuple[Rule, ...], text: str, counts: Counts) -> str:
-        # The prefilter is inlined (for/else, no generator): this loop runs for every rule on every string.
-        lowered: str | None = None
-        size = len(text)
+        views: list[Any] = [None, None, {}]
         for rule in rules:
-            if size < rule.min_length:
-                continue
-            if rule.contains or rule.contains_ci:
-                for sub in rule.contains:
-                    if sub in text:
-                        break
-                else:
-                    if not rule.contains_ci:
-                        continue
-                    if lowered is None:
-                        lowered = text.lower()
-                    for sub in rule.contains_ci:
-                        if sub in lowered:
-                            break
-                    else:
-                        continue
-            if rule.regex.search(text) is None:
+            if not _prefilter(rule, text, views) or rule.regex.search(text) is None:
                 continue
             hits = 0
 
@@ -391,7 +398,7 @@ class Redactor:
             new_text = rule.regex.sub(replace, text)
             if hits:
                 counts[rule.name] = counts.get(rule.name, 0) + hits
-                text, lowered, size = new_text, None, len(new_text)
+                text, views = new_text, [None, None, {}]
         return text
 
     def redact_value(self, value: Any, counts: Counts, serialized: str | None = None) -> Any:
@@ -411,7 +418,7 @@ class Redactor:
         # ``in`` test (or one search) instead of a call per rule: the common case is "@" alone.
         subs: list[str] = []
         for rule in rules:
-            if not rule.contains or rule.contains_ci:
+            if not rule.contains or rule.contains_ci or rule.shape:
                 subs = []
                 break
             subs.extend(rule.contains)
@@ -443,14 +450,14 @@ class Redactor:
                     out[key_out] = item
                 elif item_kind is dict or item_kind is list:
                     out[key_out] = self._walk(item, w)
-                elif item_kind is int and w.card is not None:
+                elif item_kind is int and w.card is not None and _CARD_MIN <= item < _CARD_END:
                     out[key_out] = self._card_number(item, w)
                 else:
                     out[key_out] = item
             return out
         if kind is list:
             return [self._walk(item, w) for item in value]
-        if kind is int and w.card is not None:
+        if kind is int and w.card is not None and _CARD_MIN <= value < _CARD_END:
             return self._card_number(value, w)
         if (
             kind is str
@@ -464,7 +471,7 @@ class Redactor:
     @staticmethod
     def _card_number(value: int, w: _Walk) -> Any:
         """A card sent as a JSON number becomes its rule's marker (a string); other integers stay."""
-        if w.card is None or not 10**12 <= value < 10**19 or not card_ok(str(value)):
+        if w.card is None or not card_ok(str(value)):
             return value
         w.counts[w.card.name] = w.counts.get(w.card.name, 0) + 1
         return w.card.marker
@@ -513,8 +520,9 @@ def _compile_rule(raw: Any, source: str) -> Rule:
         raise RulesError(f"{where}: 'prefilter' may only have {sorted(_PREFILTER_KEYS)}")
     contains = prefilter.get("contains", [])
     contains_ci = prefilter.get("contains_ci", [])
+    shape = prefilter.get("shape", [])
     min_length = prefilter.get("min_length", 0)
-    if not all(isinstance(s, str) and s for s in [*contains, *contains_ci]):
+    if not all(isinstance(s, str) and s for s in [*contains, *contains_ci, *shape]):
         raise RulesError(f"{where}: prefilter substrings must be non-empty strings")
     if any(s != s.lower() for s in contains_ci):
         raise RulesError(f"{where}: 'contains_ci' substrings must be lower-case")
@@ -529,6 +537,7 @@ def _compile_rule(raw: Any, source: str) -> Rule:
         regex=regex,
         contains=tuple(contains),
         contains_ci=tuple(contains_ci),
+        shape=tuple(shape),
         min_length=min_length,
         validator=VALIDATORS[validator_name] if validator_name else None,
         has_value_group="value" in regex.groupindex,
