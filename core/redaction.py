@@ -411,7 +411,9 @@ class Redactor:
         """
         text = json_text(value) if serialized is None else serialized
         rules = self.active_rules(text)
-        keys = self.may_name_secret_fields(text)
+        # With rules to apply the walk happens anyway, and a cached test per key is cheaper than
+        # searching a large document for every secret name.
+        keys = bool(rules) or self.may_name_secret_fields(text)
         if not rules and not keys and (self._card_rule is None or not _MAY_HOLD_CARD_NUMBER(text)):
             return value
         # When every active rule has plain substrings, a string holding none of them is skipped by one
@@ -432,13 +434,18 @@ class Redactor:
         kind = type(value)
         if kind is dict:
             out: dict[str, Any] = {}
-            rules, one, many = w.rules, w.one, w.many
+            rules, one, many, cache = w.rules, w.one, w.many, self._field_cache
             for key, item in value.items():
                 if rules and (one is None or one in key) and (many is None or many.search(key)):
                     key_out = self._apply(rules, key, w.counts)
                 else:
                     key_out = key
-                if w.keys and item is not None and item != "" and self.is_secret_field(key):
+                if (
+                    w.keys
+                    and item is not None
+                    and item != ""
+                    and (cache.get(key) if key in cache else self.is_secret_field(key))
+                ):
                     if item != self.secret_marker:
                         w.counts[SECRET_FIELD_RULE] = w.counts.get(SECRET_FIELD_RULE, 0) + 1
                     out[key_out] = self.secret_marker
