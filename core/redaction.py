@@ -38,7 +38,15 @@ _PREFILTER_KEYS = frozenset({"contains", "contains_ci", "shape", "min_length"})
 # The shape of a text: every ASCII digit becomes "0" and every ASCII capital "A", the rest is kept, so
 # "4111 1111" and "DE89" hold the shapes "0000 0000" and "AA00". A substring test on the shape is the
 # cheap gate of rules that have no literal text of their own (cards, SSNs, phones, IBANs).
-_SHAPE = str.maketrans("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", "0" * 10 + "A" * 26)
+# Computed on the UTF-8 bytes: bytes.translate is a table lookup per byte, and UTF-8 never encodes a
+# non-ASCII character with ASCII bytes, so ASCII shape substrings are found exactly as in the text.
+_SHAPE = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"0" * 10 + b"A" * 26)
+
+
+def _shape(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass").translate(_SHAPE)
+
+
 _RULE_KEYS = frozenset({"name", "label", "pattern", "prefilter", "validator", "setting"})
 
 
@@ -264,7 +272,7 @@ class Rule:
     regex: re.Pattern[str]
     contains: tuple[str, ...]
     contains_ci: tuple[str, ...]
-    shape: tuple[str, ...]
+    shape: tuple[bytes, ...]
     min_length: int
     validator: Callable[[str, str], tuple[str, int]] | None
     has_value_group: bool
@@ -298,11 +306,67 @@ def _prefilter(rule: Rule, text: str, views: list[Any]) -> bool:
     if rule.shape:
         shaped = views[1]
         if shaped is None:
-            shaped = views[1] = text.translate(_SHAPE)
-        for sub in rule.shape:
-            if sub in shaped:
+            shaped = views[1] = _shape(text)
+        for shape in rule.shape:
+            if shape in shaped:
                 return True
     return False
+
+
+def _overlaps(first: str, second: str) -> bool:
+    """True when a proper suffix of ``first`` is a proper prefix of ``second``."""
+    return any(first.endswith(second[:n]) for n in range(1, min(len(first), len(second))))
+
+
+class _TextGate:
+    """All the substring prefilters of a rule set in one pass over a text: which rules may match.
+
+    Testing each rule's substrings in turn costs a call and several searches per rule on every log line.
+    Here one regex finds every literal substring (case-sensitive ones included, as a superset) in the
+    lower-cased text, the shape substrings are tested once each, and the rules follow from what was
+    found, in file order.
+    """
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        literals: dict[str, set[int]] = {}
+        self._shapes: dict[bytes, set[int]] = {}
+        self._bare: set[int] = set()
+        for i, rule in enumerate(rules):
+            for sub in (*rule.contains, *rule.contains_ci):
+                literals.setdefault(sub.lower(), set()).add(i)
+            for shape in rule.shape:
+                self._shapes.setdefault(shape, set()).add(i)
+            if not (rule.contains or rule.contains_ci or rule.shape):
+                self._bare.add(i)
+        # A found literal stands for the literals it contains, and for those that may start inside it
+        # (a suffix of it is a prefix of them): one non-overlapping scan then misses no rule.
+        self._literals = {
+            lit: {i for other, idx in literals.items() if other in lit or _overlaps(lit, other) for i in idx}
+            for lit in literals
+        }
+        ordered = sorted(literals, key=len, reverse=True)
+        self._find = re.compile("|".join(map(re.escape, ordered))).findall if ordered else None
+        self._rules = rules
+        self._cache: dict[frozenset[int], tuple[Rule, ...]] = {}
+
+    def rules_for(self, text: str) -> tuple[Rule, ...]:
+        """The rules whose prefilter substrings ``text`` holds, and those without any, in file order."""
+        chosen = set(self._bare)
+        if self._find is not None:
+            for lit in set(self._find(text.lower())):
+                chosen |= self._literals[lit]
+        if self._shapes:
+            shaped = _shape(text)
+            for sub, idx in self._shapes.items():
+                if sub in shaped:
+                    chosen |= idx
+        key = frozenset(chosen)
+        rules = self._cache.get(key)
+        if rules is None:
+            rules = tuple(self._rules[i] for i in sorted(chosen))
+            if len(self._cache) < 1024:
+                self._cache[key] = rules
+        return rules
 
 
 class Redactor:
@@ -325,6 +389,7 @@ class Redactor:
         self._field_cache: dict[str, bool] = {}
         # Cards sent as JSON numbers are checked whether or not the card rule passed the text gate.
         self._card_rule = next((r for r in rules if r.validator is _CARD_VALIDATOR), None)
+        self._text_gate = _TextGate(rules)
 
     def is_secret_field(self, key: str) -> bool:
         """True when a JSON key names a secret (case, '-' and '_' ignored)."""
@@ -369,12 +434,18 @@ class Redactor:
         """``text`` with every rule applied; adds the number of replacements per rule to ``counts``."""
         if len(text) < self._min_length:
             return text
-        return self._apply(self.rules, text, counts)
+        return self._apply(self._text_gate.rules_for(text), text, counts, gated=True)
 
-    def _apply(self, rules: tuple[Rule, ...], text: str, counts: Counts) -> str:
+    def _apply(self, rules: tuple[Rule, ...], text: str, counts: Counts, gated: bool = False) -> str:
+        """``text`` with ``rules`` applied; ``gated``: their substring prefilters already passed on it."""
         views: list[Any] = [None, None, {}]
         for rule in rules:
-            if not _prefilter(rule, text, views) or rule.regex.search(text) is None:
+            if gated:
+                if len(text) < rule.min_length:
+                    continue
+            elif not _prefilter(rule, text, views):
+                continue
+            if rule.regex.search(text) is None:
                 continue
             hits = 0
 
@@ -531,6 +602,8 @@ def _compile_rule(raw: Any, source: str) -> Rule:
     min_length = prefilter.get("min_length", 0)
     if not all(isinstance(s, str) and s for s in [*contains, *contains_ci, *shape]):
         raise RulesError(f"{where}: prefilter substrings must be non-empty strings")
+    if not all(s.isascii() for s in shape):
+        raise RulesError(f"{where}: 'shape' substrings must be ASCII")
     if any(s != s.lower() for s in contains_ci):
         raise RulesError(f"{where}: 'contains_ci' substrings must be lower-case")
     if not isinstance(min_length, int) or min_length < 0:
@@ -544,7 +617,7 @@ def _compile_rule(raw: Any, source: str) -> Rule:
         regex=regex,
         contains=tuple(contains),
         contains_ci=tuple(contains_ci),
-        shape=tuple(shape),
+        shape=tuple(s.encode() for s in shape),
         min_length=min_length,
         validator=VALIDATORS[validator_name] if validator_name else None,
         has_value_group="value" in regex.groupindex,
