@@ -276,6 +276,9 @@ class Rule:
     min_length: int
     validator: Callable[[str, str], tuple[str, int]] | None
     has_value_group: bool
+    # A pattern that starts with literal text ("://", "glpat-"): the regex engine scans for it as fast as
+    # a substring test, so a document's gate can afford the whole pattern.
+    literal_start: bool = False
 
 
 def _prefilter(rule: Rule, text: str, views: list[Any]) -> bool:
@@ -402,8 +405,9 @@ class Redactor:
         return hit
 
     def active_rules(self, text: str) -> tuple[Rule, ...]:
-        """The rules that may match somewhere in ``text``: their prefilter passes, their regex finds a
-        match and, for rules with a validator, a match passes it.
+        """The rules that may match somewhere in ``text``: their prefilter passes and, for rules without
+        substrings, with a validator or whose pattern starts with literal text, their regex finds a
+        match (that passes the validator).
 
         Run once over a whole serialized document, this is the gate that keeps the per-string walk cheap:
         a string inside the document can only match a rule that passes on the document. It holds for the
@@ -418,7 +422,8 @@ class Redactor:
             if not _prefilter(rule, text, views):
                 continue
             if rule.validator is None:
-                if not (rule.contains or rule.contains_ci or rule.shape) and rule.regex.search(gate) is None:
+                searched = rule.literal_start or not (rule.contains or rule.contains_ci or rule.shape)
+                if searched and rule.regex.search(gate) is None:
                     continue
             elif not any(rule.validator(m.group(0), rule.marker)[1] for m in rule.regex.finditer(gate)):
                 continue
@@ -621,6 +626,7 @@ def _compile_rule(raw: Any, source: str) -> Rule:
         min_length=min_length,
         validator=VALIDATORS[validator_name] if validator_name else None,
         has_value_group="value" in regex.groupindex,
+        literal_start=re.match(r"[A-Za-z0-9:/_-]{2}", pattern) is not None,
     )
 
 
