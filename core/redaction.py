@@ -419,6 +419,11 @@ class Redactor:
         gate = _unescape_json(text)
         out = []
         for rule in self.rules:
+            if rule.literal_start and rule.validator is None:
+                # The pattern's own scan for its literal start is the substring test.
+                if len(text) >= rule.min_length and rule.regex.search(gate) is not None:
+                    out.append(rule)
+                continue
             if not _prefilter(rule, text, views):
                 continue
             if rule.validator is None:
