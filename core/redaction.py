@@ -2,12 +2,16 @@
 
 The rules are data (``core/redaction_rules.json``, or the file named by ``REDACTION_RULES_PATH``),
 compiled once per process. Every string goes through the rules in file order; a rule only runs its regex
-when a cheap prefilter passes (``'@' in s`` before the e-mail regex, a minimum length before the card
-regex...), because most strings in a webhook are short names, URLs and dates that match nothing.
+when a cheap prefilter passes (``'@' in s`` before the e-mail regex, the shape ``0000 0000 0000 0000``
+before the card regex...), because most strings in a webhook are short names, URLs and dates that match
+nothing. A log line meets all prefilters in one pass (``_TextGate``); a JSON document is gated once as a
+whole (``active_rules``). Validators check what a pattern found: card issuers and Luhn here, phone
+numbers with ``phonenumbers``, IBANs and US SSNs with ``python-stdnum`` (imported on first use).
 
 A JSON key that names a secret (``password``, ``api_key``, ``Authorization``...) has its whole value
-replaced, whatever its type. Keys are redacted like any other string (a map keyed by e-mail address
-would otherwise leak); two keys that redact to the same text keep the last value.
+replaced, whatever its type (except ``true``/``false``: a flag such as ``"mobile": true`` holds no
+secret). Keys are redacted like any other string (a map keyed by e-mail address would otherwise leak);
+two keys that redact to the same text keep the last value.
 
 Replacements look like ``[REDACTED:email]``. No rule matches a marker, and rules with a ``value`` group
 refuse to start at one, so redacting a redacted value changes nothing.
@@ -525,6 +529,8 @@ class Redactor:
                     w.keys
                     and item is not None
                     and item != ""
+                    and item is not True
+                    and item is not False
                     and (cache.get(key) if key in cache else self.is_secret_field(key))
                 ):
                     if item != self.secret_marker:

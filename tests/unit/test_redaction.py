@@ -132,6 +132,18 @@ def test_secret_keys_replace_any_value_type_and_keep_empty_ones() -> None:
     assert counts == {"credential_field": 3}
 
 
+def test_secret_fields_keep_true_and_false_flags() -> None:
+    doc = {"mobile": True, "pin": False, "phone": "+1 415 555 2671", "cvv": 123}
+    out, counts = redact(doc, R)
+    assert out == {
+        "mobile": True,
+        "pin": False,
+        "phone": "[REDACTED:credential]",
+        "cvv": "[REDACTED:credential]",
+    }
+    assert counts == {"credential_field": 2}
+
+
 def test_keys_holding_emails_are_redacted() -> None:
     assert redacted({"by": {"bob@example.com": 1}}) == {"by": {"[REDACTED:email]": 1}}
 
