@@ -35,7 +35,6 @@ MARKER = re.compile(r"\[REDACTED:([a-z0-9_]+)\]")
 
 POSITIVES = jsonl("positives.jsonl")
 NEGATIVES = jsonl("negatives.jsonl")
-_redacted_text = redacted_case
 
 
 # --- recall -----------------------------------------------------------------------------------------
@@ -58,7 +57,7 @@ def test_recall_per_category_is_at_least_99_percent(category: str) -> None:
     cases = [c for c in POSITIVES if c["category"] == category]
     leaked = []
     for case in cases:
-        out = _redacted_text(case, r)
+        out = redacted_case(case, r)
         if any(secret in out for secret in case["secrets"]) or "[REDACTED:" not in out:
             leaked.append(out)
     recall = 1 - len(leaked) / len(cases)
@@ -67,7 +66,7 @@ def test_recall_per_category_is_at_least_99_percent(category: str) -> None:
 
 def test_ip_addresses_are_kept_with_the_setting_off() -> None:
     for case in (c for c in POSITIVES if c["category"] == "ip"):
-        out = _redacted_text(case, R)
+        out = redacted_case(case, R)
         assert all(secret in out for secret in case["secrets"]), out
 
 
@@ -76,9 +75,9 @@ def test_ip_addresses_are_kept_with_the_setting_off() -> None:
 
 @pytest.mark.parametrize("case", NEGATIVES, ids=[f"{i}-{c['kind']}" for i, c in enumerate(NEGATIVES)])
 def test_hard_negatives_get_no_marker(case: dict[str, Any]) -> None:
-    assert MARKER.search(_redacted_text(case, R)) is None
+    assert MARKER.search(redacted_case(case, R)) is None
     # With IP redaction on, only IP markers (the negatives hold real addresses beside look-alikes).
-    assert set(MARKER.findall(_redacted_text(case, R_IP))) <= {"ip"}
+    assert set(MARKER.findall(redacted_case(case, R_IP))) <= {"ip"}
 
 
 def test_token_object_reprs_are_not_credentials() -> None:
