@@ -341,3 +341,63 @@ def test_invalid_rule_files_fail_clearly(tmp_path: Path, doc: Any, message: str)
 def test_missing_rules_file_names_the_path(tmp_path: Path) -> None:
     with pytest.raises(RulesError, match="cannot read"):
         redaction.load(str(tmp_path / "absent.json"))
+
+
+# --- issue 15's red-team findings, each a regression test ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("key slk_" + "A" * 43 + " used", "key [REDACTED:sluice_key] used"),
+        ("GH ghp_" + "a1" * 18, "GH [REDACTED:github_token]"),
+        ("stripe rk_live_" + "Z9" * 12, "stripe [REDACTED:stripe_key]"),
+        ("xoxb-1234567890-abcdefghijkl", "[REDACTED:slack_token]"),
+        ("upstream Basic dXNlcjpwYXNz failed", "upstream Basic [REDACTED:token] failed"),
+        ("postgres://app:pw@db:5432/x", "postgres://[REDACTED:credential]@db:5432/x"),
+        ("redis://:pw@localhost:6379/0", "redis://[REDACTED:credential]@localhost:6379/0"),
+        ("the password is hunter2", "the password is [REDACTED:credential]"),
+        (
+            "-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBF\n-----END PGP PRIVATE KEY BLOCK-----",
+            "[REDACTED:private_key]",
+        ),
+        ("ssn 219-45-6789", "ssn [REDACTED:ssn]"),
+        ("iban DE89 3704 0044 0532 0130 00.", "iban [REDACTED:iban]."),
+        ("call +14155552671 or (415) 555-2671", "call [REDACTED:phone] or [REDACTED:phone]"),
+        ("card 4111.1111.1111.1111", "card [REDACTED:card]"),
+        ("by josé.garcía@exämple.es", "by [REDACTED:email]"),
+        ('to "john doe"@example.org', "to [REDACTED:email]"),
+        ("dependabot[bot]@users.noreply.github.com", "[REDACTED:email]"),
+    ],
+)
+def test_issue_15_leaks_are_redacted(text: str, expected: str) -> None:
+    assert R.redact_text(text, {}) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1478187955 2016-11-03 12:00:01 INFO started",  # an epoch followed by a date
+        "12:30:45.123 4111 1111 2222 3333 I proc",  # a time with milliseconds followed by process ids
+        " ".join(str(n) for n in range(1, 21)),  # a table of small integers
+        "request a3f4111111111111111b done",  # digits inside a hexadecimal request id
+        "x-id: 3f-4111111111111111-9a",
+        "token=Token{78af589",
+    ],
+)
+def test_issue_15_false_positives_are_kept(text: str) -> None:
+    assert R.redact_text(text, {}) == text
+
+
+def test_sensitive_field_names_of_issue_15() -> None:
+    names = ["cvv", "cvc", "pin", "otp", "ssn", "iban", "credential", "auth", "session_id", "phone"]
+    out, counts = redact({name: "v" for name in names}, R)
+    assert out == {name: "[REDACTED:credential]" for name in names}
+    assert counts == {"credential_field": len(names)}
+
+
+def test_a_card_sent_as_a_json_number_is_replaced() -> None:
+    assert redacted({"n": 4111111111111111, "id": 1234567890123}) == {
+        "n": "[REDACTED:card]",
+        "id": 1234567890123,
+    }
