@@ -280,8 +280,8 @@ class Rule:
     min_length: int
     validator: Callable[[str, str], tuple[str, int]] | None
     has_value_group: bool
-    # A pattern that starts with literal text ("://", "glpat-"): the regex engine scans for it as fast as
-    # a substring test, so a document's gate can afford the whole pattern.
+    # A pattern that starts with literal text ("://", "glpat-", an escaped "+"): the regex engine scans for it as
+    # fast as a substring test, so a document's gate can afford the whole pattern.
     literal_start: bool = False
 
 
@@ -637,7 +637,7 @@ def _compile_rule(raw: Any, source: str) -> Rule:
         min_length=min_length,
         validator=VALIDATORS[validator_name] if validator_name else None,
         has_value_group="value" in regex.groupindex,
-        literal_start=re.match(r"[A-Za-z0-9:/_-]{2}", pattern) is not None,
+        literal_start=re.match(r"[A-Za-z0-9:/_-]{2}|\\[+.]", pattern) is not None,
     )
 
 
