@@ -2,12 +2,16 @@
 
 The rules are data (``core/redaction_rules.json``, or the file named by ``REDACTION_RULES_PATH``),
 compiled once per process. Every string goes through the rules in file order; a rule only runs its regex
-when a cheap prefilter passes (``'@' in s`` before the e-mail regex, a minimum length before the card
-regex...), because most strings in a webhook are short names, URLs and dates that match nothing.
+when a cheap prefilter passes (``'@' in s`` before the e-mail regex, the shape ``0000 0000 0000 0000``
+before the card regex...), because most strings in a webhook are short names, URLs and dates that match
+nothing. A log line meets all prefilters in one pass (``_TextGate``); a JSON document is gated once as a
+whole (``active_rules``). Validators check what a pattern found: card issuers and Luhn here, phone
+numbers with ``phonenumbers``, IBANs and US SSNs with ``python-stdnum`` (imported on first use).
 
 A JSON key that names a secret (``password``, ``api_key``, ``Authorization``...) has its whole value
-replaced, whatever its type. Keys are redacted like any other string (a map keyed by e-mail address
-would otherwise leak); two keys that redact to the same text keep the last value.
+replaced, whatever its type (except ``true``/``false``: a flag such as ``"mobile": true`` holds no
+secret). Keys are redacted like any other string (a map keyed by e-mail address would otherwise leak);
+two keys that redact to the same text keep the last value.
 
 Replacements look like ``[REDACTED:email]``. No rule matches a marker, and rules with a ``value`` group
 refuse to start at one, so redacting a redacted value changes nothing.
@@ -34,7 +38,19 @@ Counts = dict[str, int]
 
 _LABEL_RE = re.compile(r"^[a-z0-9_]+$")
 _SETTINGS = frozenset({"redact_ip_addresses"})
-_PREFILTER_KEYS = frozenset({"contains", "contains_ci", "min_length"})
+_PREFILTER_KEYS = frozenset({"contains", "contains_ci", "shape", "min_length"})
+# The shape of a text: every ASCII digit becomes "0" and every ASCII capital "A", the rest is kept, so
+# "4111 1111" and "DE89" hold the shapes "0000 0000" and "AA00". A substring test on the shape is the
+# cheap gate of rules that have no literal text of their own (cards, SSNs, phones, IBANs).
+# Computed on the UTF-8 bytes: bytes.translate is a table lookup per byte, and UTF-8 never encodes a
+# non-ASCII character with ASCII bytes, so ASCII shape substrings are found exactly as in the text.
+_SHAPE = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"0" * 10 + b"A" * 26)
+
+
+def _shape(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass").translate(_SHAPE)
+
+
 _RULE_KEYS = frozenset({"name", "label", "pattern", "prefilter", "validator", "setting"})
 
 
@@ -119,6 +135,21 @@ def _card_windows(candidate: str, marker: str) -> tuple[str, int]:
     return "".join(out), hits
 
 
+_JSON_ESCAPES = (("\\n", "\n"), ("\\t", "\t"), ("\\r", "\r"), ('\\"', '"'), ("\\/", "/"))
+# A JSON number of 13 to 19 digits, the only numbers ``card_ok`` may accept.
+_MAY_HOLD_CARD_NUMBER = re.compile(r"[:\[,][ ]*[2-6][0-9]{12,18}[ ]*[,}\]]").search
+
+
+def _unescape_json(text: str) -> str:
+    """``text`` with JSON's common escapes undone where they occur (a gate only: not exact JSON decoding)."""
+    if "\\" not in text:
+        return text
+    for escaped, plain in _JSON_ESCAPES:
+        if escaped in text:
+            text = text.replace(escaped, plain)
+    return text
+
+
 def _check(ok: Callable[[str], bool]) -> Callable[[str, str], tuple[str, int]]:
     def validate(candidate: str, marker: str) -> tuple[str, int]:
         return (marker, 1) if ok(candidate) else (candidate, 0)
@@ -126,9 +157,111 @@ def _check(ok: Callable[[str], bool]) -> Callable[[str, str], tuple[str, int]]:
     return validate
 
 
-# A validator gets a match and the rule's marker and returns (replacement, replacements made).
+# Issuer prefixes (inclusive ranges of leading digits) and the lengths each issues, from the card
+# networks' published ranges as collected by Wikipedia's "Payment card number" article. A run of digits
+# that no network issues is not a card, whatever its Luhn digit says.
+_CARD_ISSUERS: tuple[tuple[int, int, frozenset[int]], ...] = (
+    (4, 4, frozenset({13, 16, 19})),  # Visa
+    (51, 55, frozenset({16})),  # Mastercard
+    (2221, 2720, frozenset({16})),  # Mastercard 2-series
+    (34, 34, frozenset({15})),  # American Express
+    (37, 37, frozenset({15})),
+    (6011, 6011, frozenset(range(16, 20))),  # Discover
+    (644, 649, frozenset(range(16, 20))),
+    (65, 65, frozenset(range(16, 20))),
+    (3528, 3589, frozenset(range(16, 20))),  # JCB
+    (300, 305, frozenset(range(14, 20))),  # Diners Club
+    (36, 36, frozenset(range(14, 20))),
+    (38, 39, frozenset(range(16, 20))),
+    (62, 62, frozenset(range(16, 20))),  # UnionPay
+    (2200, 2204, frozenset(range(16, 20))),  # Mir
+    (5018, 5018, frozenset(range(13, 20))),  # Maestro
+    (5020, 5020, frozenset(range(13, 20))),
+    (5038, 5038, frozenset(range(13, 20))),
+    (5893, 5893, frozenset(range(13, 20))),
+    (6304, 6304, frozenset(range(13, 20))),
+    (6759, 6759, frozenset(range(13, 20))),
+    (6761, 6763, frozenset(range(13, 20))),
+)
+
+
+_CARD_MIN, _CARD_END = 10**12, 10**19  # JSON integers of 13 to 19 digits
+
+
+def card_ok(candidate: str) -> bool:
+    """True when the digits of ``candidate`` (separators ignored) have a known issuer's prefix and
+    length and, last, pass the Luhn check."""
+    digits = "".join(c for c in candidate if "0" <= c <= "9")
+    n = len(digits)
+    for low, high, lengths in _CARD_ISSUERS:
+        width = len(str(low))
+        if n in lengths and low <= int(digits[:width]) <= high:
+            return luhn_ok(digits)
+    return False
+
+
+def _card_groups(candidate: str, marker: str) -> tuple[str, int]:
+    """Replace a card; a 4-4-4-4 card followed by a 3-digit group arrives as one 19-digit candidate, so
+    when the whole fails, the candidate without its last group is tried."""
+    if card_ok(candidate):
+        return marker, 1
+    cut = max(candidate.rfind(" "), candidate.rfind("-"), candidate.rfind("."))
+    if cut > 0 and card_ok(candidate[:cut]):
+        return marker + candidate[cut:], 1
+    return candidate, 0
+
+
+def _ssn_ok(candidate: str) -> bool:
+    from stdnum.us import ssn  # python-stdnum: area not 000/666/9xx, group not 00, serial not 0000
+
+    return bool(ssn.is_valid(candidate.replace(" ", "-")))
+
+
+def _iban_prefix(candidate: str, marker: str) -> tuple[str, int]:
+    """Replace the longest leading run of whole groups that is a valid IBAN (country format + mod 97).
+
+    The pattern may take a following word of four capitals or digits as one more group.
+    """
+    from stdnum import iban
+
+    for end in [len(candidate), *(i for i in range(len(candidate) - 1, 14, -1) if candidate[i] == " ")]:
+        if iban.is_valid(candidate[:end]):
+            return marker + candidate[end:], 1
+    return candidate, 0
+
+
+def _phone_numbers(candidate: str, marker: str) -> tuple[str, int]:
+    """Replace what ``phonenumbers`` finds in a candidate at leniency VALID (a number that exists in
+    its region's numbering plan); national formats are read as US numbers.
+
+    The pattern may take a following number as one more group ("+44 7400 123000 00"): when nothing is
+    found, the candidate is cut back a group at a time.
+    """
+    from phonenumbers import Leniency, PhoneNumberMatcher
+
+    ends = [len(candidate), *(i for i in range(len(candidate) - 1, 6, -1) if candidate[i] in " .-")][:4]
+    for end in ends:
+        text = candidate[:end]
+        out, last, hits = [], 0, 0
+        for match in PhoneNumberMatcher(text, "US", leniency=Leniency.VALID):
+            out.append(text[last : match.start])
+            out.append(marker)
+            last, hits = match.end, hits + 1
+        if hits:
+            out.append(candidate[last:])
+            return "".join(out), hits
+    return candidate, 0
+
+
+# A validator gets a match (or its ``value`` group) and the rule's marker and returns
+# (replacement, replacements made).
+_CARD_VALIDATOR = _card_groups
 VALIDATORS: dict[str, Callable[[str, str], tuple[str, int]]] = {
     "luhn": _card_windows,
+    "card": _CARD_VALIDATOR,
+    "ssn": _check(_ssn_ok),
+    "iban": _iban_prefix,
+    "phone": _phone_numbers,
     "ipv4": _check(_ipv4_ok),
     "ipv6": _check(_ipv6_ok),
 }
@@ -143,26 +276,104 @@ class Rule:
     regex: re.Pattern[str]
     contains: tuple[str, ...]
     contains_ci: tuple[str, ...]
+    shape: tuple[bytes, ...]
     min_length: int
     validator: Callable[[str, str], tuple[str, int]] | None
     has_value_group: bool
+    # A pattern that starts with literal text ("://", "glpat-", an escaped "+"): the regex engine scans for it as
+    # fast as a substring test, so a document's gate can afford the whole pattern.
+    literal_start: bool = False
 
 
-def _prefilter(rule: Rule, text: str, lowered: str | None) -> tuple[bool, str | None]:
-    """Whether ``text`` passes ``rule``'s cheap gates (length, substrings), and ``text.lower()`` once made.
+def _prefilter(rule: Rule, text: str, views: list[Any]) -> bool:
+    """Whether ``text`` passes ``rule``'s cheap gates: its length, then any of its substrings (of the
+    text, of the lower-cased text, or of its shape); a rule without substrings passes on length alone.
 
-    The lowered text is computed at most once per text and handed back for the next rule.
+    ``views`` holds the lower-cased text, the shape, each computed at most once per text, and which
+    case-insensitive substrings the text holds.
     """
     if len(text) < rule.min_length:
-        return False, lowered
-    if not (rule.contains or rule.contains_ci) or any(s in text for s in rule.contains):
-        return True, lowered
+        return False
+    if not (rule.contains or rule.contains_ci or rule.shape):
+        return True
+    for sub in rule.contains:
+        if sub in text:
+            return True
     if rule.contains_ci:
+        lowered = views[0]
         if lowered is None:
-            lowered = text.lower()
-        if any(s in lowered for s in rule.contains_ci):
-            return True, lowered
-    return False, lowered
+            lowered = views[0] = text.lower()
+        seen = views[2]  # rules share substrings ("pass", "secret", "token"): each is searched once
+        for sub in rule.contains_ci:
+            hit = seen.get(sub)
+            if hit is None:
+                hit = seen[sub] = sub in lowered
+            if hit:
+                return True
+    if rule.shape:
+        shaped = views[1]
+        if shaped is None:
+            shaped = views[1] = _shape(text)
+        for shape in rule.shape:
+            if shape in shaped:
+                return True
+    return False
+
+
+def _overlaps(first: str, second: str) -> bool:
+    """True when a proper suffix of ``first`` is a proper prefix of ``second``."""
+    return any(first.endswith(second[:n]) for n in range(1, min(len(first), len(second))))
+
+
+class _TextGate:
+    """All the substring prefilters of a rule set in one pass over a text: which rules may match.
+
+    Testing each rule's substrings in turn costs a call and several searches per rule on every log line.
+    Here one regex finds every literal substring (case-sensitive ones included, as a superset) in the
+    lower-cased text, the shape substrings are tested once each, and the rules follow from what was
+    found, in file order.
+    """
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        literals: dict[str, set[int]] = {}
+        self._shapes: dict[bytes, set[int]] = {}
+        self._bare: set[int] = set()
+        for i, rule in enumerate(rules):
+            for sub in (*rule.contains, *rule.contains_ci):
+                literals.setdefault(sub.lower(), set()).add(i)
+            for shape in rule.shape:
+                self._shapes.setdefault(shape, set()).add(i)
+            if not (rule.contains or rule.contains_ci or rule.shape):
+                self._bare.add(i)
+        # A found literal stands for the literals it contains, and for those that may start inside it
+        # (a suffix of it is a prefix of them): one non-overlapping scan then misses no rule.
+        self._literals = {
+            lit: {i for other, idx in literals.items() if other in lit or _overlaps(lit, other) for i in idx}
+            for lit in literals
+        }
+        ordered = sorted(literals, key=len, reverse=True)
+        self._find = re.compile("|".join(map(re.escape, ordered))).findall if ordered else None
+        self._rules = rules
+        self._cache: dict[frozenset[int], tuple[Rule, ...]] = {}
+
+    def rules_for(self, text: str) -> tuple[Rule, ...]:
+        """The rules whose prefilter substrings ``text`` holds, and those without any, in file order."""
+        chosen = set(self._bare)
+        if self._find is not None:
+            for lit in set(self._find(text.lower())):
+                chosen |= self._literals[lit]
+        if self._shapes:
+            shaped = _shape(text)
+            for sub, idx in self._shapes.items():
+                if sub in shaped:
+                    chosen |= idx
+        key = frozenset(chosen)
+        rules = self._cache.get(key)
+        if rules is None:
+            rules = tuple(self._rules[i] for i in sorted(chosen))
+            if len(self._cache) < 1024:
+                self._cache[key] = rules
+        return rules
 
 
 class Redactor:
@@ -179,8 +390,13 @@ class Redactor:
         self.secret_marker = secret_marker
         self._secret_names = secret_names
         self._secret_suffixes = secret_suffixes
+        # Shortest first: a large document usually holds one of them somewhere, and ``any`` stops there.
+        self._field_substrings = tuple(sorted({*secret_names, *secret_suffixes}, key=len))
         self._min_length = min((r.min_length for r in rules), default=0)
         self._field_cache: dict[str, bool] = {}
+        # Cards sent as JSON numbers are checked whether or not the card rule passed the text gate.
+        self._card_rule = next((r for r in rules if r.validator is _CARD_VALIDATOR), None)
+        self._text_gate = _TextGate(rules)
 
     def is_secret_field(self, key: str) -> bool:
         """True when a JSON key names a secret (case, '-' and '_' ignored)."""
@@ -193,21 +409,32 @@ class Redactor:
         return hit
 
     def active_rules(self, text: str) -> tuple[Rule, ...]:
-        """The rules that may match somewhere in ``text``: their prefilter passes, and for rules without
-        substrings their regex finds a candidate (validators aside).
+        """The rules that may match somewhere in ``text``: their prefilter passes and, for rules without
+        substrings, with a validator or whose pattern starts with literal text, their regex finds a
+        match (that passes the validator).
 
         Run once over a whole serialized document, this is the gate that keeps the per-string walk cheap:
         a string inside the document can only match a rule that passes on the document. It holds for the
-        orjson text because orjson escapes only quotes, backslashes and control characters, which no
-        prefilter substring and no substring-free pattern (digits, dots, colons, hex, spaces) relies on.
+        orjson text because orjson escapes only quotes, backslashes and control characters: the common
+        escapes are undone for the regex gate (``\\n`` becomes a line break...), and no pattern takes a
+        quote or a backslash inside a validated match, so a validator sees the same candidate either way.
         """
-        lowered: str | None = None
+        views: list[Any] = [None, None, {}]
+        gate = _unescape_json(text)
         out = []
         for rule in self.rules:
-            passed, lowered = _prefilter(rule, text, lowered)
-            if not passed:
+            if rule.literal_start and rule.validator is None:
+                # The pattern's own scan for its literal start is the substring test.
+                if len(text) >= rule.min_length and rule.regex.search(gate) is not None:
+                    out.append(rule)
                 continue
-            if not (rule.contains or rule.contains_ci) and rule.regex.search(text) is None:
+            if not _prefilter(rule, text, views):
+                continue
+            if rule.validator is None:
+                searched = rule.literal_start or not (rule.contains or rule.contains_ci or rule.shape)
+                if searched and rule.regex.search(gate) is None:
+                    continue
+            elif not any(rule.validator(m.group(0), rule.marker)[1] for m in rule.regex.finditer(gate)):
                 continue
             out.append(rule)
         return tuple(out)
@@ -215,43 +442,53 @@ class Redactor:
     def may_name_secret_fields(self, text: str) -> bool:
         """False when no key inside the serialized document ``text`` can name a secret field."""
         norm = text.lower().replace("-", "").replace("_", "")
-        return any(s in norm for s in self._secret_names) or any(s in norm for s in self._secret_suffixes)
+        return any(s in norm for s in self._field_substrings)
 
     def redact_text(self, text: str, counts: Counts) -> str:
         """``text`` with every rule applied; adds the number of replacements per rule to ``counts``."""
         if len(text) < self._min_length:
             return text
-        return self._apply(self.rules, text, counts)
+        return self._apply(self._text_gate.rules_for(text), text, counts, gated=True)
 
-    def _apply(self, rules: tuple[Rule, ...], text: str, counts: Counts) -> str:
-        lowered: str | None = None
+    def _apply(self, rules: tuple[Rule, ...], text: str, counts: Counts, gated: bool = False) -> str:
+        """``text`` with ``rules`` applied; ``gated``: their substring prefilters already passed on it."""
+        views: list[Any] = [None, None, {}]
         for rule in rules:
-            passed, lowered = _prefilter(rule, text, lowered)
-            if not passed or rule.regex.search(text) is None:
+            if gated:
+                if len(text) < rule.min_length:
+                    continue
+            elif not _prefilter(rule, text, views):
+                continue
+            if rule.regex.search(text) is None:
                 continue
             hits = 0
 
             def replace(m: re.Match[str], rule: Rule = rule) -> str:
                 nonlocal hits
                 whole = m.group(0)
+                if rule.has_value_group and m.start("value") >= 0:
+                    base, start, end = m.start(), m.start("value"), m.end("value")
+                    replacement, n = rule.marker, 1
+                    if rule.validator is not None:
+                        replacement, n = rule.validator(m.group("value"), rule.marker)
+                    hits += n
+                    return whole[: start - base] + replacement + whole[end - base :]
                 if rule.validator is not None:
                     replacement, n = rule.validator(whole, rule.marker)
                     hits += n
                     return replacement
                 hits += 1
-                if rule.has_value_group and m.start("value") >= 0:
-                    base = m.start()
-                    return whole[: m.start("value") - base] + rule.marker + whole[m.end("value") - base :]
                 return rule.marker
 
             new_text = rule.regex.sub(replace, text)
             if hits:
                 counts[rule.name] = counts.get(rule.name, 0) + hits
-                text, lowered = new_text, None
+                text, views = new_text, [None, None, {}]
         return text
 
     def redact_value(self, value: Any, counts: Counts, serialized: str | None = None) -> Any:
-        """A redacted copy of a JSON value (dicts, lists, strings; other scalars are kept as they are).
+        """A redacted copy of a JSON value (dicts, lists, strings; integers that are card numbers become
+        the card marker; other scalars are kept as they are).
 
         ``serialized`` is the value's JSON text, or any JSON text containing it (the message body the
         value was parsed from): the gate of ``active_rules`` runs on it once, so the walk only applies
@@ -259,20 +496,22 @@ class Redactor:
         """
         text = json_text(value) if serialized is None else serialized
         rules = self.active_rules(text)
-        keys = self.may_name_secret_fields(text)
-        if not rules and not keys:
+        # With rules to apply the walk happens anyway, and a cached test per key is cheaper than
+        # searching a large document for every secret name.
+        keys = bool(rules) or self.may_name_secret_fields(text)
+        if not rules and not keys and (self._card_rule is None or not _MAY_HOLD_CARD_NUMBER(text)):
             return value
         # When every active rule has plain substrings, a string holding none of them is skipped by one
         # ``in`` test (or one search) instead of a call per rule: the common case is "@" alone.
         subs: list[str] = []
         for rule in rules:
-            if not rule.contains or rule.contains_ci:
+            if not rule.contains or rule.contains_ci or rule.shape:
                 subs = []
                 break
             subs.extend(rule.contains)
         one = subs[0] if len(subs) == 1 else None
         many = re.compile("|".join(map(re.escape, subs))) if len(subs) > 1 else None
-        return self._walk(value, _Walk(rules, one, many, keys, counts))
+        return self._walk(value, _Walk(rules, one, many, keys, counts, self._card_rule))
 
     def _walk(self, value: Any, w: _Walk) -> Any:
         # Scalars are handled inline rather than by a recursive call each: the walk visits every value of
@@ -280,13 +519,20 @@ class Redactor:
         kind = type(value)
         if kind is dict:
             out: dict[str, Any] = {}
-            rules, one, many = w.rules, w.one, w.many
+            rules, one, many, cache = w.rules, w.one, w.many, self._field_cache
             for key, item in value.items():
                 if rules and (one is None or one in key) and (many is None or many.search(key)):
                     key_out = self._apply(rules, key, w.counts)
                 else:
                     key_out = key
-                if w.keys and item is not None and item != "" and self.is_secret_field(key):
+                if (
+                    w.keys
+                    and item is not None
+                    and item != ""
+                    and item is not True
+                    and item is not False
+                    and (cache.get(key) if key in cache else self.is_secret_field(key))
+                ):
                     if item != self.secret_marker:
                         w.counts[SECRET_FIELD_RULE] = w.counts.get(SECRET_FIELD_RULE, 0) + 1
                     out[key_out] = self.secret_marker
@@ -298,11 +544,15 @@ class Redactor:
                     out[key_out] = item
                 elif item_kind is dict or item_kind is list:
                     out[key_out] = self._walk(item, w)
+                elif item_kind is int and w.card is not None and _CARD_MIN <= item < _CARD_END:
+                    out[key_out] = self._card_number(item, w)
                 else:
                     out[key_out] = item
             return out
         if kind is list:
             return [self._walk(item, w) for item in value]
+        if kind is int and w.card is not None and _CARD_MIN <= value < _CARD_END:
+            return self._card_number(value, w)
         if (
             kind is str
             and w.rules
@@ -311,6 +561,14 @@ class Redactor:
         ):
             return self._apply(w.rules, value, w.counts)
         return value
+
+    @staticmethod
+    def _card_number(value: int, w: _Walk) -> Any:
+        """A card sent as a JSON number becomes its rule's marker (a string); other integers stay."""
+        if w.card is None or not card_ok(str(value)):
+            return value
+        w.counts[w.card.name] = w.counts.get(w.card.name, 0) + 1
+        return w.card.marker
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +580,7 @@ class _Walk:
     many: re.Pattern[str] | None
     keys: bool
     counts: Counts
+    card: Rule | None = None
 
 
 def json_text(value: Any) -> str:
@@ -355,9 +614,12 @@ def _compile_rule(raw: Any, source: str) -> Rule:
         raise RulesError(f"{where}: 'prefilter' may only have {sorted(_PREFILTER_KEYS)}")
     contains = prefilter.get("contains", [])
     contains_ci = prefilter.get("contains_ci", [])
+    shape = prefilter.get("shape", [])
     min_length = prefilter.get("min_length", 0)
-    if not all(isinstance(s, str) and s for s in [*contains, *contains_ci]):
+    if not all(isinstance(s, str) and s for s in [*contains, *contains_ci, *shape]):
         raise RulesError(f"{where}: prefilter substrings must be non-empty strings")
+    if not all(s.isascii() for s in shape):
+        raise RulesError(f"{where}: 'shape' substrings must be ASCII")
     if any(s != s.lower() for s in contains_ci):
         raise RulesError(f"{where}: 'contains_ci' substrings must be lower-case")
     if not isinstance(min_length, int) or min_length < 0:
@@ -371,9 +633,11 @@ def _compile_rule(raw: Any, source: str) -> Rule:
         regex=regex,
         contains=tuple(contains),
         contains_ci=tuple(contains_ci),
+        shape=tuple(s.encode() for s in shape),
         min_length=min_length,
         validator=VALIDATORS[validator_name] if validator_name else None,
         has_value_group="value" in regex.groupindex,
+        literal_start=re.match(r"[A-Za-z0-9:/_-]{2}|\\[+.]", pattern) is not None,
     )
 
 

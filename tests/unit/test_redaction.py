@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core import redaction
-from core.redaction import RulesError, luhn_ok
+from core.redaction import RulesError, card_ok, luhn_ok
 
 R = redaction.load()
 R_IP = redaction.load("", True)
@@ -132,6 +132,18 @@ def test_secret_keys_replace_any_value_type_and_keep_empty_ones() -> None:
     assert counts == {"credential_field": 3}
 
 
+def test_secret_fields_keep_true_and_false_flags() -> None:
+    doc = {"mobile": True, "pin": False, "phone": "+1 415 555 2671", "cvv": 123}
+    out, counts = redact(doc, R)
+    assert out == {
+        "mobile": True,
+        "pin": False,
+        "phone": "[REDACTED:credential]",
+        "cvv": "[REDACTED:credential]",
+    }
+    assert counts == {"credential_field": 2}
+
+
 def test_keys_holding_emails_are_redacted() -> None:
     assert redacted({"by": {"bob@example.com": 1}}) == {"by": {"[REDACTED:email]": 1}}
 
@@ -152,7 +164,7 @@ def test_not_ip_like_things_are_kept_even_with_ip_redaction() -> None:
     ("text", "expected"),
     [
         ("qty 2 4111 1111 1111 1111", "qty 2 [REDACTED:card]"),
-        ("0000000000000 1", "[REDACTED:card] 1"),
+        ("0000000000000 1", "0000000000000 1"),  # Luhn-valid, but no network issues cards starting with 0
         ("4111-1111-1111-1111-7", "[REDACTED:card]-7"),
         ("ref 1234 5678 9012 3456", "ref 1234 5678 9012 3456"),  # no window passes Luhn
         ("0000001 4111 1111 1111 1111 0", "0000001 [REDACTED:card] 0"),  # found by hypothesis
@@ -188,6 +200,11 @@ emails = st.builds(
 )
 
 
+# Issuer prefixes and lengths: Visa, Mastercard (both series), Amex, Discover, JCB, UnionPay, Diners.
+ISSUERS = [("4", 16), ("4", 13), ("4", 19), ("51", 16), ("55", 16), ("2221", 16), ("2720", 16), ("34", 15),
+           ("37", 15), ("6011", 16), ("65", 19), ("3530", 16), ("62", 17), ("36", 14), ("300", 14)]  # fmt: skip
+
+
 def _with_luhn(digits: str) -> str:
     for check in "0123456789":
         if luhn_ok(digits + check):
@@ -197,12 +214,13 @@ def _with_luhn(digits: str) -> str:
 
 cards = st.builds(
     # Written unbroken, or in the 4-4-4-4 groups of a 16-digit card.
-    lambda body, spaced: (
+    lambda issuer, body, spaced: (
         (" ".join(c[i : i + 4] for i in range(0, 16, 4)) if spaced and len(c) == 16 else c)
-        if (c := _with_luhn(body))
+        if (c := _with_luhn(issuer[0] + body[: issuer[1] - len(issuer[0]) - 1]))
         else ""
     ),
-    st.text(alphabet=string.digits, min_size=12, max_size=18),
+    st.sampled_from(ISSUERS),
+    st.text(alphabet=string.digits, min_size=18, max_size=18),
     st.booleans(),
 )
 aws_keys = st.builds(
@@ -276,7 +294,7 @@ def test_text_without_secrets_is_unchanged(text: str) -> None:
 @given(st.text(alphabet=string.digits, min_size=13, max_size=19))
 def test_luhn_failing_digit_runs_are_untouched(digits: str) -> None:
     text = f"order {digits} shipped"
-    if not luhn_ok(digits):
+    if not card_ok(digits):  # Luhn fails, or no network issues this prefix and length
         assert R.redact_text(text, {}) == text
     else:
         assert R.redact_text(text, {}) == "order [REDACTED:card] shipped"
@@ -323,3 +341,63 @@ def test_invalid_rule_files_fail_clearly(tmp_path: Path, doc: Any, message: str)
 def test_missing_rules_file_names_the_path(tmp_path: Path) -> None:
     with pytest.raises(RulesError, match="cannot read"):
         redaction.load(str(tmp_path / "absent.json"))
+
+
+# --- issue 15's red-team findings, each a regression test ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("key slk_" + "A" * 43 + " used", "key [REDACTED:sluice_key] used"),
+        ("GH ghp_" + "a1" * 18, "GH [REDACTED:github_token]"),
+        ("stripe rk_live_" + "Z9" * 12, "stripe [REDACTED:stripe_key]"),
+        ("xoxb-1234567890-abcdefghijkl", "[REDACTED:slack_token]"),
+        ("upstream Basic dXNlcjpwYXNz failed", "upstream Basic [REDACTED:token] failed"),
+        ("postgres://app:pw@db:5432/x", "postgres://[REDACTED:credential]@db:5432/x"),
+        ("redis://:pw@localhost:6379/0", "redis://[REDACTED:credential]@localhost:6379/0"),
+        ("the password is hunter2", "the password is [REDACTED:credential]"),
+        (
+            "-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBF\n-----END PGP PRIVATE KEY BLOCK-----",
+            "[REDACTED:private_key]",
+        ),
+        ("ssn 219-45-6789", "ssn [REDACTED:ssn]"),
+        ("iban DE89 3704 0044 0532 0130 00.", "iban [REDACTED:iban]."),
+        ("call +14155552671 or (415) 555-2671", "call [REDACTED:phone] or [REDACTED:phone]"),
+        ("card 4111.1111.1111.1111", "card [REDACTED:card]"),
+        ("by josé.garcía@exämple.es", "by [REDACTED:email]"),
+        ('to "john doe"@example.org', "to [REDACTED:email]"),
+        ("dependabot[bot]@users.noreply.github.com", "[REDACTED:email]"),
+    ],
+)
+def test_issue_15_leaks_are_redacted(text: str, expected: str) -> None:
+    assert R.redact_text(text, {}) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1478187955 2016-11-03 12:00:01 INFO started",  # an epoch followed by a date
+        "12:30:45.123 4111 1111 2222 3333 I proc",  # a time with milliseconds followed by process ids
+        " ".join(str(n) for n in range(1, 21)),  # a table of small integers
+        "request a3f4111111111111111b done",  # digits inside a hexadecimal request id
+        "x-id: 3f-4111111111111111-9a",
+        "token=Token{78af589",
+    ],
+)
+def test_issue_15_false_positives_are_kept(text: str) -> None:
+    assert R.redact_text(text, {}) == text
+
+
+def test_sensitive_field_names_of_issue_15() -> None:
+    names = ["cvv", "cvc", "pin", "otp", "ssn", "iban", "credential", "auth", "session_id", "phone"]
+    out, counts = redact({name: "v" for name in names}, R)
+    assert out == {name: "[REDACTED:credential]" for name in names}
+    assert counts == {"credential_field": len(names)}
+
+
+def test_a_card_sent_as_a_json_number_is_replaced() -> None:
+    assert redacted({"n": 4111111111111111, "id": 1234567890123}) == {
+        "n": "[REDACTED:card]",
+        "id": 1234567890123,
+    }
