@@ -78,6 +78,11 @@ def _accepted(route: str, receipt: Receipt) -> Response[str]:
         metrics.add_metric(name="PublishRetries", unit=MetricUnit.Count, value=receipt.retries)
     for reason, count in receipt.rejected.items():
         metrics.add_metric(name=f"RecordsRejected.{reason}", unit=MetricUnit.Count, value=count)
+    if receipt.rejected:
+        # The total alarms watch: CloudWatch alarms cannot SEARCH over the per-reason names.
+        metrics.add_metric(
+            name="RecordsRejected", unit=MetricUnit.Count, value=sum(receipt.rejected.values())
+        )
     # DEBUG: a line per accepted request is the largest log cost at one event per request, and the
     # metrics above already count it; API Gateway's access log keeps one line per request anyway.
     # Refusals, retries and failures stay at INFO and above.
@@ -157,6 +162,7 @@ def on_problem(problem: Problem) -> Response[str]:
         )
     else:
         metrics.add_metric(name=f"RequestsRefused.{problem.code}", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
         logger.info("request refused", extra={"status": problem.status, "code": problem.code, **problem.log})
     return _problem_response(problem)
 

@@ -22,6 +22,10 @@ die() {
 command -v terraform >/dev/null 2>&1 || die "terraform CLI not found on PATH (Terraform >= 1.5 is needed)"
 
 zip_path="$ROOT/dist/sluice-lambda-$ARCH.zip"
+if [[ "$cmd" == "destroy" && ! -f "$zip_path" ]]; then
+  # Destroy never uploads code: a placeholder satisfies the zip precondition without a build.
+  zip_path="$INFRA/tests/fixtures/lambda.zip"
+fi
 [[ -f "$zip_path" ]] || die "$zip_path not found: run \`make build\` (ARCH=$ARCH) first"
 zip_vars=(-var "lambda_zip_path=$zip_path" -var "lambda_architecture=$ARCH")
 
