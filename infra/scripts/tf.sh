@@ -174,6 +174,23 @@ local_stack() {
   fi
   grep -E '^Apply complete' "$work/apply.log"
   tf output -state="$state" -no-color
+
+  # The CLI's deployment path against what Terraform created: the outputs, the emulator's endpoint.
+  local py="$ROOT/.venv/bin/python"
+  if [[ -x "$py" ]]; then
+    echo "sluice CLI against the applied stack..."
+    tf output -state="$state" -json >"$work/outputs.json"
+    local sluice=("$py" -m local --outputs "$work/outputs.json")
+    (
+      cd "$ROOT"
+      set -x
+      "${sluice[@]}" stats
+      "${sluice[@]}" keys create --tenant acme --description deploy-local >/dev/null
+      "${sluice[@]}" --json keys list
+      "${sluice[@]}" dlq show
+      "${sluice[@]}" events list --tenant acme
+    ) || die "the sluice CLI failed against the applied stack"
+  fi
   echo "terraform destroy (local)..."
   if ! timeout 900 terraform -chdir="$INFRA" destroy -input=false -auto-approve -no-color "${vars[@]}" >"$work/destroy.log" 2>&1; then
     tail -40 "$work/destroy.log" >&2
