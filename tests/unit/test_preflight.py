@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 _spec = importlib.util.spec_from_file_location("preflight", REPO / "infra" / "scripts" / "preflight.py")
@@ -44,3 +46,45 @@ def test_no_reservation_always_fits() -> None:
 def test_exactly_the_minimum_left_unreserved_is_allowed() -> None:
     assert preflight.check(50, 50, {}, {"ingest": 40}).ok
     assert not preflight.check(50, 50, {}, {"ingest": 41}).ok
+
+
+class FakeLambda:
+    """GetAccountSettings and GetFunctionConfiguration's concurrency, as a new account answers them."""
+
+    class exceptions:
+        class ResourceNotFoundException(Exception):
+            pass
+
+    def __init__(self, quota: int, unreserved: int, reserved: dict[str, int]) -> None:
+        self.quota, self.unreserved, self.reserved = quota, unreserved, reserved
+
+    def get_account_settings(self) -> dict[str, object]:
+        return {
+            "AccountLimit": {
+                "ConcurrentExecutions": self.quota,
+                "UnreservedConcurrentExecutions": self.unreserved,
+            }
+        }
+
+    def get_function_concurrency(self, FunctionName: str) -> dict[str, int]:
+        if FunctionName not in self.reserved:
+            raise self.exceptions.ResourceNotFoundException(FunctionName)
+        return {"ReservedConcurrentExecutions": self.reserved[FunctionName]}
+
+
+def test_tf_sh_passes_what_terraform_console_printed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import boto3
+
+    # GIVEN what `terraform console` prints for prod.tfvars, and an account with a quota of 50
+    console = '"{\\"env\\":\\"prod\\",\\"name\\":\\"sluice-prod\\",\\"region\\":\\"eu-west-1\\",\\"reserved\\":{\\"ingest\\":200}}"\n'
+    monkeypatch.setattr(boto3, "client", lambda *a, **k: FakeLambda(50, 50, {}))
+    # THEN the preflight fails with the quota to request
+    assert preflight.main(["--terraform-console", console]) == 1
+    err = capsys.readouterr().err
+    assert "ENV=prod reserves 200" in err and "--desired-value 210" in err and "eu-west-1" in err
+    # AND passes once the stack already holds its reservation in an account of 1,000
+    monkeypatch.setattr(boto3, "client", lambda *a, **k: FakeLambda(1000, 800, {"sluice-prod-ingest": 200}))
+    assert preflight.main(["--terraform-console", console]) == 0
+    assert "ok: ENV=prod reserves 200" in capsys.readouterr().out
