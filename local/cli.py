@@ -83,12 +83,15 @@ def stack_from_outputs(doc: dict[str, Any], endpoint_url: str = "") -> stk.Stack
     )  # fmt: skip
 
 
-def _terraform_outputs() -> dict[str, Any]:
+def _terraform_outputs(env: str | None) -> dict[str, Any]:
     infra = REPO / "infra"
+    environ = dict(os.environ)
+    if env:
+        environ["TF_WORKSPACE"] = env  # tf.sh keeps one workspace per ENV
     try:
         done = subprocess.run(  # noqa: S603 - fixed argv, no shell
             ["terraform", f"-chdir={infra}", "output", "-json"],  # noqa: S607 - terraform from PATH
-            capture_output=True, check=True, text=True, timeout=120,
+            capture_output=True, check=True, text=True, timeout=120, env=environ,
         )  # fmt: skip
     except FileNotFoundError:
         raise FileNotFoundError(
@@ -106,7 +109,11 @@ def _connect(args: argparse.Namespace) -> stk.Stack:
     """The stack the command acts on (module docstring), with the environment set for its clients."""
     outputs_file: Path | None = getattr(args, "outputs", None)
     if outputs_file is not None or getattr(args, "deployment", False):
-        doc = orjson.loads(outputs_file.read_bytes()) if outputs_file is not None else _terraform_outputs()
+        doc = (
+            orjson.loads(outputs_file.read_bytes())
+            if outputs_file is not None
+            else _terraform_outputs(getattr(args, "env", None))
+        )
         stack = stack_from_outputs(doc, os.environ.get("AWS_ENDPOINT_URL", ""))
         if stack.region:
             os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"] = stack.region
@@ -441,6 +448,10 @@ def build_parser(prog: str = "sluice") -> argparse.ArgumentParser:
     target.add_argument(
         "--deployment", action="store_true",
         help="act on the deployed stack: `terraform output -json` of infra/ and your AWS credentials",
+    )  # fmt: skip
+    parser.add_argument(
+        "--env", default=None, metavar="ENV",
+        help="with --deployment: the Terraform workspace (make deploy ENV=...); default: the selected one",
     )  # fmt: skip
     target.add_argument(
         "--outputs", type=Path, default=None, metavar="FILE",

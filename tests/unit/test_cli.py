@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,27 @@ def test_no_local_stack_says_how_to_reach_a_deployment(
     assert cli.main(["--state-dir", str(tmp_path), "stats"]) == 2
     out = capsys.readouterr().out
     assert "no local stack found" in out and "--deployment" in out
+
+
+def test_deployment_reads_terraform_output_of_infra_in_the_chosen_workspace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a terraform on PATH that answers `output -json` for the workspace it is run in
+    fake = tmp_path / "bin" / "terraform"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *"output -json"*) ;; *) exit 9 ;; esac\n'
+        'w="${TF_WORKSPACE:-default}"\n'
+        'printf \'{"queue_url":{"value":"q-%s"},"dlq_url":{"value":"d"},"stream_name":{"value":"s"},'
+        '"table_name":{"value":"sluice-%s-events"},"api_keys_table_name":{"value":"k"},"region":{"value":"eu-west-1"}}\' "$w" "$w"\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    args = cli.build_parser().parse_args(["--deployment", "--env", "prod", "stats"])
+    # WHEN the CLI resolves its target
+    stack = cli._connect(args)
+    # THEN it is the prod workspace's stack, in the stack's region, with the caller's credentials kept
+    assert stack.queue_url == "q-prod" and stack.table_name == "sluice-prod-events"
+    assert os.environ["AWS_DEFAULT_REGION"] == "eu-west-1" and args.deployed
+    assert os.environ["AWS_ACCESS_KEY_ID"] == "testing"  # untouched: the conftest's, not replaced
