@@ -1,6 +1,7 @@
 """``sluice`` (and ``python -m local``): run the pipeline locally, and operate a stack, local or deployed.
 
-Which stack the operator commands (``health``, ``stats``, ``events``, ``dlq``, ``replay``, ``keys``) act on:
+Which stack the operator commands (``health``, ``stats``, ``events``, ``tail``, ``dlq``, ``replay``, ``keys``)
+act on:
 
 - the local stack (the default): its state file under ``--state-dir``, default ``$SLUICE_STATE_DIR`` or
   the repository's ``.local/``, so the command works from any directory; the emulator's dummy
@@ -230,10 +231,45 @@ def cmd_events_list(args: argparse.Namespace) -> int:
         return 0
     _out(f"{'event_id':36}  {'kind':5}  {'received_at':27}  {'type':28}  summary")
     for item in items:
-        summary = item.get("text") or orjson.dumps(item.get("payload", {}), default=_json_default).decode()
-        _out(safe(f"{item['event_id']:36}  {item.get('kind', ''):5}  {item.get('received_at', ''):27}  "
-                  f"{str(item.get('type') or '')[:28]:28}  {summary[:70]}"))  # fmt: skip
+        _out(_event_line(item))
     return 0
+
+
+def _event_line(item: dict[str, Any]) -> str:
+    summary = item.get("text") or orjson.dumps(item.get("payload", {}), default=_json_default).decode()
+    return safe(f"{item['event_id']:36}  {item.get('kind', ''):5}  {item.get('received_at', ''):27}  "
+                f"{str(item.get('type') or '')[:28]:28}  {summary[:70]}")  # fmt: skip
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    """Follow a tenant's stored (redacted) records: poll the newest ``--window`` items, print unseen ones.
+
+    The table, not the stream: the stream carries records before redaction. Server-assigned ids are
+    time-ordered; a record whose id comes from a client identity (UUIDv5) sorts anywhere and is shown
+    only if it falls among the newest ``--window`` ids when it is stored.
+    """
+    stack = _connect(args)
+    ddb = aws.client("dynamodb")
+    seen: set[str] = set()
+    first = True
+    stop_at = None if args.seconds is None else time.monotonic() + args.seconds
+    while True:
+        page = ddb.query(
+            TableName=stack.table_name, KeyConditionExpression="tenant_id = :t",
+            ExpressionAttributeValues={":t": {"S": args.tenant}}, ScanIndexForward=False, Limit=args.window,
+        )  # fmt: skip
+        fresh = [r for r in (stored_record_of(i) for i in page.get("Items", [])) if r["event_id"] not in seen]
+        seen.update(r["event_id"] for r in fresh)
+        if not first or args.backlog:
+            for record in reversed(fresh):  # oldest first, as a log reads
+                _out(_dumps(record) if _wants_json(args) else _event_line(record))
+        first = False
+        if stop_at is not None and time.monotonic() >= stop_at:
+            return 0
+        try:
+            time.sleep(args.interval)
+        except KeyboardInterrupt:
+            return 0
 
 
 def cmd_events_get(args: argparse.Namespace) -> int:
@@ -529,6 +565,15 @@ def build_parser(prog: str = "sluice") -> argparse.ArgumentParser:
     syn.add_argument("--seed", type=int, default=None)
     syn.set_defaults(func=cmd_synthetic)
 
+    tail = sub.add_parser(
+        "tail", help="follow a tenant's stored (redacted) records as they land (Ctrl-C stops)"
+    )
+    tail.add_argument("--tenant", required=True)
+    tail.add_argument("--interval", type=float, default=2.0, help="seconds between polls")
+    tail.add_argument("--window", type=int, default=100, help="newest items read per poll")
+    tail.add_argument("--backlog", action="store_true", help="also print what is already stored")
+    tail.add_argument("--for", dest="seconds", type=float, default=None, help="stop after this many seconds")
+    tail.set_defaults(func=cmd_tail)
     sub.add_parser("stats", help="queue depths and stored items").set_defaults(func=cmd_stats)
     sub.add_parser("health", help="GET /health of the stack's API").set_defaults(func=cmd_health)
     keys = sub.add_parser(

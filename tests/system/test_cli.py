@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import threading
+import time
 from pathlib import Path
 
 import orjson
@@ -94,6 +96,26 @@ def test_the_deployment_path_operates_a_stack_from_its_terraform_outputs(tmp_pat
         assert doc["event_id"] == event_id and "\x1b" not in out and "\u202e" not in out
         code, out = cli(*target, "events", "get", "--tenant", "acme", event_id)
         assert code == 0 and "\x1b" not in out and event_id in out
+        code, out = cli(*target, "tail", "--tenant", "acme", "--backlog", "--for", "0")
+        assert code == 0 and event_id in out and "\x1b" not in out
+        # tail follows: a record stored while it runs is printed, the backlog is not (without --backlog)
+        result: list[tuple[int, str]] = []
+        follower = threading.Thread(
+            target=lambda: result.append(
+                cli(*target, "tail", "--tenant", "acme", "--interval", "0.5", "--for", "20")
+            )
+        )
+        follower.start()
+        time.sleep(2)
+        status, _, receipt = post(
+            f"{runtime.api_url}/ingest",
+            b"a later line",
+            {"content-type": "text/plain", "x-tenant-id": "acme"},
+        )
+        assert status == 202, receipt
+        follower.join(60)
+        ((code, out),) = result
+        assert code == 0 and receipt["event_ids"][0] in out and event_id not in out, out
 
         # dlq: a poison message, as the queue's redrive policy would leave it
         aws.client("sqs").send_message(QueueUrl=s.dlq_url, MessageBody="not json \x1b]0;owned\x07")
