@@ -14,7 +14,7 @@ ENV ?= dev
 PORT ?= 8080
 export TF_PLUGIN_MIRROR ENV PORT
 
-.PHONY: help venv test lint unit integration system tooling tf-check run demo build plan deploy destroy deploy-local \
+.PHONY: help venv test lint unit integration system tooling tf-check run demo build preflight plan deploy destroy deploy-local \
 	bench cost loadtest loadtest-concurrency loadtest-smoke clean
 
 help: ## list the targets
@@ -61,6 +61,9 @@ demo: $(STAMP) ## post webhooks and logs (corpus, or synthetic) to a running `ma
 
 build: $(STAMP) ## build the Lambda zip for the runtime's platform, with 3.12 bytecode if LAMBDA_PYTHON/python3.12 exists (dist/)
 	$(PY) infra/scripts/build.py
+
+preflight: ## check the account's Lambda concurrency quota against what $(ENV) reserves (plan/deploy run it too)
+	bash infra/scripts/tf.sh preflight
 
 plan: build ## terraform plan against real AWS with infra/envs/$(ENV).tfvars
 	bash infra/scripts/tf.sh plan

@@ -76,6 +76,7 @@ def decode_or_skip(
     decoded = decode(record)
     if decoded.envelope is None:
         metrics.add_metric(name=f"Skipped_{decoded.invalid}", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="Skipped", unit=MetricUnit.Count, value=1)  # the total alarms watch
         logger.error(
             "not a valid envelope; skipped",
             extra={"sequence_number": decoded.sequence_number, "code": decoded.invalid},

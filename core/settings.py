@@ -94,6 +94,9 @@ VARIABLES: dict[str, Variable] = {
         Variable("PARTITION_KEY", "event_id", choices=("event_id", "tenant_id")),
         # Webhook signature verification: JSON mapping source -> {"secrets": [...], ...} (ingest/webhooks.py).
         Variable("WEBHOOK_SECRETS", ""),
+        # The same document from Secrets Manager (SecretString), by ARN, re-read after the TTL (rotation).
+        Variable("WEBHOOK_SECRETS_ARN", ""),
+        Variable("WEBHOOK_SECRETS_TTL_SECONDS", 300.0, minimum=0.0),
         # Storage and redaction.
         Variable("RETENTION_DAYS", 30, minimum=0),
         Variable("REDACT_IP_ADDRESSES", False),
@@ -154,9 +157,13 @@ class IngestSettings(FromEnv):
 
 @dataclass(frozen=True)
 class WebhookSettings(FromEnv):
-    """The ingest function's webhook sources (read apart from ``IngestSettings``: only webhooks need it)."""
+    """The ingest function's webhook sources (read apart from ``IngestSettings``: only webhooks need it).
+
+    ``webhook_secrets_arn``, when set, wins over ``webhook_secrets`` (kept for local mode and dev)."""
 
     webhook_secrets: str
+    webhook_secrets_arn: str
+    webhook_secrets_ttl_seconds: float
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,39 @@
 locals {
   alarm_actions = var.alarm_sns_topic_arn == null ? [] : [var.alarm_sns_topic_arn]
 
+  # Alarms on the metrics sluice's code emits (Powertools EMF, namespace local.metrics_namespace,
+  # dimension service). CloudWatch alarms cannot SEARCH, so the code emits a total beside every
+  # per-code family (PermanentFailures beside PermanentFailures_<code>, and so on) and these watch it.
+  own_metric_alarms_all = merge(
+    {
+      worker-permanent-failures = {
+        function = "worker", metric = "PermanentFailures", threshold = 0
+        what     = "records the worker cannot store (poison): they reach the DLQ after maxReceiveCount"
+      }
+      worker-throttled-calls = {
+        function = "worker", metric = "ThrottledCalls", threshold = var.throttled_calls_alarm_threshold
+        what     = "DynamoDB throttled the worker's writes"
+      }
+      ingest-internal-errors = {
+        function = "ingest", metric = "InternalErrors", threshold = 0
+        what     = "the ingest function failed on a request (500)"
+      }
+      ingest-records-rejected = {
+        function = "ingest", metric = "RecordsRejected", threshold = var.rejections_alarm_threshold
+        what     = "records refused inside accepted requests (RecordsRejected.<reason> says why)"
+      }
+      ingest-requests-refused = {
+        function = "ingest", metric = "RequestsRefused", threshold = var.rejections_alarm_threshold
+        what     = "requests answered 4xx (RequestsRefused.<code> says why)"
+      }
+    },
+    { for k in keys(local.stream_consumers) : "${k}-skipped" => {
+      function = k, metric = "Skipped", threshold = 0
+      what     = "stream records the ${k} skipped as not a valid envelope (Skipped_<code> says why)"
+    } },
+  )
+  own_metric_alarms = { for k, v in local.own_metric_alarms_all : k => v if contains(keys(local.functions), v.function) }
+
   # Queue depth alarms: any message on these queues is a record the pipeline could not process.
   queue_depth_alarms = {
     dlq             = { queue = aws_sqs_queue.dlq.name, what = "records the worker gave up on (DLQ)" }
@@ -20,6 +53,24 @@ resource "aws_cloudwatch_metric_alarm" "queue_depth" {
   period              = 60
   evaluation_periods  = 1
   threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "own_metric" {
+  for_each = local.own_metric_alarms
+
+  alarm_name          = "${local.name}-${each.key}"
+  alarm_description   = "sluice ${each.value.metric} above ${each.value.threshold} in 5 minutes: ${each.value.what}."
+  namespace           = local.metrics_namespace
+  metric_name         = each.value.metric
+  dimensions          = { service = local.service_names[each.value.function] }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = each.value.threshold
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions

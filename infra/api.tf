@@ -60,6 +60,16 @@ resource "aws_apigatewayv2_route" "this" {
   }
 }
 
+# Every request no route of core/wiring.json matches goes to the ingest function, which answers a
+# problem+json 404 (as the local API Gateway does, local/http.py) instead of API Gateway's own
+# {"message":"Not Found"}. Unauthenticated: it only ever answers 404, and stage throttling bounds it.
+resource "aws_apigatewayv2_route" "default" {
+  api_id             = aws_apigatewayv2_api.http.id
+  route_key          = "$default"
+  target             = "integrations/${aws_apigatewayv2_integration.ingest.id}"
+  authorization_type = "NONE"
+}
+
 resource "aws_cloudwatch_log_group" "api_access" {
   name              = "/aws/apigateway/${local.name}-api"
   retention_in_days = var.log_retention_days
@@ -73,7 +83,7 @@ resource "aws_apigatewayv2_stage" "default" {
   default_route_settings {
     throttling_burst_limit   = var.throttling_burst_limit
     throttling_rate_limit    = var.throttling_rate_limit
-    detailed_metrics_enabled = true
+    detailed_metrics_enabled = var.detailed_route_metrics_enabled
   }
 
   access_log_settings {

@@ -41,6 +41,13 @@ locals {
       )
     },
     {
+      title = "sluice's own metrics (namespace ${local.metrics_namespace})"
+      metrics = [for m in [
+        ["RecordsAccepted", "ingest"], ["RecordsRejected", "ingest"], ["RequestsRefused", "ingest"], ["RecordsStored", "worker"],
+        ["PermanentFailures", "worker"], ["ThrottledCalls", "worker"], ["Skipped", "archiver"], ["Skipped", "rollup"],
+      ] : [local.metrics_namespace, m[0], "service", local.service_names[m[1]], { stat = "Sum", label = "${m[1]} ${m[0]}" }]]
+    },
+    {
       title = "Events table writes and throttles"
       metrics = [
         ["AWS/DynamoDB", "ConsumedWriteCapacityUnits", "TableName", aws_dynamodb_table.events.name, { stat = "Sum" }],

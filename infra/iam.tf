@@ -11,17 +11,20 @@ locals {
   ]
 
   function_statements_all = {
-    ingest = [
+    ingest = concat([
       { sid = "PublishToQueue", actions = ["sqs:SendMessage"], resources = [aws_sqs_queue.events.arn] },
       { sid = "PublishToStream", actions = ["kinesis:PutRecord", "kinesis:PutRecords"], resources = [aws_kinesis_stream.events.arn] },
-    ]
+      ], var.webhook_secrets_arn == null ? [] : [
+      { sid = "ReadWebhookSecrets", actions = ["secretsmanager:GetSecretValue"], resources = [var.webhook_secrets_arn] },
+    ])
     authorizer = [
       { sid = "LookUpApiKeys", actions = ["dynamodb:GetItem"], resources = [aws_dynamodb_table.api_keys.arn] },
     ]
     worker = [
       # What the SQS event source mapping does on the function's behalf.
       { sid = "ConsumeQueue", actions = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"], resources = [aws_sqs_queue.events.arn] },
-      { sid = "StoreEvents", actions = ["dynamodb:BatchWriteItem", "dynamodb:PutItem"], resources = [aws_dynamodb_table.events.arn] },
+      # consumers/worker/store.py writes with BatchWriteItem only.
+      { sid = "StoreEvents", actions = ["dynamodb:BatchWriteItem"], resources = [aws_dynamodb_table.events.arn] },
     ]
     archiver = [
       { sid = "ReadStream", actions = local.kinesis_read_actions, resources = [aws_kinesis_stream.events.arn] },
@@ -30,7 +33,10 @@ locals {
     ]
     rollup = [
       { sid = "ReadStream", actions = local.kinesis_read_actions, resources = [aws_kinesis_stream.events.arn] },
-      { sid = "WriteRollups", actions = ["dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:BatchGetItem"], resources = [aws_dynamodb_table.rollup.arn] },
+      # consumers/rollup/store.py: GetItem (the checkpoint), BatchGetItem (the seen markers of derived ids)
+      # and TransactWriteItems of Update actions (counters, checkpoint) and Put actions (seen markers), which
+      # IAM authorizes per item as dynamodb:UpdateItem and dynamodb:PutItem (there is no TransactWriteItems action).
+      { sid = "WriteRollups", actions = ["dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:BatchGetItem"], resources = [aws_dynamodb_table.rollup.arn] },
       { sid = "ReportFailedBatches", actions = ["sqs:SendMessage"], resources = [aws_sqs_queue.stream_failures.arn] },
     ]
   }

@@ -41,7 +41,7 @@ locals {
     REDACT_IP_ADDRESSES          = tostring(var.redact_ip_addresses)
     INGEST_REDACTION             = tostring(var.ingest_redaction)
     SIMULATED_COST_MS_PER_KCHAR  = tostring(var.simulated_cost_ms_per_kchar)
-    POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace
+    POWERTOOLS_METRICS_NAMESPACE = local.metrics_namespace
     POWERTOOLS_LOG_LEVEL         = var.log_level
     POWERTOOLS_TRACE_DISABLED    = tostring(!var.xray_enabled)
   }
@@ -74,8 +74,12 @@ resource "aws_lambda_function" "this" {
   environment {
     variables = merge(
       local.common_environment,
-      { POWERTOOLS_SERVICE_NAME = "${var.name_prefix}-${each.key}" },
+      { POWERTOOLS_SERVICE_NAME = local.service_names[each.key] },
       each.key == "ingest" && var.webhook_secrets != "" ? { WEBHOOK_SECRETS = var.webhook_secrets } : {},
+      each.key == "ingest" && var.webhook_secrets_arn != null ? {
+        WEBHOOK_SECRETS_ARN         = var.webhook_secrets_arn
+        WEBHOOK_SECRETS_TTL_SECONDS = tostring(var.webhook_secrets_ttl_seconds)
+      } : {},
     )
   }
 

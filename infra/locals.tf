@@ -5,6 +5,11 @@ locals {
 
   name = "${var.name_prefix}-${var.env}"
 
+  # sluice's own metrics (Powertools EMF): one namespace per stack, and a service dimension per function
+  # that carries the stack name too.
+  metrics_namespace = coalesce(var.metrics_namespace, local.name)
+  service_names     = { for k in ["ingest", "authorizer", "worker", "archiver", "rollup"] : k => "${local.name}-${k}" }
+
   tags = {
     project     = "sluice"
     env         = var.env

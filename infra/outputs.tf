@@ -3,6 +3,31 @@ output "api_url" {
   value       = aws_apigatewayv2_stage.default.invoke_url
 }
 
+output "ingest_url" {
+  description = "Full URL of POST /ingest (log lines, JSON or NDJSON)."
+  value       = "${trimsuffix(aws_apigatewayv2_stage.default.invoke_url, "/")}/ingest"
+}
+
+output "events_url" {
+  description = "Full URL of POST /events (JSON events, one or an array, or NDJSON)."
+  value       = "${trimsuffix(aws_apigatewayv2_stage.default.invoke_url, "/")}/events"
+}
+
+output "metrics_namespace" {
+  description = "CloudWatch namespace of sluice's own metrics (Powertools EMF) for this stack."
+  value       = local.metrics_namespace
+}
+
+output "dlq_arn" {
+  description = "ARN of the events dead-letter queue (the source of a DLQ redrive)."
+  value       = aws_sqs_queue.dlq.arn
+}
+
+output "region" {
+  description = "Region of the stack (the CLI's deployment path reads it)."
+  value       = local.region
+}
+
 output "api_id" {
   description = "Id of the HTTP API."
   value       = aws_apigatewayv2_api.http.id

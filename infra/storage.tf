@@ -87,8 +87,10 @@ resource "aws_dynamodb_table" "api_keys" {
 
 resource "aws_s3_bucket" "archive" {
   # Bucket names are global: the account id and region keep two accounts' stacks apart.
-  bucket        = "${local.name}-archive-${local.account_id}-${local.region}"
-  force_destroy = var.local_mode
+  bucket = "${local.name}-archive-${local.account_id}-${local.region}"
+  # Without deletion protection (dev, local) `make destroy` empties the bucket; with it, destroy stops at
+  # BucketNotEmpty, as it stops at the protected tables.
+  force_destroy = var.local_mode || !var.deletion_protection
 }
 
 resource "aws_s3_bucket_public_access_block" "archive" {

@@ -125,8 +125,8 @@ variable "log_level" {
 
 variable "metrics_namespace" {
   type        = string
-  description = "POWERTOOLS_METRICS_NAMESPACE of every function."
-  default     = "sluice"
+  description = "POWERTOOLS_METRICS_NAMESPACE of every function (and of the alarms and dashboard on sluice's own metrics); null means the stack name <name_prefix>-<env>, so two environments in one account never mix their metrics."
+  default     = null
 }
 
 variable "xray_enabled" {
@@ -180,6 +180,23 @@ variable "webhook_secrets" {
   sensitive   = true
 }
 
+variable "webhook_secrets_arn" {
+  type        = string
+  description = "ARN of a Secrets Manager secret whose SecretString is the WEBHOOK_SECRETS JSON. The ingest function reads it (GetSecretValue on this ARN only, cached webhook_secrets_ttl_seconds), so the secrets stay out of the state and the function configuration; null means webhook_secrets (or no webhooks). A secret under a customer managed KMS key also needs kms:Decrypt for the ingest role in that key's policy."
+  default     = null
+
+  validation {
+    condition     = var.webhook_secrets_arn == null || can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$", var.webhook_secrets_arn))
+    error_message = "webhook_secrets_arn must be a Secrets Manager secret ARN."
+  }
+}
+
+variable "webhook_secrets_ttl_seconds" {
+  type        = number
+  description = "WEBHOOK_SECRETS_TTL_SECONDS: how long a container keeps the secret before reading it again, so a rotation takes effect within this time."
+  default     = 300
+}
+
 # ---------------------------------------------------------------------------------------------------
 # API
 # ---------------------------------------------------------------------------------------------------
@@ -200,6 +217,12 @@ variable "cors_allowed_origins" {
   }
 }
 
+variable "detailed_route_metrics_enabled" {
+  type        = bool
+  description = "Per-route CloudWatch metrics of the $default stage (billed as custom metrics per route); off by default, on in prod.tfvars."
+  default     = false
+}
+
 variable "throttling_burst_limit" {
   type        = number
   description = "Default route throttling burst limit of the $default stage."
@@ -217,8 +240,8 @@ variable "throttling_rate_limit" {
 # ---------------------------------------------------------------------------------------------------
 variable "stream_mode" {
   type        = string
-  description = "Kinesis capacity mode: ON_DEMAND, or PROVISIONED with the shard count of core/wiring.json."
-  default     = "ON_DEMAND"
+  description = "Kinesis capacity mode: PROVISIONED with the shard count of core/wiring.json (one shard costs least idle, the default), or ON_DEMAND (scales by itself, billed per stream-hour at a higher rate; prod.tfvars)."
+  default     = "PROVISIONED"
 
   validation {
     condition     = contains(["ON_DEMAND", "PROVISIONED"], var.stream_mode)
@@ -228,7 +251,7 @@ variable "stream_mode" {
 
 variable "deletion_protection" {
   type        = bool
-  description = "DynamoDB deletion protection on the tables (keep true in prod)."
+  description = "DynamoDB deletion protection on the tables, and no force_destroy on the archive bucket (keep true in prod; false lets `make destroy` remove the tables and empty the bucket)."
   default     = true
 }
 
@@ -299,6 +322,18 @@ variable "api_5xx_rate_alarm_percent" {
   type        = number
   description = "Alarm when the API's 5xx responses exceed this percentage of requests over 5 minutes."
   default     = 1
+}
+
+variable "throttled_calls_alarm_threshold" {
+  type        = number
+  description = "Alarm when the worker's throttled DynamoDB calls (ThrottledCalls, retried) exceed this many in 5 minutes."
+  default     = 50
+}
+
+variable "rejections_alarm_threshold" {
+  type        = number
+  description = "Alarm when refused records (RecordsRejected) or refused requests (RequestsRefused) each exceed this many in 5 minutes: a producer is sending what sluice cannot take."
+  default     = 100
 }
 
 variable "ingest_p99_alarm_ms" {

@@ -82,6 +82,11 @@ def _accepted(route: str, receipt: Receipt, reply: Reply | None = None) -> Respo
         metrics.add_metric(name=f"RecordsRejected.{reason}", unit=MetricUnit.Count, value=count)
     for rule, count in receipt.redactions.items():
         metrics.add_metric(name=f"Redactions_{rule}", unit=MetricUnit.Count, value=count)
+    if receipt.rejected:
+        # The total alarms watch: CloudWatch alarms cannot SEARCH over the per-reason names.
+        metrics.add_metric(
+            name="RecordsRejected", unit=MetricUnit.Count, value=sum(receipt.rejected.values())
+        )
     # DEBUG: a line per accepted request is the largest log cost at one event per request, and the
     # metrics above already count it; API Gateway's access log keeps one line per request anyway.
     # Refusals, retries and failures stay at INFO and above.
@@ -277,6 +282,7 @@ def on_problem(problem: Problem) -> Response[Any]:
         )
     else:
         metrics.add_metric(name=f"RequestsRefused.{problem.code}", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
         logger.info("request refused", extra={"status": problem.status, "code": problem.code, **problem.log})
     return _problem_response(problem)
 

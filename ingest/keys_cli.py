@@ -8,12 +8,15 @@ works); everything meant for the human goes to stderr.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
+import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import error_code
 from core.settings import AuthorizerSettings, SettingsError
+from core.terminal import safe
 from ingest.apikeys import AmbiguousKeyId, ApiKeyNotFound, ApiKeyRecord, ApiKeyStore, ApiKeyStorePort
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -27,8 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--description", default="", help="free text, e.g. who holds the key")
     listing = commands.add_parser("list", help="list keys (ids and status, never secrets)")
     listing.add_argument("--tenant", help="only this tenant's keys")
-    revoke = commands.add_parser("revoke", help="revoke a key by its key id")
-    revoke.add_argument("key_id", help="the 8-character key id shown by create and list")
+    listing.add_argument("--json", action="store_true", help="one JSON object per key")
+    revoke = commands.add_parser(
+        "revoke", help="revoke a key by its key id: --key-id=ID, or `revoke -- ID` (ids may start with -)"
+    )
+    revoke.add_argument("key_id", nargs="?", help="the 8-character key id shown by create and list")
+    revoke.add_argument("--key-id", dest="key_id_option", metavar="ID", help="the key id (write --key-id=ID)")
     return parser
 
 
@@ -46,7 +53,9 @@ def _format_table(records: list[ApiKeyRecord]) -> str:
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4]
+        safe(
+            "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4]
+        )
         for row in rows
     )
 
@@ -57,7 +66,12 @@ def _store_from_env() -> ApiKeyStorePort:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one key command; returns the process exit code (0 ok, 1 failed, 2 usage/config)."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "revoke":
+        if (args.key_id is None) == (args.key_id_option is None):
+            parser.error("revoke takes one key id: --key-id=ID or `revoke -- ID`")
+        args.key_id = args.key_id or args.key_id_option
     try:
         store = _store_from_env()
         if args.command == "create":
@@ -68,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
                 "is shown: it is not stored (only its SHA-256 hash is). Keep it in a secret store now.",
                 file=sys.stderr,
             )
+        elif args.command == "list" and args.json:
+            for r in store.list(args.tenant):
+                print(safe(orjson.dumps(dataclasses.asdict(r)).decode()))
         elif args.command == "list":
             print(_format_table(store.list(args.tenant)))
         else:

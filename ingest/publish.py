@@ -4,6 +4,11 @@ boto3 lives only here, in two small adapters behind the ``RecordSink`` port. Eac
 its service's limits and retries only the entries the service says failed, with full-jitter backoff,
 inside the request's deadline. ``publish`` runs both sinks' batches concurrently and reports the ids
 that are not on both, so the caller can answer 202 only when that set is empty.
+
+Every AWS call is bounded by the time left, so the caller always has time to answer 503: the clients
+come from ``aws.client_within`` (botocore retries off, connect/read timeouts inside the time left; our
+retry loop is the only one), no attempt starts once the deadline has passed, and ``publish`` waits for
+each batch only until the deadline: a batch still in flight then counts as failed (``PublishTimeout``).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,6 +24,10 @@ from core import aws
 from core.batching import chunk_by_size, failed_kinesis_indexes, failed_sqs_ids
 from core.errors import error_code, is_transient
 from core.retry import Backoff, Deadline
+
+# The error code of records whose batch was not done when the deadline came (still in flight, or no
+# time left to start an attempt).
+TIMEOUT_CODE = "PublishTimeout"
 
 # Service limits: SendMessageBatch takes 10 entries and 256 KiB in all (configurable: AWS raised the
 # message size to 1 MiB in 2025, emulators still enforce 256 KiB); PutRecords takes 500 records and
@@ -73,6 +83,9 @@ def _retry_loop(
     pending = batch
     attempt = 0
     while True:
+        if deadline.remaining() <= 0:
+            result.failed.update({r.event_id: TIMEOUT_CODE for r in pending})
+            return result
         try:
             failures = attempt_once(pending)
         except Exception as exc:  # a whole-call failure: every entry of this attempt failed alike
@@ -107,9 +120,9 @@ class SqsPublisher:
         self.max_batch_bytes = max_batch_bytes
         self.backoff = backoff or Backoff()
 
-    @property
-    def client(self) -> Any:
-        return self._client or aws.client("sqs")
+    def client(self, deadline: Deadline) -> Any:
+        """The injected client, else one whose single call fits in the time ``deadline`` has left."""
+        return self._client or aws.client_within("sqs", deadline.remaining())
 
     def batches(self, records: Sequence[OutRecord]) -> list[list[OutRecord]]:
         return list(chunk_by_size(records, SQS_MAX_ENTRIES, self.max_batch_bytes, lambda r: r.size))
@@ -117,7 +130,7 @@ class SqsPublisher:
     def put_batch(self, batch: list[OutRecord], deadline: Deadline) -> SinkResult:
         def attempt(pending: list[OutRecord]) -> dict[str, tuple[str, bool]]:
             entries = [{"Id": str(i), "MessageBody": r.body} for i, r in enumerate(pending)]
-            response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            response = self.client(deadline).send_message_batch(QueueUrl=self.queue_url, Entries=entries)
             failed = failed_sqs_ids(response)
             # SenderFault means the entry itself is wrong: resending it unchanged cannot help.
             return {pending[int(i)].event_id: (code, not sender) for i, (code, sender) in failed.items()}
@@ -135,9 +148,9 @@ class KinesisPublisher:
         self._client = client
         self.backoff = backoff or Backoff()
 
-    @property
-    def client(self) -> Any:
-        return self._client or aws.client("kinesis")
+    def client(self, deadline: Deadline) -> Any:
+        """The injected client, else one whose single call fits in the time ``deadline`` has left."""
+        return self._client or aws.client_within("kinesis", deadline.remaining())
 
     def batches(self, records: Sequence[OutRecord]) -> list[list[OutRecord]]:
         return list(
@@ -149,7 +162,7 @@ class KinesisPublisher:
     def put_batch(self, batch: list[OutRecord], deadline: Deadline) -> SinkResult:
         def attempt(pending: list[OutRecord]) -> dict[str, tuple[str, bool]]:
             entries = [{"Data": r.body.encode(), "PartitionKey": r.partition_key} for r in pending]
-            response = self.client.put_records(StreamName=self.stream_name, Records=entries)
+            response = self.client(deadline).put_records(StreamName=self.stream_name, Records=entries)
             # Per-record codes are ProvisionedThroughputExceededException or InternalFailure: both retryable.
             return {pending[i].event_id: (code, True) for i, code in failed_kinesis_indexes(response)}
 
@@ -183,14 +196,22 @@ class PublishReport:
 def publish(
     records: Sequence[OutRecord], sinks: Sequence[RecordSink], budget_seconds: float
 ) -> PublishReport:
-    """Write ``records`` to every sink concurrently within ``budget_seconds``."""
+    """Write ``records`` to every sink concurrently; return by ``budget_seconds`` whatever happens.
+
+    A batch not done by then is reported failed with ``TIMEOUT_CODE`` (its thread may still finish the
+    call: the records may then be on the sink, which a client retry with the same ids makes harmless).
+    """
     deadline = Deadline(budget_seconds)
-    futures: list[tuple[str, Future[SinkResult]]] = []
+    futures: list[tuple[str, list[OutRecord], Future[SinkResult]]] = []
     pool = _executor()
     for sink in sinks:
         for batch in sink.batches(records):
-            futures.append((sink.name, pool.submit(sink.put_batch, batch, deadline)))
+            futures.append((sink.name, batch, pool.submit(sink.put_batch, batch, deadline)))
     results = {sink.name: SinkResult() for sink in sinks}
-    for name, future in futures:
-        results[name].merge(future.result())
+    for name, batch, future in futures:
+        try:
+            results[name].merge(future.result(timeout=deadline.remaining()))
+        except FutureTimeout:
+            future.cancel()
+            results[name].failed.update({r.event_id: TIMEOUT_CODE for r in batch})
     return PublishReport(results)

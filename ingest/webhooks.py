@@ -32,8 +32,8 @@ from typing import Any, Final
 
 import orjson
 
-from core.settings import WebhookSettings
 from core.tenancy import is_valid_tenant_id
+from ingest import webhook_secrets
 
 SCHEMES: Final = ("github", "stripe", "standard")
 DEFAULT_TOLERANCE_SECONDS: Final = 300  # Stripe's and Standard Webhooks' recommended replay window.
@@ -352,7 +352,22 @@ def verify_delivery(
     return verify(source, headers, body, now)
 
 
-@functools.cache
-def configured_sources() -> Mapping[str, WebhookSource]:
-    """The sources of ``WEBHOOK_SECRETS``, parsed once per process (``cache_clear()`` in tests)."""
-    return load_config(WebhookSettings.from_env().webhook_secrets)
+@functools.lru_cache(maxsize=4)
+def _parse_config(document: str) -> Mapping[str, WebhookSource]:
+    return load_config(document)
+
+
+class _ConfiguredSources:
+    """``configured_sources()``: the sources of ``WEBHOOK_SECRETS``, or of the Secrets Manager secret
+    ``WEBHOOK_SECRETS_ARN`` names (re-read after its TTL, ``ingest/webhook_secrets.py``), each document
+    parsed once. ``cache_clear()`` in tests."""
+
+    def __call__(self) -> Mapping[str, WebhookSource]:
+        return _parse_config(webhook_secrets.document())
+
+    def cache_clear(self) -> None:
+        webhook_secrets.document_source.cache_clear()
+        _parse_config.cache_clear()
+
+
+configured_sources = _ConfiguredSources()

@@ -1,4 +1,19 @@
-"""``python -m local``: run the pipeline locally and look at what landed, without writing boto3."""
+"""``sluice`` (and ``python -m local``): run the pipeline locally, and operate a stack, local or deployed.
+
+Which stack the operator commands (``health``, ``stats``, ``events``, ``tail``, ``dlq``, ``replay``, ``keys``)
+act on:
+
+- the local stack (the default): its state file under ``--state-dir``, default ``$SLUICE_STATE_DIR`` or
+  the repository's ``.local/``, so the command works from any directory; the emulator's dummy
+  credentials only;
+- a deployment: ``--deployment`` reads ``terraform output -json`` of ``infra/`` (the current workspace),
+  ``--outputs FILE`` a saved copy of it; the user's normal AWS credentials, profile and
+  ``AWS_ENDPOINT_URL`` apply, and the region is the stack's (its ``region`` output).
+
+What comes from stored records (text, payloads, ids) is printed with control characters escaped
+(``\\x1b`` instead of a raw ESC), so a record cannot drive the operator's terminal; ``--json`` prints
+JSON for scripts.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +21,7 @@ import argparse
 import gzip
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -18,6 +34,7 @@ from typing import Any
 import orjson
 
 from core import aws
+from core.terminal import safe
 from local import dlq
 from local import stack as stk
 from local.inspect import StackInspector, stored_record_of
@@ -31,13 +48,100 @@ def _out(text: str = "") -> None:
     sys.stdout.flush()
 
 
-def _connect(state_dir: Path) -> stk.Stack:
-    stack = stk.Stack.load(state_dir / "stack.json")
-    stk.use_fake_credentials()
-    os.environ["AWS_ENDPOINT_URL"] = stack.endpoint_url
-    os.environ["AWS_DEFAULT_REGION"] = stack.region
+def _dumps(obj: Any, indent: bool = False) -> str:
+    # JSON escapes C0 controls itself; C1 controls and bidi overrides are escaped on top.
+    text = orjson.dumps(obj, default=_json_default, option=orjson.OPT_INDENT_2 if indent else 0).decode()
+    return safe(text)
+
+
+def default_state_dir() -> Path:
+    """``$SLUICE_STATE_DIR``, else the repository's ``.local/`` (where ``make run`` keeps the stack)."""
+    return Path(os.environ.get("SLUICE_STATE_DIR") or REPO / ".local")
+
+
+def _output_values(doc: dict[str, Any]) -> dict[str, Any]:
+    """``terraform output -json`` ({name: {"value": ...}}) or a plain {name: value} mapping."""
+    return {k: v["value"] if isinstance(v, dict) and "value" in v else v for k, v in doc.items()}
+
+
+def stack_from_outputs(doc: dict[str, Any], endpoint_url: str = "") -> stk.Stack:
+    """The resource names of a deployment, from its Terraform outputs."""
+    out = _output_values(doc)
+    missing = [
+        k
+        for k in ("queue_url", "dlq_url", "stream_name", "table_name", "api_keys_table_name")
+        if not out.get(k)
+    ]
+    if missing:
+        raise ValueError(f"the Terraform outputs lack {', '.join(missing)}: is this sluice's infra/ state?")
+    return stk.Stack(
+        endpoint_url=endpoint_url, region=str(out.get("region") or os.environ.get("AWS_DEFAULT_REGION") or ""),
+        prefix=str(out["table_name"]).removesuffix("-events"), queue_url=out["queue_url"], queue_arn="",
+        dlq_url=out["dlq_url"], stream_name=out["stream_name"], stream_arn=str(out.get("stream_arn") or ""),
+        stream_failures_url=str(out.get("stream_failures_queue_url") or ""), table_name=out["table_name"],
+        rollup_table_name=str(out.get("rollup_table_name") or ""), api_keys_table_name=out["api_keys_table_name"],
+        archive_bucket=str(out.get("archive_bucket") or ""), api_url=str(out.get("api_url") or ""),
+    )  # fmt: skip
+
+
+def _terraform_outputs(env: str | None) -> dict[str, Any]:
+    infra = REPO / "infra"
+    environ = dict(os.environ)
+    if env:
+        environ["TF_WORKSPACE"] = env  # tf.sh keeps one workspace per ENV
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            ["terraform", f"-chdir={infra}", "output", "-json"],  # noqa: S607 - terraform from PATH
+            capture_output=True, check=True, text=True, timeout=120, env=environ,
+        )  # fmt: skip
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            "terraform not found on PATH (needed by --deployment; or use --outputs FILE)"
+        ) from None
+    except subprocess.CalledProcessError as exc:
+        raise FileNotFoundError(f"`terraform output -json` in {infra} failed: {exc.stderr.strip()}") from None
+    doc: dict[str, Any] = orjson.loads(done.stdout or "{}")
+    if not doc:
+        raise FileNotFoundError(f"no Terraform outputs in {infra}: deploy first (`make deploy ENV=...`)")
+    return doc
+
+
+def _connect(args: argparse.Namespace) -> stk.Stack:
+    """The stack the command acts on (module docstring), with the environment set for its clients."""
+    outputs_file: Path | None = getattr(args, "outputs", None)
+    if outputs_file is not None or getattr(args, "deployment", False):
+        doc = (
+            orjson.loads(outputs_file.read_bytes())
+            if outputs_file is not None
+            else _terraform_outputs(getattr(args, "env", None))
+        )
+        stack = stack_from_outputs(doc, os.environ.get("AWS_ENDPOINT_URL", ""))
+        if stack.region:
+            os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"] = stack.region
+        args.deployed = True
+    else:
+        args.deployed = False
+        stack = stk.Stack.load(Path(args.state_dir) / "stack.json")
+        stk.use_fake_credentials()
+        os.environ["AWS_ENDPOINT_URL"] = stack.endpoint_url
+        os.environ["AWS_DEFAULT_REGION"] = stack.region
     aws.client.cache_clear()
     return stack
+
+
+def _inspector(args: argparse.Namespace, stack: stk.Stack) -> StackInspector:
+    if not getattr(args, "deployed", False):
+        return StackInspector.for_stack(stack)
+    # A deployment: the caller's own credentials (profile, SSO, environment).
+    return StackInspector(stack.queue_url, stack.dlq_url, stack.table_name, endpoint_url=stack.endpoint_url or None,
+                          region=stack.region or None, stream_name=stack.stream_name,
+                          stream_failures_url=stack.stream_failures_url or None,
+                          rollup_table_name=stack.rollup_table_name or None,
+                          archive_bucket=stack.archive_bucket or None)  # fmt: skip
+
+
+def _wants_json(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "json", False) or getattr(args, "json_out", False))
 
 
 # --- run --------------------------------------------------------------------------------------
@@ -112,69 +216,128 @@ def _json_default(obj: Any) -> Any:
 
 
 def cmd_events_list(args: argparse.Namespace) -> int:
-    stack = _connect(args.state_dir)
+    stack = _connect(args)
     page = aws.client("dynamodb").query(
         TableName=stack.table_name, KeyConditionExpression="tenant_id = :t",
         ExpressionAttributeValues={":t": {"S": args.tenant}}, ScanIndexForward=False, Limit=args.limit,
     )  # fmt: skip
     items = [stored_record_of(i) for i in page.get("Items", [])]
-    if args.json:
+    if _wants_json(args):
         for item in items:
-            _out(orjson.dumps(item, default=_json_default).decode())
+            _out(_dumps(item))
         return 0
     if not items:
         _out(f"no events stored for tenant {args.tenant!r} yet")
         return 0
     _out(f"{'event_id':36}  {'kind':5}  {'received_at':27}  {'type':28}  summary")
     for item in items:
-        summary = item.get("text") or orjson.dumps(item.get("payload", {}), default=_json_default).decode()
-        _out(f"{item['event_id']:36}  {item.get('kind', ''):5}  {item.get('received_at', ''):27}  "
-             f"{str(item.get('type') or '')[:28]:28}  {summary[:70]}")  # fmt: skip
+        _out(_event_line(item))
     return 0
 
 
+def _event_line(item: dict[str, Any]) -> str:
+    summary = item.get("text") or orjson.dumps(item.get("payload", {}), default=_json_default).decode()
+    return safe(f"{item['event_id']:36}  {item.get('kind', ''):5}  {item.get('received_at', ''):27}  "
+                f"{str(item.get('type') or '')[:28]:28}  {summary[:70]}")  # fmt: skip
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    """Follow a tenant's stored (redacted) records: poll the newest ``--window`` items, print unseen ones.
+
+    The table, not the stream: the stream carries records before redaction. Server-assigned ids are
+    time-ordered; a record whose id comes from a client identity (UUIDv5) sorts anywhere and is shown
+    only if it falls among the newest ``--window`` ids when it is stored.
+    """
+    stack = _connect(args)
+    ddb = aws.client("dynamodb")
+    seen: set[str] = set()
+    first = True
+    stop_at = None if args.seconds is None else time.monotonic() + args.seconds
+    while True:
+        page = ddb.query(
+            TableName=stack.table_name, KeyConditionExpression="tenant_id = :t",
+            ExpressionAttributeValues={":t": {"S": args.tenant}}, ScanIndexForward=False, Limit=args.window,
+        )  # fmt: skip
+        fresh = [r for r in (stored_record_of(i) for i in page.get("Items", [])) if r["event_id"] not in seen]
+        seen.update(r["event_id"] for r in fresh)
+        if not first or args.backlog:
+            for record in reversed(fresh):  # oldest first, as a log reads
+                _out(_dumps(record) if _wants_json(args) else _event_line(record))
+        first = False
+        if stop_at is not None and time.monotonic() >= stop_at:
+            return 0
+        try:
+            time.sleep(args.interval)
+        except KeyboardInterrupt:
+            return 0
+
+
 def cmd_events_get(args: argparse.Namespace) -> int:
-    stack = _connect(args.state_dir)
+    stack = _connect(args)
     got = aws.client("dynamodb").get_item(
         TableName=stack.table_name, Key={"tenant_id": {"S": args.tenant}, "event_id": {"S": args.event_id}}
     )
     if "Item" not in got:
-        _out(f"no event {args.event_id} for tenant {args.tenant!r}")
+        _out(safe(f"no event {args.event_id} for tenant {args.tenant!r}"))
         return 1
-    _out(
-        orjson.dumps(
-            stored_record_of(got["Item"]), default=_json_default, option=orjson.OPT_INDENT_2
-        ).decode()
-    )
+    _out(_dumps(stored_record_of(got["Item"]), indent=not _wants_json(args)))
     return 0
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    stack = _connect(args.state_dir)
-    for key, value in StackInspector.for_stack(stack).stats().items():
+    stack = _connect(args)
+    stats = _inspector(args, stack).stats()
+    if _wants_json(args):
+        _out(_dumps(stats))
+        return 0
+    for key, value in stats.items():
         _out(f"{key:22} {value}")
     return 0
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    stack = _connect(args)
+    if not stack.api_url:
+        _out("error: the stack has no API URL (local: is `make run` running? deployment: the api_url output)")
+        return 2
+    url = stack.api_url.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - the stack's own API
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read()
+    except (urllib.error.URLError, OSError) as exc:
+        status, body = 0, str(exc).encode()
+    if _wants_json(args):
+        _out(_dumps({"url": url, "status": status, "body": body.decode(errors="replace")}))
+    else:
+        _out(safe(f"{url} -> {status} {body.decode(errors='replace')[:200]}"))
+    return 0 if status == 200 else 1
+
+
 def cmd_dlq_show(args: argparse.Namespace) -> int:
-    stack = _connect(args.state_dir)
-    letters = StackInspector.for_stack(stack).dead_letters(args.limit)
+    stack = _connect(args)
+    letters = _inspector(args, stack).dead_letters(args.limit)
+    if _wants_json(args):
+        for d in letters:
+            _out(_dumps(d.__dict__))
+        return 0
     if not letters:
         _out("the DLQ is empty")
     for d in letters:
-        _out(
+        _out(safe(
             f"{d.message_id}  receives={d.receive_count}  tenant={d.tenant_id}  event_id={d.event_id}  {d.preview}"
-        )
+        ))  # fmt: skip
     return 0
 
 
 def cmd_dlq_redrive(args: argparse.Namespace) -> int:
-    stack = _connect(args.state_dir)
+    stack = _connect(args)
     dry = not args.yes
     n = 0
     for verb, message_id in dlq.redrive(aws.client("sqs"), stack.dlq_url, stack.queue_url, dry_run=dry,
                                         rate_per_second=args.rate, max_messages=args.max):  # fmt: skip
-        _out(f"{verb} {message_id}")
+        _out(safe(f"{verb} {message_id}"))
         n += 1
     _out(f"{n} message(s) {'would be moved (dry run: add --yes to move them)' if dry else 'moved'}")
     return 0
@@ -183,7 +346,7 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from local import replay
 
-    stack = _connect(args.state_dir)
+    stack = _connect(args)
     start, end = replay.parse_hour(args.from_hour), replay.parse_hour(args.to_hour or args.from_hour)
     stream = args.stream or stack.stream_name
     report = replay.replay(aws.client("s3"), aws.client("kinesis"), stack.archive_bucket, stream, args.tenant,
@@ -194,16 +357,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
          f"{report.objects} archive object(s), {start:%Y-%m-%dT%H} to {end:%Y-%m-%dT%H} UTC, onto {stream}"
          + (f"; {report.duplicates_skipped} duplicate line(s) skipped" if report.duplicates_skipped else ""))  # fmt: skip
     for event_id, code in sorted(report.failed.items()):
-        _out(f"failed {event_id} {code}")
+        _out(safe(f"failed {event_id} {code}"))
     return 1 if report.failed else 0
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    stack = _connect(args.state_dir)
+    stack = _connect(args)
     os.environ["API_KEYS_TABLE_NAME"] = stack.api_keys_table_name
     from ingest.keys_cli import main as keys_main
 
-    return int(keys_main(args.rest))
+    rest = list(args.rest)
+    if _wants_json(args) and rest[:1] == ["list"]:
+        rest.append("--json")
+    return int(keys_main(rest))
 
 
 # --- demo -------------------------------------------------------------------------------------
@@ -274,7 +440,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     sent += receipt.get("event_ids", [])
     status, problem = _post(f"{url}/events", b"{oops", {"content-type": "application/json"})
     _out(f"POST /events  {'malformed JSON':40} -> {status} {problem.get('code')}")
-    stack = _connect(args.state_dir)
+    stack = _connect(args)
     inspector = StackInspector.for_stack(stack)
     wanted = {(tenant, event_id) for event_id in sent}
     deadline = time.monotonic() + 60
@@ -285,7 +451,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             break
         time.sleep(1)
     _out(f"\n{found} of {len(wanted)} accepted records are in DynamoDB. A few of them:\n")
-    cmd_events_list(argparse.Namespace(state_dir=args.state_dir, tenant=tenant, limit=5, json=False))
+    cmd_events_list(argparse.Namespace(state_dir=args.state_dir, tenant=tenant, limit=5, json=False))  # local
     return 0 if found == len(wanted) else 1
 
 
@@ -306,9 +472,28 @@ def cmd_synthetic(args: argparse.Namespace) -> int:
 # --- wiring -----------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
-    parser.add_argument("--state-dir", type=Path, default=Path(".local"), help="where `run` keeps its state")
+def build_parser(prog: str = "sluice") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--state-dir", type=Path, default=default_state_dir(),
+        help="where `run` keeps the local stack's state (default: $SLUICE_STATE_DIR or the repository's .local/)",
+    )  # fmt: skip
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument(
+        "--deployment", action="store_true",
+        help="act on the deployed stack: `terraform output -json` of infra/ and your AWS credentials",
+    )  # fmt: skip
+    parser.add_argument(
+        "--env", default=None, metavar="ENV",
+        help="with --deployment: the Terraform workspace (make deploy ENV=...); default: the selected one",
+    )  # fmt: skip
+    target.add_argument(
+        "--outputs", type=Path, default=None, metavar="FILE",
+        help="act on the deployment described by FILE (saved `terraform output -json`)",
+    )  # fmt: skip
+    parser.add_argument("--json", dest="json_out", action="store_true", help="JSON output, for scripts")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the whole pipeline locally (foreground; Ctrl-C stops it)")
@@ -380,17 +565,31 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--seed", type=int, default=None)
     syn.set_defaults(func=cmd_synthetic)
 
+    tail = sub.add_parser(
+        "tail", help="follow a tenant's stored (redacted) records as they land (Ctrl-C stops)"
+    )
+    tail.add_argument("--tenant", required=True)
+    tail.add_argument("--interval", type=float, default=2.0, help="seconds between polls")
+    tail.add_argument("--window", type=int, default=100, help="newest items read per poll")
+    tail.add_argument("--backlog", action="store_true", help="also print what is already stored")
+    tail.add_argument("--for", dest="seconds", type=float, default=None, help="stop after this many seconds")
+    tail.set_defaults(func=cmd_tail)
     sub.add_parser("stats", help="queue depths and stored items").set_defaults(func=cmd_stats)
-    keys = sub.add_parser("keys", help="API keys: create --tenant T | list | revoke KEY_ID")
+    sub.add_parser("health", help="GET /health of the stack's API").set_defaults(func=cmd_health)
+    keys = sub.add_parser(
+        "keys", help="API keys: create --tenant T | list [--tenant T] | revoke --key-id=ID (or: revoke -- ID)"
+    )
     keys.add_argument("rest", nargs=argparse.REMAINDER)
     keys.set_defaults(func=cmd_keys)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "sluice") -> int:
+    """The ``sluice`` console command (``python -m local`` runs the same)."""
+    args = build_parser(prog).parse_args(argv)
     try:
         return int(args.func(args))
-    except FileNotFoundError as exc:
-        _out(f"error: {exc}")
+    except (FileNotFoundError, ValueError) as exc:
+        hint = "" if getattr(args, "deployed", True) else " (a deployment: --deployment or --outputs FILE)"
+        _out(safe(f"error: {exc}{hint}"))
         return 2

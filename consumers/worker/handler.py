@@ -88,6 +88,7 @@ def record_handler(record: SQSRecord) -> PreparedItem:
 
         receives = int(record.attributes.approximate_receive_count or 1)
         metrics.add_metric(name=f"PermanentFailures_{exc.code}", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="PermanentFailures", unit=MetricUnit.Count, value=1)
         logger.error(
             "record cannot be stored; reported as failed until the queue moves it to the DLQ",
             extra={
@@ -141,6 +142,9 @@ def _count(
     permanent = Counter(e.code for e in failed.values() if isinstance(e, PermanentError))
     for code, n in permanent.items():
         metrics.add_metric(name=f"PermanentFailures_{code}", unit=MetricUnit.Count, value=n)
+    if permanent:
+        # The total an alarm can watch: CloudWatch alarms cannot SEARCH over the per-code names.
+        metrics.add_metric(name="PermanentFailures", unit=MetricUnit.Count, value=sum(permanent.values()))
     transient = len(failed) - sum(permanent.values())
     if transient:
         metrics.add_metric(name="TransientFailures", unit=MetricUnit.Count, value=transient)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Terraform for sluice.
-#   tf.sh plan|apply|destroy   real AWS, infra/envs/$ENV.tfvars, workspace $ENV (make plan/deploy/destroy)
+#   tf.sh plan|apply|destroy   real AWS, infra/envs/$ENV.tfvars, workspace $ENV (make plan/deploy/destroy);
+#                              plan and apply run the concurrency preflight first
+#   tf.sh preflight            only the concurrency preflight (make preflight)
 #   tf.sh local                the same Terraform against moto: start it (unless AWS_ENDPOINT_URL is set),
 #                              apply, print the outputs, destroy, stop it (make deploy-local)
 set -euo pipefail
@@ -22,6 +24,10 @@ die() {
 command -v terraform >/dev/null 2>&1 || die "terraform CLI not found on PATH (Terraform >= 1.5 is needed)"
 
 zip_path="$ROOT/dist/sluice-lambda-$ARCH.zip"
+if [[ ("$cmd" == "destroy" || "$cmd" == "preflight") && ! -f "$zip_path" ]]; then
+  # Neither uploads code: a placeholder satisfies the zip precondition without a build.
+  zip_path="$INFRA/tests/fixtures/lambda.zip"
+fi
 [[ -f "$zip_path" ]] || die "$zip_path not found: run \`make build\` (ARCH=$ARCH) first"
 zip_vars=(-var "lambda_zip_path=$zip_path" -var "lambda_architecture=$ARCH")
 
@@ -75,8 +81,25 @@ PY
   fi
   echo "AWS: $who, ENV=$ENV"
 
-  tf init -input=false -lockfile=readonly >/dev/null
+  local init_args=(-input=false -lockfile=readonly)
+  if [[ -f "$INFRA/backend.tf" ]]; then
+    # Remote state (infra/backend.tf.example): the settings of this env's backend.
+    local backend_config="${TF_BACKEND_CONFIG:-$INFRA/envs/$ENV.s3.tfbackend}"
+    [[ -f "$backend_config" ]] || die "infra/backend.tf is present but $backend_config is not (see infra/backend.tf.example)"
+    init_args+=(-backend-config="$backend_config")
+  fi
+  tf init "${init_args[@]}" >/dev/null
   tf workspace select -or-create "$ENV" >/dev/null
+
+  if [[ "$action" != "destroy" ]]; then
+    # Account quota vs what this env reserves, before Terraform fails half-way through an apply.
+    local settings
+    settings="$(echo 'jsonencode({reserved = var.reserved_concurrency, name = "${var.name_prefix}-${var.env}", env = var.env, region = var.region})' |
+      tf console -var-file="$var_file" "${zip_vars[@]}")"
+    "$py" "$INFRA/scripts/preflight.py" --terraform-console "$settings" || die "concurrency preflight failed (above)"
+  fi
+  [[ "$action" == "preflight" ]] && return 0
+
   tf "$action" -input=false -var-file="$var_file" "${zip_vars[@]}"
 }
 
@@ -90,6 +113,13 @@ local_stack() {
   rm -f "$state" "$state.backup"
 
   trap stop_moto EXIT
+  if [[ -f "$INFRA/backend.tf" ]]; then
+    # A team's remote backend must never receive the emulator's state: an override file (merged over
+    # backend.tf by Terraform) puts this run on the local backend, and is removed on exit.
+    local override="$INFRA/zz_local_backend_override.tf"
+    printf 'terraform {\n  backend "local" {}\n}\n' >"$override"
+    trap 'rm -f "'"$override"'"; stop_moto' EXIT
+  fi
 
   if [[ -z "${AWS_ENDPOINT_URL:-}" ]]; then
     local moto=""
@@ -144,6 +174,23 @@ local_stack() {
   fi
   grep -E '^Apply complete' "$work/apply.log"
   tf output -state="$state" -no-color
+
+  # The CLI's deployment path against what Terraform created: the outputs, the emulator's endpoint.
+  local py="$ROOT/.venv/bin/python"
+  if [[ -x "$py" ]]; then
+    echo "sluice CLI against the applied stack..."
+    tf output -state="$state" -json >"$work/outputs.json"
+    local sluice=("$py" -m local --outputs "$work/outputs.json")
+    (
+      cd "$ROOT"
+      set -x
+      "${sluice[@]}" stats
+      "${sluice[@]}" keys create --tenant acme --description deploy-local >/dev/null
+      "${sluice[@]}" --json keys list
+      "${sluice[@]}" dlq show
+      "${sluice[@]}" events list --tenant acme
+    ) || die "the sluice CLI failed against the applied stack"
+  fi
   echo "terraform destroy (local)..."
   if ! timeout 900 terraform -chdir="$INFRA" destroy -input=false -auto-approve -no-color "${vars[@]}" >"$work/destroy.log" 2>&1; then
     tail -40 "$work/destroy.log" >&2
@@ -153,7 +200,7 @@ local_stack() {
 }
 
 case "$cmd" in
-  plan | apply | destroy) real_aws "$cmd" ;;
+  plan | apply | destroy | preflight) real_aws "$cmd" ;;
   local) local_stack ;;
-  *) die "usage: $0 plan|apply|destroy|local (ENV=dev|prod, ARCH=arm64|x86_64)" ;;
+  *) die "usage: $0 plan|apply|destroy|preflight|local (ENV=dev|prod, ARCH=arm64|x86_64)" ;;
 esac

@@ -36,7 +36,7 @@ run "failure_paths_have_alarms" {
     error_message = "The API must alarm on its 5xx rate (5xx / Count)."
   }
   assert {
-    condition = alltrue([for a in concat(values(aws_cloudwatch_metric_alarm.queue_depth), values(aws_cloudwatch_metric_alarm.worker), values(aws_cloudwatch_metric_alarm.consumer_iterator_age), [aws_cloudwatch_metric_alarm.api_5xx_rate, aws_cloudwatch_metric_alarm.ingest_duration_p99]) :
+    condition = alltrue([for a in concat(values(aws_cloudwatch_metric_alarm.queue_depth), values(aws_cloudwatch_metric_alarm.worker), values(aws_cloudwatch_metric_alarm.consumer_iterator_age), values(aws_cloudwatch_metric_alarm.own_metric), [aws_cloudwatch_metric_alarm.api_5xx_rate, aws_cloudwatch_metric_alarm.ingest_duration_p99]) :
     a.alarm_actions == toset(["arn:aws:sns:eu-west-1:123456789012:oncall"])])
     error_message = "Every alarm must notify the configured SNS topic."
   }

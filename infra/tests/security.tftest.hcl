@@ -91,9 +91,15 @@ run "function_policies_are_scoped" {
   }
   assert {
     condition = alltrue([for s in data.aws_iam_policy_document.function["worker"].statement :
-      s.sid != "StoreEvents" || (s.resources == toset([aws_dynamodb_table.events.arn]) && s.actions == toset(["dynamodb:BatchWriteItem", "dynamodb:PutItem"]))
+      s.sid != "StoreEvents" || (s.resources == toset([aws_dynamodb_table.events.arn]) && s.actions == toset(["dynamodb:BatchWriteItem"]))
     ])
-    error_message = "The worker may only BatchWriteItem/PutItem on the events table."
+    error_message = "The worker may only BatchWriteItem on the events table (the code never calls PutItem)."
+  }
+  assert {
+    condition = alltrue([for s in data.aws_iam_policy_document.function["rollup"].statement :
+      !anytrue([for a in s.actions : startswith(a, "dynamodb:")]) || (s.resources == toset([aws_dynamodb_table.rollup.arn]) && s.actions == toset(["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"]))
+    ])
+    error_message = "The rollup may only GetItem/BatchGetItem (checkpoint, seen markers) and UpdateItem/PutItem (its transactions' Update and Put actions) on the rollup table."
   }
   assert {
     condition = alltrue([for s in data.aws_iam_policy_document.function["authorizer"].statement :

@@ -105,8 +105,21 @@ run "stream_mappings_follow_wiring" {
     error_message = "Stream retention must come from core/wiring.json."
   }
   assert {
+    condition     = aws_kinesis_stream.events.stream_mode_details[0].stream_mode == "PROVISIONED" && aws_kinesis_stream.events.shard_count == var.expected.stream.shard_count
+    error_message = "The default stream is PROVISIONED with the shard count of core/wiring.json (cheapest idle; prod.tfvars asks for ON_DEMAND)."
+  }
+}
+
+run "on_demand_stream_has_no_shard_count" {
+  command = plan
+
+  variables {
+    stream_mode = "ON_DEMAND"
+  }
+
+  assert {
     condition     = aws_kinesis_stream.events.stream_mode_details[0].stream_mode == "ON_DEMAND" && aws_kinesis_stream.events.shard_count == null
-    error_message = "The default stream is ON_DEMAND without a shard count."
+    error_message = "An ON_DEMAND stream has no shard count."
   }
 }
 

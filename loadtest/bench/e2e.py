@@ -126,7 +126,8 @@ def scenario(args: argparse.Namespace) -> dict[str, Any]:
 
         drive(10, 10, 1, 10**6)  # warm: imports, clients, connections
         for service in SERVICES:
-            counter.attach(aws.client(service))
+            for client in aws.client.made(service):
+                counter.attach(client)
         runs = []
         start = 0
         for batch, records in args.runs:

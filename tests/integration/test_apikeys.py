@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
+import orjson
 import pytest
 from moto import mock_aws
 
@@ -178,3 +179,48 @@ def test_cli_reports_a_missing_table_as_an_aws_failure(
     monkeypatch.setenv("API_KEYS_TABLE_NAME", "no-such-table")
     assert keys_cli.main(["list"]) == keys_cli.EXIT_FAILED
     assert "ResourceNotFoundException" in capsys.readouterr().err
+
+
+def raw_key_hash(client: Any, key_id: str) -> dict[str, str]:
+    (item,) = [i for i in raw_items(client) if i["key_id"]["S"] == key_id]
+    return item["key_hash"]  # type: ignore[no-any-return]
+
+
+def test_cli_revoke_takes_a_key_id_starting_with_a_dash(
+    dynamodb: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN two keys whose ids start with "-" (key ids are base64url: a leading dash happens)
+    store = ApiKeyStore(TABLE, client=dynamodb)
+    records = []
+    for _ in range(2):
+        _, record = store.create("acme")
+        records.append(record)
+    ids = ["-" + r.key_id[1:] for r in records]
+    for record, new_id in zip(records, ids, strict=True):
+        dynamodb.update_item(
+            TableName=TABLE,
+            Key={"key_hash": raw_key_hash(dynamodb, record.key_id)},
+            UpdateExpression="SET key_id = :k",
+            ExpressionAttributeValues={":k": {"S": new_id}},
+        )
+    # WHEN revoked with --key-id=ID and with `revoke -- ID`
+    assert keys_cli.main(["revoke", f"--key-id={ids[0]}"]) == 0
+    assert keys_cli.main(["revoke", "--", ids[1]]) == 0
+    # THEN both are revoked
+    out = capsys.readouterr().out
+    assert f"Revoked key {ids[0]}" in out and f"Revoked key {ids[1]}" in out
+    # AND giving no id, or two, is a usage error
+    with pytest.raises(SystemExit):
+        keys_cli.main(["revoke"])
+
+
+def test_cli_list_escapes_control_characters_and_has_json(
+    dynamodb: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ApiKeyStore(TABLE, client=dynamodb).create("acme", "held by \x1b[31mmallory")
+    assert keys_cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\x1b[31mmallory" in out
+    assert keys_cli.main(["list", "--json"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert "\x1b" not in line and orjson.loads(line)["tenant_id"] == "acme"

@@ -214,6 +214,22 @@ def test_an_all_poison_batch_is_reported_not_raised(dynamodb: Any) -> None:
     assert failures(response) == {r["messageId"] for r in event["Records"]}
 
 
+def test_permanent_failures_are_counted_per_code_and_in_total(
+    dynamodb: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN poison records (the total is what the deployed alarm watches: alarms cannot SEARCH)
+    worker.lambda_handler(sqs_event(["[]", "{}"]), LambdaContext())
+    # THEN the flushed EMF document carries the per-code metric and a total of 2
+    docs = [orjson.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    values = {k: v for doc in docs for k, v in doc.items() if k.startswith("PermanentFailures")}
+
+    def total(v: Any) -> float:
+        return float(sum(v)) if isinstance(v, list) else float(v)
+
+    assert total(values["PermanentFailures"]) == 2
+    assert total(values["PermanentFailures_invalid_envelope"]) == 2
+
+
 def test_stored_item_shape(dynamodb: Any) -> None:
     # GIVEN an event and a log
     ev = make_envelope()
