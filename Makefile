@@ -28,9 +28,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP) ## create .venv with the pinned runtime and dev dependencies
 
-test: lint ## install what is needed, then lint, the whole suite, the infrastructure checks and a load smoke run
+test: lint ## install what is needed, then lint, the whole suite, the infrastructure checks, the Terraform applied to the emulator, and a load smoke run
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory tf-check
+	$(MAKE) --no-print-directory deploy-local
 	$(MAKE) --no-print-directory loadtest-smoke
 
 lint: $(STAMP) ## ruff (format + lint) and mypy --strict on core, ingest, consumers and local

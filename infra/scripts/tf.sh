@@ -187,7 +187,20 @@ local_stack() {
       "${sluice[@]}" stats
       "${sluice[@]}" keys create --tenant acme --description deploy-local >/dev/null
       "${sluice[@]}" --json keys list
-      "${sluice[@]}" dlq show
+      # A record on the queue and one dead letter, put there through the resources Terraform created:
+      # the CLI must see both (no worker runs here: moto cannot run Lambda).
+      "$py" - "$work/outputs.json" <<'PY'
+import sys, boto3, orjson
+out = {k: v["value"] for k, v in orjson.loads(open(sys.argv[1], "rb").read()).items()}
+sqs = boto3.client("sqs")
+body = orjson.dumps({"v": 1, "kind": "event", "tenant_id": "acme", "event_id": "0193a6b1-0000-7000-8000-00000000d1f0",
+                     "received_at": "2026-12-01T00:00:00.000000Z", "source": {"route": "POST /events"},
+                     "payload": {"deploy": "local"}}).decode()
+sqs.send_message(QueueUrl=out["queue_url"], MessageBody=body)
+sqs.send_message(QueueUrl=out["dlq_url"], MessageBody=body)
+PY
+      "${sluice[@]}" --json stats | "$py" -c 'import sys, orjson; s = orjson.loads(sys.stdin.read()); print(s); assert s["queue_depth"] == 1 and s["dlq_depth"] == 1, s'
+      "${sluice[@]}" dlq show | grep -q 0193a6b1-0000-7000-8000-00000000d1f0
       "${sluice[@]}" events list --tenant acme
     ) || die "the sluice CLI failed against the applied stack"
   fi
