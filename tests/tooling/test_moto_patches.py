@@ -15,7 +15,7 @@ from moto import mock_aws
 from moto.core import utils as moto_utils
 from moto.sqs import models
 
-from local.patches import PatchMismatch, sqs_clock, sqs_lazy_attributes, sqs_receive_lock
+from local.patches import PatchMismatch, kinesis_put_lock, sqs_clock, sqs_lazy_attributes, sqs_receive_lock
 from tests.conftest import REGION
 
 pytestmark = pytest.mark.integration
@@ -45,6 +45,16 @@ def receive_lock() -> Iterator[None]:
     sqs_receive_lock.apply()
     yield
     models.SQSBackend.receive_message = original  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def kinesis_lock() -> Iterator[None]:
+    from moto.kinesis import models as kinesis_models
+
+    original = kinesis_models.Shard.put_record
+    kinesis_put_lock.apply()
+    yield
+    kinesis_models.Shard.put_record = original  # type: ignore[method-assign]
 
 
 def queue_with(n: int, name: str = "q", **kwargs: Any) -> models.Queue:
@@ -113,6 +123,50 @@ def test_sqs_receive_lock_serializes_receives_with_the_queue_lock(receive_lock: 
             assert receiver.is_alive() and got == []
         receiver.join(5)
         assert [m.body for m in got] == ["hello"]
+
+
+def _racing_puts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Two puts on one shard, the first held right after it read the highest sequence number."""
+    from moto.kinesis import models as kinesis_models
+
+    shard = kinesis_models.Shard(0, 0, 2**128)
+    first_read, second_done = threading.Event(), threading.Event()
+    read_max = kinesis_models.Shard.get_max_sequence_number
+
+    def slow_read(self: Any) -> int:
+        value = read_max(self)
+        if threading.current_thread().name == "first":
+            first_read.set()
+            second_done.wait(1.0)  # the race: the second put runs between this read and the store
+        return value
+
+    monkeypatch.setattr(kinesis_models.Shard, "get_max_sequence_number", slow_read)
+    shard.put_record("k", "zero", "1")  # so the next puts read the highest number, not an empty shard
+    first = threading.Thread(target=lambda: shard.put_record("k", "first", "1"), name="first")
+    first.start()
+    first_read.wait(1.0)
+    second = threading.Thread(target=lambda: shard.put_record("k", "second", "1"), name="second")
+    second.start()
+    second.join(0.5)
+    second_done.set()
+    first.join(5)
+    second.join(5)
+    return sorted(r.data for r in shard.records.values())
+
+
+def test_kinesis_put_lock_keeps_both_of_two_concurrent_puts(
+    kinesis_lock: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN two puts on one shard racing between reading the highest sequence number and storing
+    # THEN with the patch both records are on the shard
+    assert _racing_puts(monkeypatch) == ["first", "second", "zero"]
+
+
+def test_without_the_kinesis_put_lock_one_of_two_concurrent_puts_is_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The race the patch fixes, shown on moto as shipped: the later store replaces the earlier record.
+    assert len(_racing_puts(monkeypatch)) == 2
 
 
 def test_a_patch_refuses_to_load_on_another_moto_version(monkeypatch: pytest.MonkeyPatch) -> None:
