@@ -77,9 +77,11 @@ def quiet(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     handler.settings.cache_clear()
     handler.service.cache_clear()
+    handler.quota_enforcer.cache_clear()
     yield
     handler.settings.cache_clear()
     handler.service.cache_clear()
+    handler.quota_enforcer.cache_clear()
 
 
 def make_service(pipeline: Any, sqs: Any = None, kinesis: Any = None, budget: str = "5") -> IngestService:
