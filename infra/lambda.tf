@@ -47,6 +47,19 @@ locals {
   }
 }
 
+locals {
+  # Per-tenant quotas of the ingest function (ingest/quotas.py); overrides: `keys quota set`.
+  quota_environment = {
+    QUOTA_TABLE_NAME           = aws_dynamodb_table.api_keys.name
+    TENANT_RECORDS_PER_SECOND  = tostring(var.tenant_quota.records_per_second)
+    TENANT_RECORDS_BURST       = tostring(var.tenant_quota.records_burst)
+    TENANT_BYTES_PER_SECOND    = tostring(var.tenant_quota.bytes_per_second)
+    TENANT_BYTES_BURST         = tostring(var.tenant_quota.bytes_burst)
+    TENANT_REQUESTS_PER_SECOND = tostring(var.tenant_quota.requests_per_second)
+    TENANT_REQUESTS_BURST      = tostring(var.tenant_quota.requests_burst)
+  }
+}
+
 resource "aws_cloudwatch_log_group" "function" {
   for_each = local.functions
 
@@ -76,6 +89,7 @@ resource "aws_lambda_function" "this" {
       local.common_environment,
       { POWERTOOLS_SERVICE_NAME = "${var.name_prefix}-${each.key}" },
       each.key == "ingest" && var.webhook_secrets != "" ? { WEBHOOK_SECRETS = var.webhook_secrets } : {},
+      each.key == "ingest" ? local.quota_environment : {},
     )
   }
 

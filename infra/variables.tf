@@ -212,6 +212,31 @@ variable "throttling_rate_limit" {
   default     = 1000
 }
 
+variable "tenant_quota" {
+  type = object({
+    records_per_second  = number
+    records_burst       = number
+    bytes_per_second    = number
+    bytes_burst         = number
+    requests_per_second = number
+    requests_burst      = number
+  })
+  description = "Default per-tenant quotas of the ingest function (0: no limit; a burst of 0 is one second's rate); bytes are decompressed. Per-tenant overrides: `keys quota set`."
+  default = {
+    records_per_second  = 1000
+    records_burst       = 5000
+    bytes_per_second    = 10485760
+    bytes_burst         = 20971520
+    requests_per_second = 100
+    requests_burst      = 200
+  }
+
+  validation {
+    condition     = alltrue([for v in values(var.tenant_quota) : v >= 0])
+    error_message = "Quotas are non-negative (0: no limit)."
+  }
+}
+
 # ---------------------------------------------------------------------------------------------------
 # Stream and storage
 # ---------------------------------------------------------------------------------------------------
@@ -305,4 +330,10 @@ variable "ingest_p99_alarm_ms" {
   type        = number
   description = "Alarm when the ingest function's p99 duration exceeds this many milliseconds."
   default     = 3000
+}
+
+variable "throttled_alarm_minutes" {
+  type        = number
+  description = "Consecutive minutes with records refused over a tenant quota before the tenant-throttled alarm fires."
+  default     = 5
 }

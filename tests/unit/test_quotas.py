@@ -219,3 +219,13 @@ def test_an_override_of_only_the_rate_keeps_a_usable_burst() -> None:
     assert policy.requests == Limit(5, 5)
     with pytest.raises(ValueError, match="unknown quota dimension"):
         QuotaPolicy().with_overrides({"events": {"rate": 1}})
+
+
+def test_local_run_takes_the_default_quotas_on_the_command_line() -> None:
+    from local.cli import _quota_env, build_parser
+
+    args = build_parser().parse_args(
+        ["run", "--tenant-records-per-second", "50", "--tenant-bytes-burst", "1e6"]
+    )
+    assert _quota_env(args) == {"TENANT_RECORDS_PER_SECOND": "50.0", "TENANT_BYTES_BURST": "1000000.0"}
+    assert _quota_env(build_parser().parse_args(["run"])) == {}
