@@ -400,7 +400,7 @@ class IngestService:
             if event_id in seen:
                 continue
             seen.add(event_id)
-            out.append(OutRecord(event_id, self._partition(record), text, size))
+            out.append(OutRecord(event_id, self._partition(record), text, size, record["tenant_id"]))
         return out
 
 
