@@ -237,6 +237,28 @@ variable "tenant_quota" {
   }
 }
 
+variable "public_route_throttling" {
+  type = map(object({
+    rate_limit  = number
+    burst_limit = number
+  }))
+  description = "Throttling of each unauthenticated route (route key -> requests per second and burst), far below the stage's, so public traffic cannot starve the authenticated routes."
+  default = {
+    "POST /webhooks/{source}" = { rate_limit = 50, burst_limit = 100 }
+    "GET /health"             = { rate_limit = 10, burst_limit = 20 }
+    "GET /openapi.json"       = { rate_limit = 5, burst_limit = 10 }
+  }
+}
+
+variable "public_route_default" {
+  type = object({
+    rate_limit  = number
+    burst_limit = number
+  })
+  description = "Throttling of an unauthenticated route that public_route_throttling does not name."
+  default     = { rate_limit = 10, burst_limit = 20 }
+}
+
 # ---------------------------------------------------------------------------------------------------
 # Stream and storage
 # ---------------------------------------------------------------------------------------------------

@@ -92,10 +92,10 @@ run "function_policies_are_scoped" {
   assert {
     condition = alltrue([for s in data.aws_iam_policy_document.function["ingest"].statement :
       !anytrue([for a in s.actions : startswith(a, "dynamodb:")]) || (
-        s.resources == toset([aws_dynamodb_table.api_keys.arn]) &&
+        toset(s.resources) == toset([aws_dynamodb_table.api_keys.arn]) &&
         length(s.condition) == 1 &&
         alltrue([for c in s.condition : c.test == "ForAllValues:StringLike" && c.variable == "dynamodb:LeadingKeys" &&
-        (c.values == toset(["quota#*"]) && s.actions == toset(["dynamodb:GetItem"]) || c.values == toset(["quota-state#*"]) && s.actions == toset(["dynamodb:UpdateItem"]))])
+        (toset(c.values) == toset(["quota#*"]) && toset(s.actions) == toset(["dynamodb:GetItem"]) || toset(c.values) == toset(["quota-state#*"]) && toset(s.actions) == toset(["dynamodb:UpdateItem"]))])
       )
     ])
     error_message = "The ingest function may touch only quota#* (GetItem) and quota-state#* (UpdateItem) items of the API keys table, never a key."
