@@ -9,11 +9,14 @@ Two layers, both pure arithmetic over an injected clock (unix seconds):
   *theoretical arrival time* of the generic cell rate algorithm, which is exactly a token bucket of
   (rate, burst) shared by every container. A container does not ask it per request: it *leases* about
   ``LEASE_SECONDS`` of its own recent demand (``plan_lease``) and admits from the lease locally, so a
-  busy container makes about one call per tenant per lease, and an idle one none.
+  busy container makes about one call per tenant per second, a slow one (whose small lease lasts up to
+  ``LEASE_MAX_SECONDS``) one per few seconds, and an idle one none.
 
 Every token a container admits was granted to it by the shared state first, so over any interval
 starting from a full bucket all containers together admit at most ``burst + rate * interval``. A lease
-left unused expires (``LEASE_SECONDS``): tokens are lost, never admitted twice. Containers' clocks that
+left unused expires: its tokens are lost, never admitted twice. Over a window that does not start from a
+full bucket, what containers still hold in unexpired leases (at most ``MIN_LEASE_SHARE`` of the burst or
+a second of demand each) can come on top. Containers' clocks that
 disagree by ``d`` seconds shift the shared bucket by at most ``rate * d`` tokens.
 """
 
@@ -26,6 +29,9 @@ from typing import Any, Final, Protocol
 
 DIMENSIONS: Final = ("requests", "bytes", "records")
 LEASE_SECONDS: Final = 1.0
+# A lease lasts as long as this container's demand takes to use it, within these bounds: a slow sender
+# holds a small lease (MIN_LEASE_SHARE of the burst) for a few seconds instead of calling per request.
+LEASE_MAX_SECONDS: Final = 5.0
 # A lease is at least this share of the burst, so a trickle does not call the store per request.
 MIN_LEASE_SHARE: Final = 0.1
 # Times are unix seconds as floats (a resolution of about 2e-7 s today): rounding must not refuse a
@@ -400,8 +406,10 @@ class QuotaEnforcer:
                 raise QuotaExceeded(refusal, tenant.policy)
             for dimension, amount in plan.granted.items():
                 lease = leases[dimension]
+                rate = self._demand(lease, now)
                 lease.remaining += amount
-                lease.expires = now + LEASE_SECONDS
+                lifetime = lease.remaining / rate if rate > 0 else LEASE_MAX_SECONDS
+                lease.expires = now + min(LEASE_MAX_SECONDS, max(LEASE_SECONDS, lifetime))
                 lease.used, lease.since = 0.0, now
         elif short:
             return  # the store is backing off after a failure: the local buckets alone decided
@@ -410,12 +418,15 @@ class QuotaEnforcer:
             leases[dimension].used += amount
 
     @staticmethod
-    def _lease_size(limit: Limit, lease: _Lease, now: float) -> float:
+    def _demand(lease: _Lease, now: float) -> float:
+        """Tokens per second this container admitted of a dimension since its last lease."""
+        return lease.used / max(now - lease.since, LEASE_SECONDS / 10)
+
+    def _lease_size(self, limit: Limit, lease: _Lease, now: float) -> float:
         """About ``LEASE_SECONDS`` of this container's recent demand, within the burst."""
         if limit.unlimited:
             return 0.0
-        elapsed = max(now - lease.since, LEASE_SECONDS / 10)
-        demand = lease.used / elapsed * LEASE_SECONDS
+        demand = self._demand(lease, now) * LEASE_SECONDS
         return min(limit.burst, max(demand, limit.burst * MIN_LEASE_SHARE))
 
 

@@ -229,3 +229,15 @@ def test_local_run_takes_the_default_quotas_on_the_command_line() -> None:
     )
     assert _quota_env(args) == {"TENANT_RECORDS_PER_SECOND": "50.0", "TENANT_BYTES_BURST": "1000000.0"}
     assert _quota_env(build_parser().parse_args(["run"])) == {}
+
+
+def test_a_slow_sender_holds_a_small_lease_for_several_seconds_instead_of_calling_per_request() -> None:
+    clock, store = Clock(), InMemoryQuotaStore()
+    policy = QuotaPolicy(requests=Limit(100, 200), records=Limit(1000, 5000))
+    enforcer = QuotaEnforcer(policy, store, clock)
+    start = clock.now
+    for step in range(60):  # one 1-record request per second for a minute
+        clock.now = start + step
+        enforcer.admit("acme", {"requests": 1})
+        enforcer.admit("acme", {"records": 1})
+    assert store.calls <= 60 / 5 + 1
