@@ -304,7 +304,10 @@ def _count_throttled(problem: Problem) -> None:
     tenants that hit their quota, not every tenant (docs/security.md, quotas).
     """
     from aws_lambda_powertools.metrics import single_metric
+    from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
+    if is_metrics_disabled():  # single_metric prints its document even then
+        return
     tenant = str(problem.log.get("tenant_id", "unknown"))
     with single_metric(
         name="ThrottledRequests", unit=MetricUnit.Count, value=1, namespace=metrics.namespace

@@ -8,7 +8,8 @@ function may touch only these two prefixes (``dynamodb:LeadingKeys`` in infra/ia
 
 A lease is one conditional ``UpdateItem`` on the version this container last saw; when another container
 wrote in between, DynamoDB returns the item as it is (``ReturnValuesOnConditionCheckFailure``) and the
-lease is planned again on it, so a conflict costs one more call and no read. The container's last view
+lease is planned again on it, so a conflict costs one more call and no read. A lease still conflicting
+after ``MAX_ATTEMPTS`` is refused, not failed open: the store is there, the tenant is just busy. The container's last view
 can only be behind the truth (a theoretical arrival time never decreases), so a refusal planned on it
 is certain and needs no call at all.
 """
@@ -35,7 +36,10 @@ from ingest.quotas import (
 
 QUOTA_PREFIX: Final = "quota#"
 STATE_PREFIX: Final = "quota-state#"
-MAX_ATTEMPTS: Final = 3
+# Each conflict means another container's lease went through: a round has a winner, so this many
+# containers leasing for one tenant at the same instant are all served before giving up.
+MAX_ATTEMPTS: Final = 8
+CONTENDED_RETRY_SECONDS: Final = 0.1
 STATE_TTL_MARGIN_SECONDS: Final = 60
 
 
@@ -125,7 +129,10 @@ class DynamoQuotaStore:
             self._seen[tenant_id] = plan.state
             return plan
         self._seen[tenant_id] = seen
-        raise QuotaStoreUnavailable("conflicting writes")
+        # Still contended: the store works and the tenant is sending from many containers at once. Refuse
+        # this request (failing open here would let every contender admit a whole local bucket).
+        dimension = next(iter(need), "requests")
+        return LeasePlan({}, None, CONTENDED_RETRY_SECONDS, dimension)
 
     def _write(
         self, tenant_id: str, seen: SharedState, new: SharedState, now: float, policy: QuotaPolicy

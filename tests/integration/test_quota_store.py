@@ -80,3 +80,27 @@ def test_an_unreachable_store_fails_open_on_the_local_buckets(ddb: Any) -> None:
     assert admitted(enforcer, 300) == 300
     assert admitted(enforcer, 1) == 0  # the local bucket still refuses
     assert enforcer.counters.store_errors >= 1
+
+
+class AlwaysConflicting:
+    """A client whose every conditional write loses to another container's."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.calls = real, 0
+
+    def update_item(self, **kwargs: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        self.calls += 1
+        error = {"Error": {"Code": "ConditionalCheckFailedException", "Message": "lost"}, "Item": {}}
+        raise ClientError(error, "UpdateItem")  # type: ignore[arg-type]
+
+    def get_item(self, **kwargs: Any) -> Any:
+        return self.real.get_item(**kwargs)
+
+
+def test_a_lease_that_keeps_conflicting_is_refused_not_failed_open(ddb: Any) -> None:
+    client = AlwaysConflicting(ddb)
+    enforcer = QuotaEnforcer(POLICY, DynamoQuotaStore(TABLE, client), Clock(1_800_000_000.0))
+    assert admitted(enforcer, 20) == 0
+    assert enforcer.counters.store_errors == 0 and client.calls == 8
