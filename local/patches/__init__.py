@@ -10,6 +10,7 @@ update its ``CHECKED`` version.
 - ``sqs_lazy_attributes``: moto's ``Queue.attributes`` computes every attribute to read one.
 - ``sqs_delete_lock``: moto's ``Queue.delete_message`` can drop a message sent meanwhile.
 - ``sqs_receive_lock``: moto's concurrent receives change the pending set while iterating it.
+- ``sqs_fair_queue``: moto ignores message groups on standard queues; fair queues serve quiet groups first.
 - ``powertools_current_event``: Powertools' resolvers share the current event through a class attribute.
 """
 
