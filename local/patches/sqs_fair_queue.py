@@ -58,7 +58,7 @@ def apply() -> None:
     backend: Any = getattr(models, "SQSBackend", None)
     require(PATCH, PACKAGE, PATCHED, isinstance(prop, property) and prop.fget is not None
             and "message.visible and not message.delayed" in inspect.getsource(prop.fget)
-            and backend is not None and "for message in queue.messages" in inspect.getsource(backend.receive_message)
+            and backend is not None and "for message in queue.messages" in inspect.getsource(models)
             and "pending_messages" in inspect.getsource(queue),
             "Queue.messages is no longer the visible messages that receive_message walks")  # fmt: skip
     original = prop.fget

@@ -175,3 +175,25 @@ def test_sqs_fair_queue_without_the_patch_moto_serves_the_flood_first() -> None:
         name = flood_then_quiet(backend)
         bodies = [m.body for m in backend.receive_message(name, 10, 0, 300)]
     assert bodies == [f"flood {i}" for i in range(40, 50)]
+
+
+def test_every_patch_of_the_emulator_loads_after_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The emulator applies them in this order; a guard must not mistake an earlier patch for a mismatch.
+    from local import moto_server
+
+    saved = {
+        "receive_message": models.SQSBackend.receive_message,
+        "messages": inspect.getattr_static(models.Queue, "messages"),
+        "attributes": inspect.getattr_static(models.Queue, "attributes"),
+        "delete_message": models.Queue.delete_message,
+        "unix_time_millis": models.unix_time_millis,
+    }
+    try:
+        for patch in moto_server.PATCHES:
+            patch.apply()
+    finally:
+        models.SQSBackend.receive_message = saved["receive_message"]  # type: ignore[method-assign]
+        models.Queue.messages = saved["messages"]  # type: ignore[method-assign]
+        models.Queue.attributes = saved["attributes"]  # type: ignore[method-assign]
+        models.Queue.delete_message = saved["delete_message"]  # type: ignore[method-assign]
+        models.unix_time_millis = saved["unix_time_millis"]
