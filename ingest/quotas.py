@@ -23,6 +23,7 @@ disagree by ``d`` seconds shift the shared bucket by at most ``rate * d`` tokens
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Protocol
@@ -318,8 +319,6 @@ class QuotaEnforcer:
         store: QuotaStorePort | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        import time
-
         self.default = default
         self.store = store
         self.clock = clock or time.time
