@@ -110,6 +110,16 @@ VARIABLES: dict[str, Variable] = {
         # How long the rollup remembers a derived event id so that a replay is not counted again: longer
         # than the stream's retention and any webhook signature tolerance. 0 turns the seen-set off.
         Variable("ROLLUP_DEDUP_WINDOW_SECONDS", 7 * 86400, minimum=0),
+        # Per-tenant quotas at ingest (ingest/quotas.py): a rate per second (0: no limit) and a burst
+        # (0: one second's rate); bytes are decompressed bytes. A tenant's overrides live in the quota
+        # table (`keys quota set`), with the shared bucket state; empty QUOTA_TABLE_NAME: per container only.
+        Variable("TENANT_REQUESTS_PER_SECOND", 0.0, minimum=0.0),
+        Variable("TENANT_REQUESTS_BURST", 0.0, minimum=0.0),
+        Variable("TENANT_BYTES_PER_SECOND", 0.0, minimum=0.0),
+        Variable("TENANT_BYTES_BURST", 0.0, minimum=0.0),
+        Variable("TENANT_RECORDS_PER_SECOND", 0.0, minimum=0.0),
+        Variable("TENANT_RECORDS_BURST", 0.0, minimum=0.0),
+        Variable("QUOTA_TABLE_NAME", ""),
     )
 }
 
@@ -147,6 +157,13 @@ class IngestSettings(FromEnv):
     ingest_redaction: bool
     redact_ip_addresses: bool
     redaction_rules_path: str
+    tenant_requests_per_second: float = 0.0
+    tenant_requests_burst: float = 0.0
+    tenant_bytes_per_second: float = 0.0
+    tenant_bytes_burst: float = 0.0
+    tenant_records_per_second: float = 0.0
+    tenant_records_burst: float = 0.0
+    quota_table_name: str = ""
 
     def __post_init__(self) -> None:
         if not TENANT_ID_RE.match(self.default_tenant):

@@ -170,3 +170,42 @@ resource "aws_cloudwatch_metric_alarm" "ingest_duration_p99" {
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
 }
+
+# --- Quotas (ingest/quotas.py) ----------------------------------------------------------------------
+
+# ThrottledRecords carries a tenant dimension (one metric per throttled tenant): the query sums them
+# all, and the alarm's Metrics Insights view (GROUP BY tenant) names who.
+resource "aws_cloudwatch_metric_alarm" "tenant_throttled" {
+  alarm_name          = "${local.name}-tenant-throttled"
+  alarm_description   = "A tenant's records were refused over its quota (429) for ${var.throttled_alarm_minutes} minutes in a row: it is flooding, or needs a higher quota (keys quota set). SELECT SUM(ThrottledRecords) ... GROUP BY tenant names it."
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  evaluation_periods  = var.throttled_alarm_minutes
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "throttled"
+    return_data = true
+    period      = 60
+    expression  = "SELECT SUM(ThrottledRecords) FROM SCHEMA(\"${local.metrics_namespace}\", service, tenant) WHERE service = '${local.service_names["ingest"]}'"
+  }
+}
+
+# Quotas fail open: while the quota store cannot be reached, each container enforces only its own buckets.
+resource "aws_cloudwatch_metric_alarm" "quota_store_errors" {
+  alarm_name          = "${local.name}-quota-store-errors"
+  alarm_description   = "The ingest function could not reach the quota store (DynamoDB): quotas are enforced per container only."
+  namespace           = local.metrics_namespace
+  metric_name         = "QuotaStoreErrors"
+  dimensions          = { service = local.service_names["ingest"] }
+  statistic           = "Sum"
+  period              = 60
+  evaluation_periods  = 3
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}

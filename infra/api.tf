@@ -86,6 +86,21 @@ resource "aws_apigatewayv2_stage" "default" {
     detailed_metrics_enabled = var.detailed_route_metrics_enabled
   }
 
+  # The unauthenticated routes get their own, much lower, limits: a flood on them is refused by API
+  # Gateway before it reaches the function, so it cannot take the concurrency /events needs
+  # (docs/quotas.md, public routes). A public route without its own entry takes public_route_default.
+  dynamic "route_settings" {
+    for_each = { for k, r in local.routes : k => lookup(var.public_route_throttling, k, var.public_route_default) if !r.authorizer }
+    content {
+      route_key                = route_settings.key
+      throttling_burst_limit   = route_settings.value.burst_limit
+      throttling_rate_limit    = route_settings.value.rate_limit
+      detailed_metrics_enabled = true
+    }
+  }
+
+  depends_on = [aws_apigatewayv2_route.this]
+
   access_log_settings {
     destination_arn = aws_cloudwatch_log_group.api_access.arn
     format = jsonencode({

@@ -14,6 +14,10 @@ locals {
     ingest = concat([
       { sid = "PublishToQueue", actions = ["sqs:SendMessage"], resources = [aws_sqs_queue.events.arn] },
       { sid = "PublishToStream", actions = ["kinesis:PutRecord", "kinesis:PutRecords"], resources = [aws_kinesis_stream.events.arn] },
+      # Quotas (ingest/quota_store.py): only the items under these two prefixes of the API keys table,
+      # never a key's item (a key hash is 64 hex digits).
+      { sid = "ReadQuotaOverrides", actions = ["dynamodb:GetItem"], resources = [aws_dynamodb_table.api_keys.arn], leading_keys = ["quota#*"] },
+      { sid = "LeaseQuotaState", actions = ["dynamodb:UpdateItem"], resources = [aws_dynamodb_table.api_keys.arn], leading_keys = ["quota-state#*"] },
       ], var.webhook_secrets_arn == null ? [] : [
       { sid = "ReadWebhookSecrets", actions = ["secretsmanager:GetSecretValue"], resources = [var.webhook_secrets_arn] },
     ])
@@ -94,6 +98,15 @@ data "aws_iam_policy_document" "function" {
       effect    = "Allow"
       actions   = statement.value.actions
       resources = statement.value.resources
+
+      dynamic "condition" {
+        for_each = length(lookup(statement.value, "leading_keys", [])) > 0 ? [statement.value.leading_keys] : []
+        content {
+          test     = "ForAllValues:StringLike"
+          variable = "dynamodb:LeadingKeys"
+          values   = condition.value
+        }
+      }
     }
   }
 }

@@ -47,6 +47,19 @@ locals {
   }
 }
 
+locals {
+  # Per-tenant quotas of the ingest function (ingest/quotas.py); overrides: `keys quota set`.
+  quota_environment = {
+    QUOTA_TABLE_NAME           = aws_dynamodb_table.api_keys.name
+    TENANT_RECORDS_PER_SECOND  = tostring(var.tenant_quota.records_per_second)
+    TENANT_RECORDS_BURST       = tostring(var.tenant_quota.records_burst)
+    TENANT_BYTES_PER_SECOND    = tostring(var.tenant_quota.bytes_per_second)
+    TENANT_BYTES_BURST         = tostring(var.tenant_quota.bytes_burst)
+    TENANT_REQUESTS_PER_SECOND = tostring(var.tenant_quota.requests_per_second)
+    TENANT_REQUESTS_BURST      = tostring(var.tenant_quota.requests_burst)
+  }
+}
+
 resource "aws_cloudwatch_log_group" "function" {
   for_each = local.functions
 
@@ -80,6 +93,7 @@ resource "aws_lambda_function" "this" {
         WEBHOOK_SECRETS_ARN         = var.webhook_secrets_arn
         WEBHOOK_SECRETS_TTL_SECONDS = tostring(var.webhook_secrets_ttl_seconds)
       } : {},
+      each.key == "ingest" ? local.quota_environment : {},
     )
   }
 

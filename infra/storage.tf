@@ -74,6 +74,13 @@ resource "aws_dynamodb_table" "api_keys" {
     type = "S"
   }
 
+  # Tenants' shared quota buckets (quota-state#<tenant>, ingest/quota_store.py) expire once idle; keys
+  # and quota overrides carry no expires_at.
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
   point_in_time_recovery {
     enabled = true
   }

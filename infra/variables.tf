@@ -235,6 +235,53 @@ variable "throttling_rate_limit" {
   default     = 1000
 }
 
+variable "tenant_quota" {
+  type = object({
+    records_per_second  = number
+    records_burst       = number
+    bytes_per_second    = number
+    bytes_burst         = number
+    requests_per_second = number
+    requests_burst      = number
+  })
+  description = "Default per-tenant quotas of the ingest function (0: no limit; a burst of 0 is one second's rate); bytes are decompressed. Per-tenant overrides: `keys quota set`."
+  default = {
+    records_per_second  = 1000
+    records_burst       = 5000
+    bytes_per_second    = 10485760
+    bytes_burst         = 20971520
+    requests_per_second = 100
+    requests_burst      = 200
+  }
+
+  validation {
+    condition     = alltrue([for v in values(var.tenant_quota) : v >= 0])
+    error_message = "Quotas are non-negative (0: no limit)."
+  }
+}
+
+variable "public_route_throttling" {
+  type = map(object({
+    rate_limit  = number
+    burst_limit = number
+  }))
+  description = "Throttling of each unauthenticated route (route key -> requests per second and burst), far below the stage's, so public traffic cannot starve the authenticated routes."
+  default = {
+    "POST /webhooks/{source}" = { rate_limit = 50, burst_limit = 100 }
+    "GET /health"             = { rate_limit = 10, burst_limit = 20 }
+    "GET /openapi.json"       = { rate_limit = 5, burst_limit = 10 }
+  }
+}
+
+variable "public_route_default" {
+  type = object({
+    rate_limit  = number
+    burst_limit = number
+  })
+  description = "Throttling of an unauthenticated route that public_route_throttling does not name."
+  default     = { rate_limit = 10, burst_limit = 20 }
+}
+
 # ---------------------------------------------------------------------------------------------------
 # Stream and storage
 # ---------------------------------------------------------------------------------------------------
@@ -340,4 +387,10 @@ variable "ingest_p99_alarm_ms" {
   type        = number
   description = "Alarm when the ingest function's p99 duration exceeds this many milliseconds."
   default     = 3000
+}
+
+variable "throttled_alarm_minutes" {
+  type        = number
+  description = "Consecutive minutes with records refused over a tenant quota before the tenant-throttled alarm fires."
+  default     = 5
 }

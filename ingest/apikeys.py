@@ -18,11 +18,13 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
+import orjson
 from botocore.exceptions import ClientError
 
 from core import aws
 from core.errors import error_code
 from core.tenancy import is_valid_tenant_id
+from ingest.quota_store import parse_overrides, quota_key
 
 KEY_PREFIX: Final = "slk_"
 KEY_RANDOM_BYTES: Final = 32  # 256 bits: guessing is hopeless, which is what makes a plain hash safe
@@ -108,6 +110,12 @@ class ApiKeyStorePort(Protocol):
     def list(self, tenant_id: str | None = None) -> builtins.list[ApiKeyRecord]: ...
 
     def revoke(self, key_id: str) -> ApiKeyRecord: ...
+
+    def set_quota(
+        self, tenant_id: str, overrides: dict[str, dict[str, float]]
+    ) -> dict[str, dict[str, float]]: ...
+
+    def quota(self, tenant_id: str) -> dict[str, dict[str, float]]: ...
 
 
 # Every attribute a record is built from. `key_hash` is deliberately absent: listings never return it.
@@ -199,10 +207,12 @@ class ApiKeyStore:
             "ProjectionExpression": ", ".join(names),
             "ExpressionAttributeNames": names,
         }
+        # Only keys: the table also holds tenants' quota overrides and quota state (ingest/quota_store.py).
+        kwargs["FilterExpression"] = "attribute_exists(#key_id)"
         if tenant_id is not None:
             if not is_valid_tenant_id(tenant_id):
                 raise ValueError(f"not a valid tenant id: {tenant_id!r}")
-            kwargs["FilterExpression"] = "#tenant_id = :tenant_id"
+            kwargs["FilterExpression"] += " AND #tenant_id = :tenant_id"
             kwargs["ExpressionAttributeValues"] = {":tenant_id": {"S": tenant_id}}
         records = [_record(item) for item in self._scan(**kwargs)]
         return sorted(records, key=lambda r: (r.tenant_id, r.created_at, r.key_id))
@@ -241,3 +251,33 @@ class ApiKeyStore:
                 raise ApiKeyNotFound(f"no API key with id {key_id}") from None
             raise
         return _record(response["Attributes"])
+
+    def set_quota(
+        self, tenant_id: str, overrides: dict[str, dict[str, float]]
+    ) -> dict[str, dict[str, float]]:
+        """Merge ``overrides`` (``{"records": {"rate": 500, "burst": 2000}}``) into the tenant's quota
+        overrides, stored beside its keys; returns them all. Ingest picks them up within a minute."""
+        if not is_valid_tenant_id(tenant_id):
+            raise ValueError(f"not a valid tenant id: {tenant_id!r}")
+        merged = self.quota(tenant_id)
+        for dimension, values in parse_overrides(orjson.dumps(overrides).decode()).items():
+            merged[dimension] = {**merged.get(dimension, {}), **values}
+        self._client.put_item(
+            TableName=self._table,
+            Item={
+                "key_hash": {"S": quota_key(tenant_id)},
+                "tenant_id": {"S": tenant_id},
+                "quota": {"S": orjson.dumps(merged).decode()},
+                "updated_at": {"S": _iso(self._clock())},
+            },
+        )
+        return merged
+
+    def quota(self, tenant_id: str) -> dict[str, dict[str, float]]:
+        """The tenant's quota overrides (empty: the defaults of the ingest function apply)."""
+        if not is_valid_tenant_id(tenant_id):
+            raise ValueError(f"not a valid tenant id: {tenant_id!r}")
+        item = self._client.get_item(
+            TableName=self._table, Key={"key_hash": {"S": quota_key(tenant_id)}}
+        ).get("Item")
+        return parse_overrides(item["quota"]["S"]) if item and "quota" in item else {}

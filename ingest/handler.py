@@ -19,6 +19,7 @@ from core.settings import IngestSettings
 from ingest.problems import Problem
 from ingest.protocols import Reply, native
 from ingest.publish import KinesisPublisher, RecordSink, SqsPublisher
+from ingest.quotas import QuotaEnforcer, policy_from_settings
 from ingest.service import HttpRequest, IngestService, Receipt
 
 
@@ -47,7 +48,19 @@ def service() -> IngestService:
         SqsPublisher(s.queue_url, max_batch_bytes=s.sqs_batch_max_bytes),
         KinesisPublisher(s.stream_name),
     ]
-    return IngestService(s, sinks)
+    return IngestService(s, sinks, quota_enforcer())
+
+
+@functools.cache
+def quota_enforcer() -> QuotaEnforcer | None:
+    """This container's quota buckets (None when no quota is set), leasing from the shared store."""
+    from ingest.quota_store import DynamoQuotaStore
+
+    s = settings()
+    policy = policy_from_settings(s)
+    if policy.unlimited and not s.quota_table_name:
+        return None
+    return QuotaEnforcer(policy, DynamoQuotaStore(s.quota_table_name) if s.quota_table_name else None)
 
 
 def _request(route: str) -> HttpRequest:
@@ -283,8 +296,49 @@ def on_problem(problem: Problem) -> Response[Any]:
     else:
         metrics.add_metric(name=f"RequestsRefused.{problem.code}", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
+        if problem.code == "throttled":
+            _count_throttled(problem)
         logger.info("request refused", extra={"status": problem.status, "code": problem.code, **problem.log})
     return _problem_response(problem)
+
+
+def _count_throttled(problem: Problem) -> None:
+    """``ThrottledRequests`` and ``ThrottledRecords`` per tenant (a ``tenant`` dimension), and the quota
+    store's failures: in their own EMF documents, so the invocation's metrics keep no tenant dimension.
+
+    A metric exists per tenant that was throttled at least once in a period: cardinality follows the
+    tenants that hit their quota, not every tenant (docs/security.md, quotas).
+    """
+    from aws_lambda_powertools.metrics import single_metric
+    from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
+    if is_metrics_disabled():  # single_metric prints its document even then
+        return
+    tenant = str(problem.log.get("tenant_id", "unknown"))
+    with single_metric(
+        name="ThrottledRequests", unit=MetricUnit.Count, value=1, namespace=metrics.namespace
+    ) as metric:
+        metric.add_dimension(name="tenant", value=tenant)
+    records = int(problem.log.get("records") or 0)
+    if records:
+        with single_metric(
+            name="ThrottledRecords", unit=MetricUnit.Count, value=records, namespace=metrics.namespace
+        ) as metric:
+            metric.add_dimension(name="tenant", value=tenant)
+
+
+def _count_quota_store() -> None:
+    if not quota_enforcer.cache_info().currsize:  # no request built the service (e.g. GET /health)
+        return
+    enforcer = quota_enforcer()
+    if enforcer is None:
+        return
+    counters = enforcer.counters
+    if counters.store_errors:
+        metrics.add_metric(name="QuotaStoreErrors", unit=MetricUnit.Count, value=counters.store_errors)
+    if counters.store_calls:
+        metrics.add_metric(name="QuotaStoreCalls", unit=MetricUnit.Count, value=counters.store_calls)
+    counters.store_errors = counters.store_calls = 0
 
 
 @app.not_found
@@ -307,4 +361,5 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         return app.resolve(event, context)
     finally:
+        _count_quota_store()
         discard_metrics_if_disabled(metrics)

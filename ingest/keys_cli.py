@@ -1,4 +1,4 @@
-"""Operator CLI for tenant API keys: ``python -m local keys create|list|revoke``.
+"""Operator CLI for tenant API keys and quotas: ``python -m local keys create|list|revoke|quota set|quota show``.
 
 Reads ``API_KEYS_TABLE_NAME`` (and ``AWS_ENDPOINT_URL`` in local mode, honoured by boto3) via AuthorizerSettings.
 ``create`` prints the plaintext key once, alone on stdout (so ``KEY=$(... keys create --tenant acme)``
@@ -36,7 +36,48 @@ def _parser() -> argparse.ArgumentParser:
     )
     revoke.add_argument("key_id", nargs="?", help="the 8-character key id shown by create and list")
     revoke.add_argument("--key-id", dest="key_id_option", metavar="ID", help="the key id (write --key-id=ID)")
+    quota = commands.add_parser("quota", help="a tenant's quota overrides: set | show")
+    quota_commands = quota.add_subparsers(dest="quota_command", required=True)
+    quota_set = quota_commands.add_parser("set", help="override some of a tenant's quotas (0: no limit)")
+    quota_set.add_argument("--tenant", required=True)
+    for dimension, unit in (
+        ("records", "records"),
+        ("bytes", "decompressed bytes"),
+        ("requests", "requests"),
+    ):
+        quota_set.add_argument(f"--{dimension}-per-second", type=float, help=f"{unit} per second")
+        quota_set.add_argument(f"--{dimension}-burst", type=float, help=f"{unit} admitted at once")
+    quota_show = quota_commands.add_parser("show", help="a tenant's quota overrides (empty: the defaults)")
+    quota_show.add_argument("--tenant", required=True)
     return parser
+
+
+def _quota_overrides(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    overrides: dict[str, dict[str, float]] = {}
+    for dimension in ("records", "bytes", "requests"):
+        values = {
+            name: value
+            for name, value in (
+                ("rate", getattr(args, f"{dimension}_per_second")),
+                ("burst", getattr(args, f"{dimension}_burst")),
+            )
+            if value is not None
+        }
+        if values:
+            overrides[dimension] = values
+    if not overrides:
+        raise ValueError("give at least one of --records-per-second, --bytes-burst, ...")
+    return overrides
+
+
+def _format_quota(tenant_id: str, overrides: dict[str, dict[str, float]]) -> str:
+    if not overrides:
+        return f"tenant {tenant_id}: no overrides (the ingest function's TENANT_* defaults apply)"
+    lines = [f"tenant {tenant_id}:"]
+    for dimension, values in sorted(overrides.items()):
+        shown = ", ".join(f"{name} {value:g}" for name, value in sorted(values.items()))
+        lines.append(f"  {dimension}: {shown}")
+    return "\n".join(lines)
 
 
 def _format_table(records: list[ApiKeyRecord]) -> str:
@@ -87,6 +128,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(safe(orjson.dumps(dataclasses.asdict(r)).decode()))
         elif args.command == "list":
             print(_format_table(store.list(args.tenant)))
+        elif args.command == "quota":
+            if args.quota_command == "set":
+                merged = store.set_quota(args.tenant, _quota_overrides(args))
+                print(_format_quota(args.tenant, merged))
+                print("Ingest applies it within a minute (each container re-reads it).", file=sys.stderr)
+            else:
+                print(_format_quota(args.tenant, store.quota(args.tenant)))
         else:
             record = store.revoke(args.key_id)
             print(

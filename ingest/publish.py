@@ -45,6 +45,7 @@ class OutRecord:
     partition_key: str
     body: str
     size: int  # UTF-8 bytes of body
+    tenant_id: str = ""  # the SQS message group: fair queues deliver per tenant (docs/quotas.md)
 
 
 @dataclass
@@ -129,7 +130,14 @@ class SqsPublisher:
 
     def put_batch(self, batch: list[OutRecord], deadline: Deadline) -> SinkResult:
         def attempt(pending: list[OutRecord]) -> dict[str, tuple[str, bool]]:
-            entries = [{"Id": str(i), "MessageBody": r.body} for i, r in enumerate(pending)]
+            entries = [
+                {
+                    "Id": str(i),
+                    "MessageBody": r.body,
+                    **({"MessageGroupId": r.tenant_id} if r.tenant_id else {}),
+                }
+                for i, r in enumerate(pending)
+            ]
             response = self.client(deadline).send_message_batch(QueueUrl=self.queue_url, Entries=entries)
             failed = failed_sqs_ids(response)
             # SenderFault means the entry itself is wrong: resending it unchanged cannot help.

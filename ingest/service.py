@@ -20,6 +20,7 @@ from ingest.normalize import Normalized, RequestFacts, build_decoded_envelope, n
 from ingest.problems import ItemError, Problem
 from ingest.protocols.records import Decoded, DecodedRecord, ProtocolError
 from ingest.publish import OutRecord, RecordSink, publish
+from ingest.quotas import QuotaEnforcer, QuotaExceeded, rate_limit_headers
 
 if TYPE_CHECKING:
     from core.redaction import Redactor
@@ -147,10 +148,13 @@ def _facts(
 class IngestService:
     """Validates, normalizes and publishes the records of one request."""
 
-    def __init__(self, settings: IngestSettings, sinks: Sequence[RecordSink]) -> None:
+    def __init__(
+        self, settings: IngestSettings, sinks: Sequence[RecordSink], quotas: QuotaEnforcer | None = None
+    ) -> None:
         self.settings = settings
         self.limits = Limits.from_settings(settings)
         self.sinks = sinks
+        self.quotas = quotas
         self._partition: Callable[[dict[str, Any]], str] = (
             (lambda e: e["tenant_id"]) if settings.partition_key == "tenant_id" else (lambda e: e["event_id"])
         )
@@ -202,9 +206,9 @@ class IngestService:
                 extra={"reason": exc.code},
                 log={"reason": exc.reason, "detail": exc.detail},
             ) from None
-        return self.ingest(
-            replace(request, webhook=verified), "event", raw=raw, remaining_seconds=remaining_seconds
-        )
+        verified_request = replace(request, webhook=verified)
+        self._admit(verified_request, requests=1, size=len(raw))
+        return self.ingest(verified_request, "event", raw=raw, remaining_seconds=remaining_seconds)
 
     def ingest(
         self,
@@ -217,9 +221,14 @@ class IngestService:
 
         ``raw`` is the body already read by ``read_body`` (the webhook path reads it to check the signature).
         """
-        raw = self.read_body(request) if raw is None else raw
+        if raw is None:
+            self._admit(request, requests=1)
+            raw = self.read_body(request)
+            self._admit(request, size=len(raw))
         data = decompress(raw, request.headers.get("content-encoding"), self.limits)
+        self._admit(request, size=len(data) - len(raw))
         parsed = parse_body(data, request.headers.get("content-type"), kind, self.limits)
+        self._admit(request, records=parsed.total)
         facts = _facts(request, kind, self.settings)
         normalized = normalize(
             parsed.items,
@@ -244,8 +253,11 @@ class IngestService:
         every route, then handed to ``decode``; ``keep_encodings`` are codings the adapter undoes itself
         (Loki's ``snappy``). A ``ProtocolError`` becomes the ``Problem`` of the same status and code.
         """
+        self._admit(request, requests=1)
         raw = self.read_body(request)
+        self._admit(request, size=len(raw))
         data = decompress(raw, request.headers.get("content-encoding"), self.limits, keep_encodings)
+        self._admit(request, size=len(data) - len(raw))
         try:
             decoded = decode(data)
         except ProtocolError as exc:
@@ -267,6 +279,7 @@ class IngestService:
         ``source.protocol``. ``bytes_in`` is the body's size as sent.
         """
         check_record_count(len(decoded.records) + len(decoded.errors), self.limits)
+        self._admit(request, records=len(decoded.records) + len(decoded.errors))
         kind = ROUTE_KIND.get(request.route, "log")
         facts = _facts(request, kind, self.settings, protocol)
         if not decoded.records and not decoded.errors:
@@ -290,6 +303,42 @@ class IngestService:
             redactor=self.redactor,
         )
         return self._publish(request, normalized, decoded.errors, bytes_in, remaining_seconds)
+
+    def quota_tenant(self, request: HttpRequest) -> str:
+        """The tenant a request's quotas are charged to, known before its body is read: the verified
+        webhook's or the API key's tenant, else ``X-Tenant-Id`` (``X-Scope-OrgID``), else
+        ``DEFAULT_TENANT`` (a body's ``tenant_id`` is known only after parsing)."""
+        if request.webhook is not None:
+            return str(request.webhook.tenant_id)
+        if request.auth_tenant:
+            return request.auth_tenant
+        return _header_tenant(request.headers, request.route) or self.settings.default_tenant
+
+    def _admit(self, request: HttpRequest, requests: int = 0, size: int = 0, records: int = 0) -> None:
+        """Charge the request's tenant, or refuse it with 429 (``ingest/quotas.py``); a no-op without quotas.
+
+        Called at each step as soon as its figure is known, so a flood is refused as cheaply as possible:
+        requests before the body is read, bytes as sent before decompressing (then the rest of the
+        decompressed size), records before any envelope is built.
+        """
+        if self.quotas is None or (requests <= 0 and size <= 0 and records <= 0):
+            return
+        tenant = self.quota_tenant(request)
+        try:
+            self.quotas.admit(tenant, {"requests": requests, "bytes": size, "records": records})
+        except QuotaExceeded as exc:
+            throttle = exc.throttle
+            headers = rate_limit_headers(throttle, exc.policy)
+            limit = throttle.limit
+            raise Problem(
+                429,
+                "throttled",
+                f"tenant {tenant} is over its {throttle.dimension} quota ({limit.rate:g}/s, burst "
+                f"{limit.burst:g}); retry after {headers['Retry-After']} s",
+                extra={"retry_after": throttle.retry_after_seconds, "quota": throttle.dimension},
+                headers=headers,
+                log={"tenant_id": tenant, "quota": throttle.dimension, "records": records},
+            ) from None
 
     def _publish(
         self,
@@ -351,7 +400,7 @@ class IngestService:
             if event_id in seen:
                 continue
             seen.add(event_id)
-            out.append(OutRecord(event_id, self._partition(record), text, size))
+            out.append(OutRecord(event_id, self._partition(record), text, size, record["tenant_id"]))
         return out
 
 

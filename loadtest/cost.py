@@ -397,3 +397,42 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+@dataclass(frozen=True)
+class QuotaOverhead:
+    """What per-tenant quotas add (ingest/quotas.py): DynamoDB calls per 1,000 records and USD per million."""
+
+    records_per_request: int
+    requests_per_second: float  # of one tenant, in one ingest container
+    lease_calls_per_1000: float  # UpdateItem, 1 WRU each (the state item is far below 1 KB)
+    override_reads_per_1000: float  # GetItem, eventually consistent: half a read unit each
+    usd_per_million: float
+
+
+def quota_overhead(
+    records_per_request: int,
+    requests_per_second: float,
+    prices: Mapping[str, float],
+    min_lease_requests: float = 20.0,
+    lease_seconds: tuple[float, float] = (1.0, 5.0),
+    policy_ttl_seconds: float = 60.0,
+) -> QuotaOverhead:
+    """The quota store's cost for one tenant's traffic through one container.
+
+    A container leases about a second of its demand, at least ``min_lease_requests`` requests (a tenth
+    of the default requests burst), and a lease lasts as long as that demand takes to use it, within
+    ``lease_seconds``: one UpdateItem per lease while the tenant sends, never more than one per request.
+    Overrides are re-read once per ``policy_ttl_seconds`` (or per request, when rarer).
+    The records and bytes leases are renewed in the same calls (their minimum shares last as long).
+    """
+    records_per_second = records_per_request * requests_per_second
+    shortest, longest = lease_seconds
+    period = min(longest, max(shortest, min_lease_requests / requests_per_second))
+    leases = min(requests_per_second, 1 / period) * 1000 / records_per_second
+    reads = min(requests_per_second, 1 / policy_ttl_seconds) * 1000 / records_per_second
+    usd = (
+        leases * 1000 * prices["dynamodb_on_demand_per_million_wru"]
+        + reads * 1000 * 0.5 * prices["dynamodb_on_demand_per_million_rru"]
+    ) / 1_000_000
+    return QuotaOverhead(records_per_request, requests_per_second, leases, reads, usd)

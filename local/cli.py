@@ -146,6 +146,24 @@ def _wants_json(args: argparse.Namespace) -> bool:
 
 # --- run --------------------------------------------------------------------------------------
 
+QUOTA_OPTIONS = {  # option -> the ingest function's variable (core/settings.py)
+    "tenant_records_per_second": "TENANT_RECORDS_PER_SECOND",
+    "tenant_records_burst": "TENANT_RECORDS_BURST",
+    "tenant_bytes_per_second": "TENANT_BYTES_PER_SECOND",
+    "tenant_bytes_burst": "TENANT_BYTES_BURST",
+    "tenant_requests_per_second": "TENANT_REQUESTS_PER_SECOND",
+    "tenant_requests_burst": "TENANT_REQUESTS_BURST",
+}
+
+
+def _quota_env(args: argparse.Namespace) -> dict[str, str]:
+    """The default per-tenant quotas given on the command line (the variables themselves work too)."""
+    return {
+        var: str(getattr(args, opt))
+        for opt, var in QUOTA_OPTIONS.items()
+        if getattr(args, opt, None) is not None
+    }
+
 
 def cmd_run(args: argparse.Namespace) -> int:
     from local.emulator import PortInUse
@@ -154,7 +172,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = RuntimeOptions(
         port=args.port, emulator_port=args.emulator_port, auth=args.auth, verbose=args.verbose,
         worker_concurrency=args.worker_concurrency, visibility_timeout=args.visibility_timeout,
-        state_dir=args.state_dir,
+        state_dir=args.state_dir, extra_env=_quota_env(args),
     )  # fmt: skip
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -505,6 +523,11 @@ def build_parser(prog: str = "sluice") -> argparse.ArgumentParser:
         "--visibility-timeout", type=int, default=None, help="seconds (default: from the wiring)"
     )
     run.add_argument("--verbose", action="store_true", help="show handler logs and EMF metrics")
+    for option, variable in QUOTA_OPTIONS.items():
+        run.add_argument(
+            "--" + option.replace("_", "-"), type=float, default=None,
+            help=f"default per-tenant quota ({variable}; 0: none)",
+        )  # fmt: skip
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser(

@@ -24,7 +24,7 @@ STATE_PATH = Path(".local") / "stack.json"
 TABLES: dict[str, tuple[str, str | None, str | None]] = {
     "events": ("tenant_id", "event_id", "expires_at"),
     "rollup": ("tenant_id", "bucket", "expires_at"),
-    "api-keys": ("key_hash", None, None),
+    "api-keys": ("key_hash", None, "expires_at"),
 }
 
 
@@ -58,6 +58,7 @@ class Stack:
             "TABLE_NAME": self.table_name,
             "ROLLUP_TABLE_NAME": self.rollup_table_name,
             "API_KEYS_TABLE_NAME": self.api_keys_table_name,
+            "QUOTA_TABLE_NAME": self.api_keys_table_name,  # quota overrides and shared buckets
             "ARCHIVE_BUCKET": self.archive_bucket,
         }
 

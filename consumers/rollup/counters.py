@@ -12,6 +12,9 @@ transaction that moves the checkpoint to its last record. Each run is atomic, th
 run k fails, runs before it are applied and their checkpoint is stored, and the records of run k and
 after are reported failed, so Lambda redelivers exactly what was not applied.
 
+Shards run concurrently: two shards' transactions on the same counter can conflict
+(``TransactionConflict``); the store retries those inside the function (``consumers.rollup.store``).
+
 This needs ``parallelization_factor = 1`` (core/wiring.json): with more, Lambda processes several
 batches of one shard at once (split by partition key), their sequence numbers interleave, and a
 per-shard checkpoint would skip records of a concurrent batch below it.

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from core import aws
+from core.errors import error_code
+from core.retry import Backoff
 
 CHECKPOINT_TENANT = "#checkpoint"  # not a valid tenant id (core.tenancy), so it cannot collide with one
 # Seen markers live under "#seen#<tenant>" (not a tenant id either): a query of a tenant's counters, and
@@ -14,6 +17,19 @@ CHECKPOINT_TENANT = "#checkpoint"  # not a valid tenant id (core.tenancy), so it
 SEEN_PREFIX = "#seen#"
 BATCH_GET_MAX_KEYS = 100  # BatchGetItem limit
 _BATCH_GET_ATTEMPTS = 5
+# Shards of one stream update the same (tenant, minute, kind) counters at the same moment; DynamoDB
+# cancels one of two overlapping transactions (TransactionConflict). Retried here, with full jitter, so
+# the conflict neither fails the batch nor eats the mapping's maximum_retry_attempts.
+CONFLICT_BACKOFF = Backoff(base=0.02, cap=0.5, max_attempts=8)
+
+
+def is_transaction_conflict(exc: BaseException) -> bool:
+    """True when a transaction was cancelled only because another one touched its items at the same time
+    (retrying it unchanged can succeed); False for a failed condition, throttling or anything else."""
+    if error_code(exc) != "TransactionCanceledException":
+        return False
+    codes = [r.get("Code") for r in getattr(exc, "response", {}).get("CancellationReasons", [])]
+    return "TransactionConflict" in codes and all(c in (None, "None", "TransactionConflict") for c in codes)
 
 
 def seen_key(tenant_id: str, event_id: str) -> dict[str, Any]:
@@ -22,11 +38,21 @@ def seen_key(tenant_id: str, event_id: str) -> dict[str, Any]:
 
 
 class DynamoRollupStore:
-    """Counters and the per-shard checkpoint in the rollup table, applied in one TransactWriteItems."""
+    """Counters and the per-shard checkpoint in the rollup table, applied in one TransactWriteItems
+    (retried with jitter when another shard's transaction conflicts with it)."""
 
-    def __init__(self, table_name: str, client: Any = None) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        client: Any = None,
+        backoff: Backoff = CONFLICT_BACKOFF,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.table_name = table_name
         self._client = client
+        self.backoff = backoff
+        self._sleep = sleep
+        self.conflicts = 0  # transactions retried after a TransactionConflict
 
     @property
     def client(self) -> Any:
@@ -133,4 +159,17 @@ class DynamoRollupStore:
             checkpoint["ConditionExpression"] = "#s = :old"
             checkpoint["ExpressionAttributeValues"][":old"] = {"S": old}
         ops.append({"Update": checkpoint})
-        self.client.transact_write_items(TransactItems=ops)
+        self._transact(ops)
+
+    def _transact(self, ops: list[dict[str, Any]]) -> None:
+        """TransactWriteItems, retried unchanged after a conflict: a cancelled transaction applied
+        nothing, and its checkpoint condition still holds (one batch per shard at a time)."""
+        for attempt in range(self.backoff.max_attempts):
+            try:
+                self.client.transact_write_items(TransactItems=ops)
+                return
+            except Exception as exc:
+                if not is_transaction_conflict(exc) or attempt + 1 >= self.backoff.max_attempts:
+                    raise
+                self.conflicts += 1
+                self._sleep(self.backoff.delay(attempt))

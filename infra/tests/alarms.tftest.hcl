@@ -36,7 +36,11 @@ run "failure_paths_have_alarms" {
     error_message = "The API must alarm on its 5xx rate (5xx / Count)."
   }
   assert {
-    condition = alltrue([for a in concat(values(aws_cloudwatch_metric_alarm.queue_depth), values(aws_cloudwatch_metric_alarm.worker), values(aws_cloudwatch_metric_alarm.consumer_iterator_age), values(aws_cloudwatch_metric_alarm.own_metric), [aws_cloudwatch_metric_alarm.api_5xx_rate, aws_cloudwatch_metric_alarm.ingest_duration_p99]) :
+    condition     = anytrue([for q in aws_cloudwatch_metric_alarm.tenant_throttled.metric_query : strcontains(q.expression, "SUM(ThrottledRecords)") && strcontains(q.expression, "tenant")]) && aws_cloudwatch_metric_alarm.quota_store_errors.metric_name == "QuotaStoreErrors"
+    error_message = "Tenants throttled over their quota, and a quota store that cannot be reached, must alarm."
+  }
+  assert {
+    condition = alltrue([for a in concat(values(aws_cloudwatch_metric_alarm.queue_depth), values(aws_cloudwatch_metric_alarm.worker), values(aws_cloudwatch_metric_alarm.consumer_iterator_age), values(aws_cloudwatch_metric_alarm.own_metric), [aws_cloudwatch_metric_alarm.api_5xx_rate, aws_cloudwatch_metric_alarm.ingest_duration_p99, aws_cloudwatch_metric_alarm.tenant_throttled, aws_cloudwatch_metric_alarm.quota_store_errors]) :
     a.alarm_actions == toset(["arn:aws:sns:eu-west-1:123456789012:oncall"])])
     error_message = "Every alarm must notify the configured SNS topic."
   }

@@ -152,3 +152,18 @@ run "auth_disabled_leaves_routes_open" {
     error_message = "Without auth the functions run with AUTH_MODE=none."
   }
 }
+
+run "public_routes_have_their_own_lower_throttling" {
+  command = apply
+
+  assert {
+    condition = (toset([for r in aws_apigatewayv2_stage.default.route_settings : r.route_key]) ==
+    toset([for k, r in var.expected.routes : k if !r.authorizer]))
+    error_message = "Every unauthenticated route of core/wiring.json (and no other) must have its own route throttling."
+  }
+  assert {
+    condition = alltrue([for r in aws_apigatewayv2_stage.default.route_settings :
+    r.throttling_rate_limit < var.throttling_rate_limit && r.throttling_burst_limit < var.throttling_burst_limit])
+    error_message = "Public routes must be throttled below the stage default, which the authenticated routes use."
+  }
+}

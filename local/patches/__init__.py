@@ -11,6 +11,7 @@ update its ``CHECKED`` version.
 - ``sqs_delete_lock``: moto's ``Queue.delete_message`` can drop a message sent meanwhile.
 - ``sqs_receive_lock``: moto's concurrent receives change the pending set while iterating it.
 - ``kinesis_put_lock``: moto's ``Shard.put_record`` can give two concurrent puts one sequence number.
+- ``sqs_fair_queue``: moto ignores message groups on standard queues; fair queues serve quiet groups first.
 - ``powertools_current_event``: Powertools' resolvers share the current event through a class attribute.
 """
 

@@ -224,3 +224,37 @@ def test_cli_list_escapes_control_characters_and_has_json(
     assert keys_cli.main(["list", "--json"]) == 0
     (line,) = capsys.readouterr().out.splitlines()
     assert "\x1b" not in line and orjson.loads(line)["tenant_id"] == "acme"
+
+
+def test_quota_set_and_show_store_overrides_beside_the_keys_and_ingest_applies_them(
+    dynamodb: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ingest.quota_store import DynamoQuotaStore
+    from ingest.quotas import Limit, QuotaEnforcer, QuotaPolicy
+
+    # GIVEN a tenant with a key
+    store = ApiKeyStore(TABLE, client=dynamodb)
+    store.create("acme", "ci")
+    # WHEN an operator sets two of its quotas, in two steps
+    args = ["quota", "set", "--tenant", "acme", "--records-per-second", "500", "--records-burst", "2000"]
+    assert keys_cli.main(args) == 0
+    assert keys_cli.main(["quota", "set", "--tenant", "acme", "--requests-per-second", "5"]) == 0
+    capsys.readouterr()
+    # THEN show has both, list still shows keys only, and the ingest side reads them
+    assert keys_cli.main(["quota", "show", "--tenant", "acme"]) == 0
+    shown = capsys.readouterr().out
+    assert "records: burst 2000, rate 500" in shown and "requests: rate 5" in shown
+    assert [r.tenant_id for r in store.list()] == ["acme"]
+    assert store.quota("beta") == {}
+    enforcer = QuotaEnforcer(QuotaPolicy(records=Limit(10, 10)), DynamoQuotaStore(TABLE, dynamodb))
+    assert enforcer.policy("acme").records == Limit(500, 2000)
+    assert enforcer.policy("acme").requests == Limit(5, 5)
+    assert enforcer.policy("beta").records == Limit(10, 10)
+
+
+def test_quota_set_refuses_nothing_to_set_and_bad_tenants(dynamodb: Any) -> None:
+    assert keys_cli.main(["quota", "set", "--tenant", "acme"]) == keys_cli.EXIT_USAGE
+    assert (
+        keys_cli.main(["quota", "set", "--tenant", "a/b", "--records-per-second", "1"]) == keys_cli.EXIT_USAGE
+    )
+    assert raw_items(dynamodb) == []

@@ -17,7 +17,7 @@ from core.settings import IngestSettings
 from ingest import handler
 from ingest.protocols import native
 from ingest.publish import KinesisPublisher, SqsPublisher
-from ingest.service import IngestService
+from ingest.service import HttpRequest, IngestService
 from tests.support.fakes import LambdaContext, http_event, parse_envelope
 
 pytestmark = pytest.mark.integration
@@ -77,9 +77,11 @@ def quiet(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     handler.settings.cache_clear()
     handler.service.cache_clear()
+    handler.quota_enforcer.cache_clear()
     yield
     handler.settings.cache_clear()
     handler.service.cache_clear()
+    handler.quota_enforcer.cache_clear()
 
 
 def make_service(pipeline: Any, sqs: Any = None, kinesis: Any = None, budget: str = "5") -> IngestService:
@@ -220,3 +222,24 @@ def _request(n: int, idempotency_key: str | None = None, pad: int = 0) -> Any:
         headers["idempotency-key"] = idempotency_key
     body = orjson.dumps([{"n": i, "pad": "x" * pad} for i in range(n)]).decode()
     return HttpRequest(route="POST /events", headers=headers, body=body)
+
+
+def test_each_message_names_its_tenant_as_message_group_for_sqs_fair_queues(pipeline: Any) -> None:
+    # GIVEN two tenants' requests on the standard queue
+    service = make_service(pipeline)
+    for tenant in ("acme", "quiet"):
+        request = HttpRequest(
+            route="POST /events",
+            headers={"content-type": "application/json", "x-tenant-id": tenant},
+            body=orjson.dumps([{"n": i} for i in range(3)]).decode(),
+        )
+        service.ingest(request, "event")
+    # THEN every message carries its record's tenant as MessageGroupId (docs/quotas.md, fair queues)
+    groups: list[tuple[str, str]] = []
+    while messages := pipeline.sqs.receive_message(
+        QueueUrl=pipeline.queue_url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["MessageGroupId"]
+    ).get("Messages", []):
+        for m in messages:
+            groups.append((m["Attributes"]["MessageGroupId"], orjson.loads(m["Body"])["tenant_id"]))
+            pipeline.sqs.delete_message(QueueUrl=pipeline.queue_url, ReceiptHandle=m["ReceiptHandle"])
+    assert len(groups) == 6 and all(group == tenant for group, tenant in groups)

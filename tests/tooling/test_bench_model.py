@@ -174,3 +174,19 @@ def test_compact_storage_is_modelled_as_the_worker_does_it() -> None:
     assert dynamodb_wru(stored_item_bytes(Profile(compact_storage=False), 1024)) == 2
     assert dynamodb_wru(stored_item_bytes(Profile(), 1024)) == 1
     assert stored_item_bytes(Profile(), 200) == 200 + Profile().item_overhead_bytes
+
+
+def test_quota_overhead_is_a_lease_per_second_or_per_small_lease_never_more_than_a_call_per_request() -> None:
+    prices = model.load_prices()
+    busy = model.quota_overhead(1, 50.0, prices)  # a lease a second, 50 records each
+    assert busy.lease_calls_per_1000 == pytest.approx(20.0)
+    slow = model.quota_overhead(1, 2.0, prices)  # 20 requests last 5 s at most: 10 requests per lease
+    assert slow.lease_calls_per_1000 == pytest.approx(100.0)
+    rare = model.quota_overhead(1, 0.1, prices)  # a request every 10 s: each one leases
+    assert rare.lease_calls_per_1000 == pytest.approx(1000.0)
+    batched = model.quota_overhead(100, 2.0, prices)
+    assert batched.lease_calls_per_1000 == pytest.approx(1.0)
+    assert busy.usd_per_million == pytest.approx(
+        20 * prices["dynamodb_on_demand_per_million_wru"] / 1000
+        + busy.override_reads_per_1000 * 0.5 * prices["dynamodb_on_demand_per_million_rru"] / 1000
+    )

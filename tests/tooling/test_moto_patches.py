@@ -15,7 +15,14 @@ from moto import mock_aws
 from moto.core import utils as moto_utils
 from moto.sqs import models
 
-from local.patches import PatchMismatch, kinesis_put_lock, sqs_clock, sqs_lazy_attributes, sqs_receive_lock
+from local.patches import (
+    PatchMismatch,
+    kinesis_put_lock,
+    sqs_clock,
+    sqs_fair_queue,
+    sqs_lazy_attributes,
+    sqs_receive_lock,
+)
 from tests.conftest import REGION
 
 pytestmark = pytest.mark.integration
@@ -175,3 +182,79 @@ def test_a_patch_refuses_to_load_on_another_moto_version(monkeypatch: pytest.Mon
         PatchMismatch, match=r"moto moto.sqs.models.unix_time_millis .*moto 0.0.1, but moto \S+ is installed"
     ):
         sqs_clock.apply()
+
+
+@pytest.fixture
+def fair_queue() -> Iterator[None]:
+    original = inspect.getattr_static(models.Queue, "messages")
+    sqs_fair_queue.apply()
+    yield
+    models.Queue.messages = original  # type: ignore[method-assign]
+
+
+def flood_then_quiet(backend: Any) -> str:
+    """A standard queue: 40 of tenant flood's messages in flight and 20 waiting, then 5 of tenant quiet sent."""
+    queue = backend.create_queue("fair")
+    for i in range(60):
+        backend.send_message("fair", f"flood {i}", group_id="flood")
+    received = [m for _ in range(4) for m in backend.receive_message("fair", 10, 0, 300)]
+    assert len(received) == 40 and not queue.fifo_queue
+    for i in range(5):
+        backend.send_message("fair", f"quiet {i}", group_id="quiet")
+    return "fair"
+
+
+def test_sqs_fair_queue_delivers_quiet_groups_first_while_one_is_noisy(fair_queue: None) -> None:
+    with mock_aws():
+        backend = models.sqs_backends[ACCOUNT][REGION]
+        name = flood_then_quiet(backend)
+        # WHEN a consumer receives while flood holds 40 of the 40 messages in flight
+        bodies = [m.body for m in backend.receive_message(name, 10, 0, 300)]
+    # THEN quiet's five come first, then flood's backlog (nothing is held back)
+    assert bodies[:5] == [f"quiet {i}" for i in range(5)]
+    assert bodies[5:] == [f"flood {i}" for i in range(40, 45)]
+
+
+def test_sqs_fair_queue_keeps_order_when_no_group_is_noisy(fair_queue: None) -> None:
+    with mock_aws():
+        backend = models.sqs_backends[ACCOUNT][REGION]
+        backend.create_queue("calm")
+        for tenant in ("a", "b"):
+            for i in range(5):
+                backend.send_message("calm", f"{tenant} {i}", group_id=tenant)
+        first = [m.body for m in backend.receive_message("calm", 3, 0, 300)]
+        rest = [m.body for m in backend.receive_message("calm", 10, 0, 300)]
+    assert first + rest == [f"{t} {i}" for t in ("a", "b") for i in range(5)]
+
+
+def test_sqs_fair_queue_without_the_patch_moto_serves_the_flood_first() -> None:
+    # The behaviour the patch exists for: unpatched, the quiet tenant waits behind the whole backlog.
+    with mock_aws():
+        backend = models.sqs_backends[ACCOUNT][REGION]
+        if getattr(inspect.getattr_static(models.Queue, "messages").fget, "_sluice_patch", None):
+            pytest.skip("the patch is installed in this process")
+        name = flood_then_quiet(backend)
+        bodies = [m.body for m in backend.receive_message(name, 10, 0, 300)]
+    assert bodies == [f"flood {i}" for i in range(40, 50)]
+
+
+def test_every_patch_of_the_emulator_loads_after_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The emulator applies them in this order; a guard must not mistake an earlier patch for a mismatch.
+    from local import moto_server
+
+    saved = {
+        "receive_message": models.SQSBackend.receive_message,
+        "messages": inspect.getattr_static(models.Queue, "messages"),
+        "attributes": inspect.getattr_static(models.Queue, "attributes"),
+        "delete_message": models.Queue.delete_message,
+        "unix_time_millis": models.unix_time_millis,
+    }
+    try:
+        for patch in moto_server.PATCHES:
+            patch.apply()
+    finally:
+        models.SQSBackend.receive_message = saved["receive_message"]  # type: ignore[method-assign]
+        models.Queue.messages = saved["messages"]  # type: ignore[method-assign]
+        models.Queue.attributes = saved["attributes"]  # type: ignore[method-assign]
+        models.Queue.delete_message = saved["delete_message"]  # type: ignore[method-assign]
+        models.unix_time_millis = saved["unix_time_millis"]

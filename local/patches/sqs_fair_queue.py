@@ -1,0 +1,74 @@
+"""moto delivers a standard queue's messages oldest first whatever their ``MessageGroupId``; SQS fair
+queues deliver quiet groups first while one group is a noisy neighbour. Reproduce that order.
+
+Missing upstream (moto 5.2.5, ``moto/sqs/models.py`` ``Queue.messages``, read by
+``SQSBackend.receive_message``): fair queues (AWS, "How Amazon SQS fair queues work") count each message
+group's messages in flight; a group holding more than ``NOISY_SHARE`` of the queue's in-flight messages
+and at least ``NOISY_MIN_IN_FLIGHT`` of its own is a noisy neighbour. A receive then returns the other
+groups' visible messages first, and, among noisy groups, those with fewest messages in flight first. A
+message without a group is a group of its own. AWS's second measure (a group's share of consumer
+processing time) is not reproduced: the emulator cannot see how long a consumer works. FIFO queues and
+queues with no message in flight keep moto's order. Nothing is held back: the order changes, not what
+can be received (it reorders, it does not cap).
+
+Regression test: ``tests/tooling/test_moto_patches.py::test_sqs_fair_queue_*``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import Counter
+from typing import Any
+
+from local.patches import require, require_version
+
+PATCH, PACKAGE, CHECKED, PATCHED = "sqs_fair_queue", "moto", "5.2.5", "moto.sqs.models.Queue.messages"
+# AWS documents these thresholds as approximate ("Amazon SQS fair queues", how detection works).
+NOISY_SHARE = 0.10
+NOISY_MIN_IN_FLIGHT = 30
+
+
+def _group(message: Any) -> object:
+    """A message's group: its ``MessageGroupId``, or the message itself when it has none."""
+    return getattr(message, "group_id", None) or id(message)
+
+
+def fair_order(visible: list[Any], in_flight: list[Any]) -> list[Any]:
+    """``visible`` (moto's order) with quiet groups' messages first, then noisy groups' (fewest in flight first)."""
+    groups = Counter(_group(m) for m in in_flight)
+    total = sum(groups.values())
+    noisy = {g: n for g, n in groups.items() if n >= NOISY_MIN_IN_FLIGHT and n > NOISY_SHARE * total}
+    if not noisy:
+        return visible
+    quiet = [m for m in visible if _group(m) not in noisy]
+    rest = [m for m in visible if _group(m) in noisy]
+    rest.sort(key=lambda m: noisy[_group(m)])  # stable: each group keeps moto's order
+    return quiet + rest
+
+
+def apply() -> None:
+    """Install the patch (idempotent); ``PatchMismatch`` when moto is not the version checked."""
+    require_version(PATCH, PACKAGE, CHECKED, PATCHED)
+    from moto.sqs import models
+
+    queue: Any = getattr(models, "Queue", None)
+    prop: Any = inspect.getattr_static(queue, "messages", None) if queue is not None else None
+    if getattr(getattr(prop, "fget", None), "_sluice_patch", None) == PATCH:
+        return
+    backend: Any = getattr(models, "SQSBackend", None)
+    require(PATCH, PACKAGE, PATCHED, isinstance(prop, property) and prop.fget is not None
+            and "message.visible and not message.delayed" in inspect.getsource(prop.fget)
+            and backend is not None and "for message in queue.messages" in inspect.getsource(models)
+            and "pending_messages" in inspect.getsource(queue),
+            "Queue.messages is no longer the visible messages that receive_message walks")  # fmt: skip
+    original = prop.fget
+
+    def messages(self: Any) -> list[Any]:
+        visible: list[Any] = original(self)
+        if self.fifo_queue or not self.pending_messages:
+            return visible
+        in_flight = [m for m in list(self.pending_messages) if not m.visible]
+        return fair_order(visible, in_flight)
+
+    messages._sluice_patch = PATCH  # type: ignore[attr-defined]
+    queue.messages = property(messages)
