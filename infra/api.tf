@@ -4,6 +4,8 @@ locals {
   # authorizer guards a route when var.auth_enabled and its "authorizer" is true. Webhooks are
   # authenticated by their signature inside the ingest function; health and the OpenAPI document are public.
   routes = local.wiring.routes
+  # Routes whose API key the ingest function checks itself (core/wiring.json key_in_function).
+  key_in_function_routes = [for k, r in local.routes : k if try(r.key_in_function, false)]
 }
 
 resource "aws_apigatewayv2_api" "http" {
@@ -75,6 +77,20 @@ resource "aws_apigatewayv2_stage" "default" {
     throttling_rate_limit    = var.throttling_rate_limit
     detailed_metrics_enabled = true
   }
+
+  # Routes whose API key is checked in the function (Segment, PostHog: no authorizer in front) get
+  # their own, lower limits: unauthenticated floods reach the function and the key store.
+  dynamic "route_settings" {
+    for_each = toset(local.key_in_function_routes)
+    content {
+      route_key                = route_settings.value
+      throttling_burst_limit   = var.key_in_function_throttling_burst_limit
+      throttling_rate_limit    = var.key_in_function_throttling_rate_limit
+      detailed_metrics_enabled = true
+    }
+  }
+
+  depends_on = [aws_apigatewayv2_route.this]
 
   access_log_settings {
     destination_arn = aws_cloudwatch_log_group.api_access.arn

@@ -14,6 +14,9 @@ locals {
     ingest = [
       { sid = "PublishToQueue", actions = ["sqs:SendMessage"], resources = [aws_sqs_queue.events.arn] },
       { sid = "PublishToStream", actions = ["kinesis:PutRecord", "kinesis:PutRecords"], resources = [aws_kinesis_stream.events.arn] },
+      # Routes whose API key is in the body or whose refusals must be in the protocol's shape (Segment,
+      # PostHog) check it in the function (ingest/keyauth.py).
+      { sid = "LookUpApiKeys", actions = ["dynamodb:GetItem"], resources = [aws_dynamodb_table.api_keys.arn] },
     ]
     authorizer = [
       { sid = "LookUpApiKeys", actions = ["dynamodb:GetItem"], resources = [aws_dynamodb_table.api_keys.arn] },

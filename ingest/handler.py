@@ -32,6 +32,8 @@ app = APIGatewayHttpResolver(serializer=_json)
 OPENAPI_PATH = Path(__file__).parent / "openapi.json"
 OTLP_ROUTE = "POST /v1/logs"
 LOKI_ROUTE = "POST /loki/api/v1/push"
+SEGMENT_TYPES = ("track", "identify", "page", "screen", "group", "alias")
+SEGMENT_ROUTES = frozenset({"POST /v1/batch", *(f"POST /v1/{name}" for name in SEGMENT_TYPES)})
 
 
 @functools.cache
@@ -182,6 +184,54 @@ def post_loki_push() -> Response[Any]:
     return _accepted(route, receipt, Reply(status, no_media, empty))
 
 
+def _segment(path_type: str | None) -> Response[Any]:
+    """One Segment HTTP Tracking API request: the write key from Basic auth or the body's
+    ``writeKey`` (both, when sent, must be the same key), checked here (``ingest.keyauth``)."""
+    from ingest.authorizer import api_key_of
+    from ingest.keyauth import tenant_for_key
+    from ingest.protocols import segment
+
+    route = f"POST /v1/{path_type or 'batch'}"
+    request = _request(route)
+    authorization = request.headers.get("authorization")
+    header_key = api_key_of(authorization) if authorization else None
+
+    def authenticate(data: bytes) -> str:
+        body_key = segment.body_write_key(data)
+        if header_key and body_key and body_key != header_key:
+            raise Problem(
+                403, "tenant-forbidden", "the body's writeKey is not the key of the Authorization header"
+            )
+        return tenant_for_key(header_key or body_key)
+
+    receipt = service().ingest_protocol(
+        request,
+        "segment",
+        lambda data: segment.decode(data, path_type),
+        _remaining_seconds(),
+        authenticate=authenticate,
+    )
+    status, body, media = segment.encode_success()
+    if receipt.body["rejected"]:
+        body = orjson.dumps(
+            {"success": True, "rejected": receipt.body["rejected"], "errors": receipt.body["errors"][:100]}
+        )
+    return _accepted(route, receipt, Reply(status, media, body))
+
+
+@app.post("/v1/batch")
+def post_segment_batch() -> Response[Any]:
+    return _segment(None)
+
+
+def _segment_route(path_type: str) -> None:
+    app.post(f"/v1/{path_type}")(lambda: _segment(path_type))
+
+
+for _type in SEGMENT_TYPES:
+    _segment_route(_type)
+
+
 @app.post("/webhooks/<source>")
 def post_webhook(source: str) -> Response[Any]:
     route = "POST /webhooks/{source}"
@@ -215,6 +265,11 @@ def _problem_response(problem: Problem) -> Response[Any]:
         return _response(_otlp_problem(problem, (event.headers or {}).get("content-type")))
     if route == LOKI_ROUTE:
         return _response(_loki_problem(problem))
+    if route in SEGMENT_ROUTES:
+        from ingest.protocols import segment
+
+        body, media = segment.encode_error(problem.code, problem.detail)
+        return _response(Reply(problem.status, media, body, dict(problem.headers)))
     request_id = event.request_context.request_id if event else None
     return _response(native.encode(problem, request_id))
 

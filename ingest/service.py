@@ -31,6 +31,10 @@ ROUTE_KIND = {
     "POST /webhooks/{source}": "event",
     "POST /v1/logs": "log",
     "POST /loki/api/v1/push": "log",
+    **{
+        f"POST /v1/{name}": "event"
+        for name in ("batch", "track", "identify", "page", "screen", "group", "alias")
+    },
 }
 # Protocols whose records carry no id of their own and whose clients retry: a record is named by its
 # content, so a retried request maps to the same event ids (docs/architecture.md §6).
@@ -237,15 +241,21 @@ class IngestService:
         decode: Callable[[bytes], Decoded],
         remaining_seconds: float | None = None,
         keep_encodings: frozenset[str] = frozenset(),
+        authenticate: Callable[[bytes], str | None] | None = None,
     ) -> Receipt:
         """Ingest the records a protocol adapter decodes (``ingest/protocols/``) from the request's body.
 
         The body is read, size-checked and gunzipped (``Content-Encoding``) here, with the same caps as
         every route, then handed to ``decode``; ``keep_encodings`` are codings the adapter undoes itself
         (Loki's ``snappy``). A ``ProtocolError`` becomes the ``Problem`` of the same status and code.
+        ``authenticate``, for routes whose key is checked in the function (``ingest.keyauth``), gets the
+        decompressed body before ``decode`` and returns the credential's tenant (or raises a
+        ``Problem``); it is called only when API keys are required.
         """
         raw = self.read_body(request)
         data = decompress(raw, request.headers.get("content-encoding"), self.limits, keep_encodings)
+        if authenticate is not None and self.settings.auth_mode == "api_key":
+            request = replace(request, auth_tenant=authenticate(data))
         try:
             decoded = decode(data)
         except ProtocolError as exc:

@@ -86,8 +86,13 @@ run "function_policies_are_scoped" {
     error_message = "No function policy may use resource \"*\" (X-Ray is off here)."
   }
   assert {
-    condition     = toset(flatten([for s in data.aws_iam_policy_document.function["ingest"].statement : tolist(s.actions)])) == toset(["sqs:SendMessage", "kinesis:PutRecord", "kinesis:PutRecords", "logs:CreateLogStream", "logs:PutLogEvents"])
-    error_message = "The ingest function may only publish to the queue and the stream, and write its logs."
+    condition     = toset(flatten([for s in data.aws_iam_policy_document.function["ingest"].statement : tolist(s.actions)])) == toset(["sqs:SendMessage", "kinesis:PutRecord", "kinesis:PutRecords", "dynamodb:GetItem", "logs:CreateLogStream", "logs:PutLogEvents"])
+    error_message = "The ingest function may only publish to the queue and the stream, look up API keys, and write its logs."
+  }
+  assert {
+    condition = alltrue([for s in data.aws_iam_policy_document.function["ingest"].statement :
+    s.resources == toset([aws_dynamodb_table.api_keys.arn]) if contains(tolist(s.actions), "dynamodb:GetItem")])
+    error_message = "The ingest function may read the API keys table only."
   }
   assert {
     condition = alltrue([for s in data.aws_iam_policy_document.function["worker"].statement :

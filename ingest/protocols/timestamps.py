@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 # From the Unix epoch (no shipper means an earlier time: it is a zero or a sign error) to the last
 # second a four-digit year can write.
@@ -31,3 +32,17 @@ def from_unix_seconds(seconds: float) -> str | None:
         return None
     micros = round(seconds * 1_000_000)
     return from_unix_nanos(micros * 1000)
+
+
+def from_iso8601(value: object) -> str | None:
+    """The same text for an ISO 8601 time as analytics SDKs send it (``2024-01-02T03:04:05.678Z``,
+    an offset, or none: read as UTC); None for anything else or out of range."""
+    if not isinstance(value, str) or not 10 <= len(value) <= 40:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return from_unix_seconds(moment.timestamp())
