@@ -34,6 +34,9 @@ OTLP_ROUTE = "POST /v1/logs"
 LOKI_ROUTE = "POST /loki/api/v1/push"
 SEGMENT_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 SEGMENT_ROUTES = frozenset({"POST /v1/batch", *(f"POST /v1/{name}" for name in SEGMENT_TYPES)})
+# PostHog's capture paths, each declared with and without its trailing slash (route keys are exact).
+POSTHOG_PATHS = ("/batch", "/capture", "/e", "/i/v0/e")
+POSTHOG_ROUTES = frozenset(f"POST {path}{slash}" for path in POSTHOG_PATHS for slash in ("", "/"))
 
 
 @functools.cache
@@ -232,6 +235,65 @@ for _type in SEGMENT_TYPES:
     _segment_route(_type)
 
 
+def _posthog(route: str) -> Response[Any]:
+    """One PostHog capture request: every key it carries (``api_key``, ``token``, each event's
+    ``properties.token``, a Bearer header) must be one key, checked here (``ingest.keyauth``).
+
+    The key is in the body, so the body is decoded before the key is checked: an unreadable body is
+    a 400 whatever its key.
+    """
+    from ingest.authorizer import bearer_token
+    from ingest.keyauth import tenant_for_key
+    from ingest.protocols import posthog
+    from ingest.protocols.records import ProtocolError
+
+    request = _request(route)
+    content_type = request.headers.get("content-type")
+    compression = (app.current_event.query_string_parameters or {}).get("compression")
+    authorization = request.headers.get("authorization")
+    header_key = bearer_token(authorization) if authorization else None
+    svc = service()
+    captured: list[posthog.Capture] = []
+
+    def capture(data: bytes) -> posthog.Capture:
+        if not captured:
+            captured.append(
+                posthog.decode(
+                    data, content_type, compression, max_decompressed_bytes=svc.limits.max_decompressed_bytes
+                )
+            )
+        return captured[0]
+
+    def authenticate(data: bytes) -> str:
+        try:
+            keys = set(capture(data).keys)
+        except ProtocolError as exc:
+            raise Problem(exc.status, exc.code, exc.message) from None
+        if header_key:
+            keys.add(header_key)
+        if len(keys) > 1:
+            raise Problem(403, "tenant-forbidden", "the request carries more than one API key")
+        return tenant_for_key(next(iter(keys), None))
+
+    receipt = svc.ingest_protocol(
+        request,
+        "posthog",
+        lambda data: capture(data).decoded,
+        _remaining_seconds(),
+        authenticate=authenticate,
+    )
+    status, body, media = posthog.encode_success()
+    return _accepted(route, receipt, Reply(status, media, body))
+
+
+def _posthog_route(route: str) -> None:
+    app.post(route.split(" ", 1)[1])(lambda: _posthog(route))
+
+
+for _route in sorted(POSTHOG_ROUTES):
+    _posthog_route(_route)
+
+
 @app.post("/webhooks/<source>")
 def post_webhook(source: str) -> Response[Any]:
     route = "POST /webhooks/{source}"
@@ -265,6 +327,13 @@ def _problem_response(problem: Problem) -> Response[Any]:
         return _response(_otlp_problem(problem, (event.headers or {}).get("content-type")))
     if route == LOKI_ROUTE:
         return _response(_loki_problem(problem))
+    if route in POSTHOG_ROUTES:
+        from ingest.protocols import posthog
+
+        # Every event refused is a malformed request to PostHog's clients: 400, which they do not retry.
+        status = 400 if problem.code == "all-items-invalid" else problem.status
+        body, media = posthog.encode_error(status, problem.code, problem.detail)
+        return _response(Reply(status, media, body, dict(problem.headers)))
     if route in SEGMENT_ROUTES:
         from ingest.protocols import segment
 

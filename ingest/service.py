@@ -35,6 +35,11 @@ ROUTE_KIND = {
         f"POST /v1/{name}": "event"
         for name in ("batch", "track", "identify", "page", "screen", "group", "alias")
     },
+    **{
+        f"POST {path}{slash}": "event"
+        for path in ("/batch", "/capture", "/e", "/i/v0/e")
+        for slash in ("", "/")
+    },
 }
 # Protocols whose records carry no id of their own and whose clients retry: a record is named by its
 # content, so a retried request maps to the same event ids (docs/architecture.md §6).
