@@ -35,8 +35,8 @@ from tests.support.localkit import wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CALLS = 200
-SDKS = ("segment-analytics-python==2.4.0", "rudder-sdk-python==2.1.9")
-TENANTS = ("segment", "segment-retry", "rudder", "rudder-retry")
+SDKS = ("segment-analytics-python==2.4.0", "rudder-sdk-python==2.1.9", "posthog==7.91.1")
+TENANTS = ("segment", "segment-retry", "rudder", "rudder-retry", "posthog", "posthog-retry")
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 KINDS = ("track", "identify", "page", "alias")
 
@@ -218,4 +218,130 @@ def test_sdk_with_a_wrong_key_gets_a_permanent_refusal(
     errors = run_segment_client(sdk_python, module, running.api, "slk_" + "W" * 43, f"wrong-{module[:4]}", 3)
     # THEN the SDK reports one error, a 401 it does not retry (no backoff: the answer comes at once)
     assert len(errors) == 1 and "401" in errors[0] and "unauthorized" in errors[0], errors
+    assert time.monotonic() - started < 60
+
+
+# --- posthog-python, PostHog capture (/batch/) ----------------------------------------------------
+
+POSTHOG_CLIENT = """
+import json, sys, uuid
+from posthog import Posthog
+host, key, tag, n, gzip = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] == "gzip"
+errors = []
+client = Posthog(key, host=host, flush_at=50, max_retries=10, gzip=gzip, disable_geoip=True,
+                 on_error=lambda error, batch: errors.append(repr(error)))
+for i in range(n):
+    event_uuid, did = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tag}-{i}")), f"user-{i % 17}"
+    props = {"seq": i, "tag": tag, "note": note(i)}
+    kind = i % 4
+    if kind == 0:
+        client.capture("Order Completed ✓", distinct_id=did, properties=props, uuid=event_uuid)
+    elif kind == 1:
+        client.set(distinct_id=did, properties={**props, "name": "Zoë"}, uuid=event_uuid)
+    elif kind == 2:
+        client.capture("$pageview", distinct_id=did, properties={**props, "$current_url": "https://example.com/café"},
+                       uuid=event_uuid)
+    else:
+        client.alias(previous_id=f"anon-{i}", distinct_id=did, uuid=event_uuid)
+client.flush()
+client.shutdown()
+print("ERRORS=" + json.dumps(errors))
+"""
+POSTHOG_TYPES = ("Order Completed ✓", "$set", "$pageview", "$create_alias")
+
+
+def run_posthog_client(
+    python: Path, host: str, key: str, tag: str, n: int = CALLS, gzip: bool = False
+) -> list[str]:
+    script = inspect.getsource(note) + POSTHOG_CLIENT
+    out = subprocess.run(
+        [str(python), "-c", script, host, key, tag, str(n), "gzip" if gzip else "plain"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    line = next((x for x in out.stdout.splitlines() if x.startswith("ERRORS=")), None)
+    assert line is not None, out.stdout[-1000:] + out.stderr[-3000:]
+    return list(json.loads(line.removeprefix("ERRORS=")))
+
+
+def posthog_stored(probe: StackInspector, tag: str, timeout: float = 240) -> dict[int, list[dict[str, Any]]]:
+    """The stored events of ``tag`` by sequence number (their uuid is uuid5 of tag and number)."""
+    import uuid
+
+    numbers = {str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tag}-{i}")): i for i in range(CALLS)}
+
+    def collect() -> dict[int, list[dict[str, Any]]]:
+        found: dict[int, list[dict[str, Any]]] = {}
+        for item in probe.stored_items():
+            record = stored_record(deserialize_item(item))
+            i = numbers.get(str((record.get("client") or {}).get("event_id", "")))
+            if i is not None:
+                found.setdefault(i, []).append(record)
+        return found
+
+    wait_for(lambda: sum(len(v) for v in collect().values()) >= CALLS, timeout=timeout, interval=2)
+    time.sleep(3)
+    return collect()
+
+
+def check_posthog_stored(found: dict[int, list[dict[str, Any]]], tenant: str, key: str) -> None:
+    assert sorted(found) == list(range(CALLS)), f"missing: {sorted(set(range(CALLS)) - set(found))[:10]}"
+    doubles = {i: len(v) for i, v in found.items() if len(v) != 1}
+    assert not doubles, f"stored more than once: {doubles}"
+    for i, (record,) in sorted(found.items()):
+        payload = record["payload"]
+        kind = i % 4
+        assert (record["tenant_id"], record["kind"], record["source"]["protocol"]) == (
+            tenant,
+            "event",
+            "posthog",
+        )
+        assert record["type"] == POSTHOG_TYPES[kind] == payload["event"]
+        assert "api_key" not in payload and "token" not in payload.get("properties", {})
+        assert key not in json.dumps(record)
+        if kind == 3:
+            assert payload["distinct_id"] == f"anon-{i}"
+            assert payload["properties"]["alias"] == f"user-{i % 17}"
+            continue
+        assert payload["distinct_id"] == f"user-{i % 17}"
+        fields = payload["$set"] if kind == 1 else payload["properties"]
+        assert (fields["seq"], fields["tag"]) == (i, tenant)
+        if i % 10 == 0:
+            assert not EMAIL.search(fields["note"]), fields["note"]
+            assert fields["note"] == EMAIL.sub("[REDACTED:email]", note(i))
+        else:
+            assert fields["note"] == note(i)
+        if kind == 2:
+            assert payload["properties"]["$current_url"] == "https://example.com/café"
+
+
+def test_posthog_sdk_stores_every_event_once(running: Running, sdk_python: Path) -> None:
+    errors = run_posthog_client(sdk_python, running.api, running.keys["posthog"], "posthog")
+    assert errors == []
+    check_posthog_stored(posthog_stored(running.probe, "posthog"), "posthog", running.keys["posthog"])
+
+
+def test_posthog_sdk_retries_through_503s_and_stores_every_event_once(
+    running: Running, sdk_python: Path
+) -> None:
+    proxy = FaultProxy(running.api)
+    url = proxy.start()
+    try:
+        errors = run_posthog_client(
+            sdk_python, url, running.keys["posthog-retry"], "posthog-retry", gzip=True
+        )
+    finally:
+        proxy.stop()
+    assert errors == []
+    assert {"refused", "lost-answer", "forwarded"} <= set(proxy.seen)
+    check_posthog_stored(
+        posthog_stored(running.probe, "posthog-retry"), "posthog-retry", running.keys["posthog-retry"]
+    )
+
+
+def test_posthog_sdk_with_a_wrong_key_gets_a_permanent_refusal(running: Running, sdk_python: Path) -> None:
+    started = time.monotonic()
+    errors = run_posthog_client(sdk_python, running.api, "slk_" + "P" * 43, "posthog-wrong", 3)
+    # THEN one error, a 401 posthog-python does not retry
+    assert len(errors) == 1 and "401" in errors[0], errors
     assert time.monotonic() - started < 60
