@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,17 @@ app = APIGatewayHttpResolver(serializer=_json)
 OPENAPI_PATH = Path(__file__).parent / "openapi.json"
 OTLP_ROUTE = "POST /v1/logs"
 LOKI_ROUTE = "POST /loki/api/v1/push"
+BINARY_CONTENT_TYPES = frozenset({"application/x-protobuf", "image/gif"})
 SEGMENT_TYPES = ("track", "identify", "page", "screen", "group", "alias")
 SEGMENT_ROUTES = frozenset({"POST /v1/batch", *(f"POST /v1/{name}" for name in SEGMENT_TYPES)})
 # PostHog's capture paths, each declared with and without its trailing slash (route keys are exact).
 POSTHOG_PATHS = ("/batch", "/capture", "/e", "/i/v0/e")
 POSTHOG_ROUTES = frozenset(f"POST {path}{slash}" for path in POSTHOG_PATHS for slash in ("", "/"))
+# Snowplow's collector paths; under /t/{key} for trackers that cannot send a header.
+SNOWPLOW_TP2 = "/com.snowplowanalytics.snowplow/tp2"
+SNOWPLOW_ROUTES = frozenset(
+    {f"POST {SNOWPLOW_TP2}", "GET /i", f"POST /t/{{key}}{SNOWPLOW_TP2}", "GET /t/{key}/i"}
+)
 
 
 @functools.cache
@@ -106,8 +113,8 @@ def _accepted(route: str, receipt: Receipt, reply: Reply | None = None) -> Respo
 
 def _response(reply: Reply) -> Response[Any]:
     body = reply.body
-    if isinstance(body, bytes) and reply.content_type != "application/x-protobuf":
-        body = body.decode()  # JSON and text go as text; only binary protobuf needs base64
+    if isinstance(body, bytes) and reply.content_type not in BINARY_CONTENT_TYPES:
+        body = body.decode()  # JSON and text go as text; only binary bodies need base64
     return Response(
         status_code=reply.status,
         content_type=reply.content_type,
@@ -292,6 +299,62 @@ def _posthog_route(route: str) -> None:
 
 for _route in sorted(POSTHOG_ROUTES):
     _posthog_route(_route)
+
+
+def _snowplow_tenant(request: HttpRequest, path_key: str | None) -> HttpRequest:
+    """The request with the tenant of its Snowplow key: the ``/t/{key}`` path segment (trackers send
+    no credential, but their collector URL can carry one) or ``Authorization: Bearer``; both, when
+    sent, must be the same key. Checked only when API keys are required."""
+    from ingest.authorizer import bearer_token
+    from ingest.keyauth import tenant_for_key
+
+    if service().settings.auth_mode != "api_key":
+        return request
+    authorization = request.headers.get("authorization")
+    header_key = bearer_token(authorization) if authorization else None
+    if path_key and header_key and path_key != header_key:
+        raise Problem(403, "tenant-forbidden", "the Authorization key is not the key of the path")
+    return replace(request, auth_tenant=tenant_for_key(path_key or header_key))
+
+
+def _snowplow_post(route: str, path_key: str | None) -> Response[Any]:
+    from ingest.protocols import snowplow
+
+    request = _snowplow_tenant(_request(route), path_key)
+    receipt = service().ingest_protocol(request, "snowplow", snowplow.decode_post, _remaining_seconds())
+    return _accepted(route, receipt, Reply(200, "text/plain; charset=utf-8", "ok"))
+
+
+def _snowplow_pixel(route: str, path_key: str | None) -> Response[Any]:
+    from ingest.protocols import snowplow
+
+    request = _snowplow_tenant(_request(route), path_key)
+    params = app.current_event.query_string_parameters or {}
+    bytes_in = sum(len(k) + len(v) for k, v in params.items())
+    receipt = service().ingest_decoded(
+        request, "snowplow", snowplow.decode_get(params), bytes_in, _remaining_seconds()
+    )
+    return _accepted(route, receipt, Reply(200, snowplow.PIXEL_CONTENT_TYPE, snowplow.PIXEL))
+
+
+@app.post(SNOWPLOW_TP2)
+def post_snowplow() -> Response[Any]:
+    return _snowplow_post(f"POST {SNOWPLOW_TP2}", None)
+
+
+@app.post(f"/t/<key>{SNOWPLOW_TP2}")
+def post_snowplow_keyed(key: str) -> Response[Any]:
+    return _snowplow_post(f"POST /t/{{key}}{SNOWPLOW_TP2}", key)
+
+
+@app.get("/i")
+def get_snowplow_pixel() -> Response[Any]:
+    return _snowplow_pixel("GET /i", None)
+
+
+@app.get("/t/<key>/i")
+def get_snowplow_pixel_keyed(key: str) -> Response[Any]:
+    return _snowplow_pixel("GET /t/{key}/i", key)
 
 
 @app.post("/webhooks/<source>")

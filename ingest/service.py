@@ -40,6 +40,10 @@ ROUTE_KIND = {
         for path in ("/batch", "/capture", "/e", "/i/v0/e")
         for slash in ("", "/")
     },
+    "POST /com.snowplowanalytics.snowplow/tp2": "event",
+    "GET /i": "event",
+    "POST /t/{key}/com.snowplowanalytics.snowplow/tp2": "event",
+    "GET /t/{key}/i": "event",
 }
 # Protocols whose records carry no id of their own and whose clients retry: a record is named by its
 # content, so a retried request maps to the same event ids (docs/architecture.md §6).

@@ -39,7 +39,7 @@ run "authorizer_guards_events_and_ingest" {
   command = apply
 
   assert {
-    condition     = toset(keys(aws_apigatewayv2_route.this)) == toset(["POST /events", "POST /ingest", "POST /v1/logs", "POST /loki/api/v1/push", "GET /health", "GET /openapi.json", "POST /webhooks/{source}", "POST /v1/batch", "POST /v1/track", "POST /v1/identify", "POST /v1/page", "POST /v1/screen", "POST /v1/group", "POST /v1/alias", "POST /batch", "POST /batch/", "POST /capture", "POST /capture/", "POST /e", "POST /e/", "POST /i/v0/e", "POST /i/v0/e/"])
+    condition     = toset(keys(aws_apigatewayv2_route.this)) == toset(["POST /events", "POST /ingest", "POST /v1/logs", "POST /loki/api/v1/push", "GET /health", "GET /openapi.json", "POST /webhooks/{source}", "POST /v1/batch", "POST /v1/track", "POST /v1/identify", "POST /v1/page", "POST /v1/screen", "POST /v1/group", "POST /v1/alias", "POST /batch", "POST /batch/", "POST /capture", "POST /capture/", "POST /e", "POST /e/", "POST /i/v0/e", "POST /i/v0/e/", "POST /com.snowplowanalytics.snowplow/tp2", "GET /i", "POST /t/{key}/com.snowplowanalytics.snowplow/tp2", "GET /t/{key}/i"])
     error_message = "The API must expose exactly the documented routes."
   }
   assert {
@@ -63,7 +63,12 @@ run "authorizer_guards_events_and_ingest" {
     error_message = "The PostHog routes take their key from the body: checked in the function, not by the authorizer."
   }
   assert {
-    condition     = toset([for s in aws_apigatewayv2_stage.default.route_settings : s.route_key]) == toset(["POST /v1/batch", "POST /v1/track", "POST /v1/identify", "POST /v1/page", "POST /v1/screen", "POST /v1/group", "POST /v1/alias", "POST /batch", "POST /batch/", "POST /capture", "POST /capture/", "POST /e", "POST /e/", "POST /i/v0/e", "POST /i/v0/e/"])
+    condition = alltrue([for r in ["POST /com.snowplowanalytics.snowplow/tp2", "GET /i", "POST /t/{key}/com.snowplowanalytics.snowplow/tp2", "GET /t/{key}/i"] :
+    aws_apigatewayv2_route.this[r].authorization_type == "NONE" && aws_apigatewayv2_route.this[r].authorizer_id == null])
+    error_message = "The Snowplow routes take their key from the path or a Bearer header: checked in the function."
+  }
+  assert {
+    condition     = toset([for s in aws_apigatewayv2_stage.default.route_settings : s.route_key]) == toset(["POST /v1/batch", "POST /v1/track", "POST /v1/identify", "POST /v1/page", "POST /v1/screen", "POST /v1/group", "POST /v1/alias", "POST /batch", "POST /batch/", "POST /capture", "POST /capture/", "POST /e", "POST /e/", "POST /i/v0/e", "POST /i/v0/e/", "POST /com.snowplowanalytics.snowplow/tp2", "GET /i", "POST /t/{key}/com.snowplowanalytics.snowplow/tp2", "GET /t/{key}/i"])
     error_message = "The routes keyed in the function, and only they, have their own throttling."
   }
   assert {
