@@ -78,7 +78,7 @@ resource "aws_apigatewayv2_stage" "default" {
     detailed_metrics_enabled = true
   }
 
-  # Routes whose API key is checked in the function (Segment, PostHog: no authorizer in front) get
+  # Routes whose API key is checked in the function (Segment, PostHog, Snowplow: no authorizer) get
   # their own, lower limits: unauthenticated floods reach the function and the key store.
   dynamic "route_settings" {
     for_each = toset(local.key_in_function_routes)

@@ -19,6 +19,7 @@ from core.observability import discard_metrics_if_disabled, log_json
 from core.settings import IngestSettings
 from ingest.problems import Problem
 from ingest.protocols import Reply, native
+from ingest.protocols.records import Decoded
 from ingest.publish import KinesisPublisher, RecordSink, SqsPublisher
 from ingest.service import HttpRequest, IngestService, Receipt
 
@@ -196,18 +197,31 @@ def post_loki_push() -> Response[Any]:
 
 def _segment(path_type: str | None) -> Response[Any]:
     """One Segment HTTP Tracking API request: the write key from Basic auth or the body's
-    ``writeKey`` (both, when sent, must be the same key), checked here (``ingest.keyauth``)."""
+    ``writeKey`` (both, when sent, must be the same key), checked here (``ingest.keyauth``).
+
+    The body is decoded once, before the key is checked (it may hold the key): an unreadable body is
+    a 400 whatever its key."""
     from ingest.authorizer import api_key_of
     from ingest.keyauth import tenant_for_key
     from ingest.protocols import segment
+    from ingest.protocols.records import ProtocolError
 
     route = f"POST /v1/{path_type or 'batch'}"
     request = _request(route)
     authorization = request.headers.get("authorization")
     header_key = api_key_of(authorization) if authorization else None
+    decoded: list[tuple[Decoded, str | None]] = []
+
+    def decode(data: bytes) -> tuple[Decoded, str | None]:
+        if not decoded:
+            decoded.append(segment.decode_with_key(data, path_type))
+        return decoded[0]
 
     def authenticate(data: bytes) -> str:
-        body_key = segment.body_write_key(data)
+        try:
+            body_key = decode(data)[1]
+        except ProtocolError as exc:
+            raise Problem(exc.status, exc.code, exc.message) from None
         if header_key and body_key and body_key != header_key:
             raise Problem(
                 403, "tenant-forbidden", "the body's writeKey is not the key of the Authorization header"
@@ -217,7 +231,7 @@ def _segment(path_type: str | None) -> Response[Any]:
     receipt = service().ingest_protocol(
         request,
         "segment",
-        lambda data: segment.decode(data, path_type),
+        lambda data: decode(data)[0],
         _remaining_seconds(),
         authenticate=authenticate,
     )

@@ -49,6 +49,12 @@ MAX_MESSAGE_ID_CHARS = 256
 def decode(body: bytes, path_type: str | None = None) -> Decoded:
     """The messages of one request. ``path_type``: the type the route names (``/v1/track``:
     ``"track"``), None for ``/v1/batch``."""
+    return decode_with_key(body, path_type)[0]
+
+
+def decode_with_key(body: bytes, path_type: str | None = None) -> tuple[Decoded, str | None]:
+    """``decode``, and the ``writeKey`` the body carries at its top level (None without one), read
+    from the same parse so that the route can authenticate a key sent in the body alone."""
     if len(body) > MAX_BATCH_BYTES:
         raise ProtocolError(413, "body-too-large", f"a batch is limited to {MAX_BATCH_BYTES} bytes")
     try:
@@ -57,6 +63,7 @@ def decode(body: bytes, path_type: str | None = None) -> Decoded:
         raise ProtocolError(400, "invalid-json", "the body is not JSON") from None
     if not isinstance(document, dict):
         raise ProtocolError(400, "invalid-json", "the body must be a JSON object")
+    key = document.get("writeKey")
     if path_type is None:
         messages = document.get("batch")
         if not isinstance(messages, list):
@@ -76,21 +83,7 @@ def decode(body: bytes, path_type: str | None = None) -> Decoded:
             records.append(_record(message, shared, sent_at, path_type))
         except _Refused as refused:
             errors.append(ItemError(index, refused.code, refused.message))
-    return Decoded(records, errors)
-
-
-def body_write_key(body: bytes) -> str | None:
-    """The ``writeKey`` a JSON body carries at its top level (or None), for authentication.
-
-    Read before ``decode`` (which strips it) so that a key in the body alone, as analytics.js may
-    send it, authenticates the request; a body that is not a JSON object has none.
-    """
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    key = document.get("writeKey") if isinstance(document, dict) else None
-    return key if isinstance(key, str) and key else None
+    return Decoded(records, errors), key if isinstance(key, str) and key else None
 
 
 def encode_success() -> tuple[int, bytes, str]:

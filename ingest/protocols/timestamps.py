@@ -41,8 +41,15 @@ def from_iso8601(value: object) -> str | None:
         return None
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        shifted = bool(moment.utcoffset())
+        if shifted:
+            moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return from_unix_seconds(moment.timestamp())
+    if moment.year < 1970:
+        return None
+    # Exact to the microsecond, with no float round trip. A UTC time in the extended form (what the
+    # SDKs send) already holds the text up to the seconds, which fromisoformat has validated.
+    if not shifted and len(value) >= 19 and value[10] == "T" and value[13] == value[16] == ":":
+        return f"{value[:19]}.{moment.microsecond:06d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

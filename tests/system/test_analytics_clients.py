@@ -35,8 +35,23 @@ from tests.support.localkit import wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CALLS = 200
-SDKS = ("segment-analytics-python==2.4.0", "rudder-sdk-python==2.1.9", "posthog==7.91.1")
-TENANTS = ("segment", "segment-retry", "rudder", "rudder-retry", "posthog", "posthog-retry")
+SDKS = (
+    "segment-analytics-python==2.4.0",
+    "rudder-sdk-python==2.1.9",
+    "posthog==7.91.1",
+    "snowplow-tracker==1.1.0",
+)
+TENANTS = (
+    "segment",
+    "segment-retry",
+    "rudder",
+    "rudder-retry",
+    "posthog",
+    "posthog-retry",
+    "snowplow",
+    "snowplow-bearer",
+    "snowplow-retry",
+)
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 KINDS = ("track", "identify", "page", "alias")
 
@@ -344,4 +359,170 @@ def test_posthog_sdk_with_a_wrong_key_gets_a_permanent_refusal(running: Running,
     errors = run_posthog_client(sdk_python, running.api, "slk_" + "P" * 43, "posthog-wrong", 3)
     # THEN one error, a 401 posthog-python does not retry
     assert len(errors) == 1 and "401" in errors[0], errors
+    assert time.monotonic() - started < 60
+
+
+# --- snowplow-tracker, the tracker protocol (tp2) ---------------------------------------------------
+
+
+def short_note(i: int) -> str:
+    """A note of at most 2,000 characters: after a failure the Python tracker sends its whole buffer
+    in one request, which must stay under the body limit (docs/protocols.md)."""
+    return note(i)[:2000]
+
+
+SNOWPLOW_CLIENT = """
+import json, sys, time
+from snowplow_tracker import Emitter, PageView, SelfDescribing, SelfDescribingJson, StructuredEvent, Tracker
+import requests
+endpoint, bearer, tag, n, base64 = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] == "b64"
+sent, failures = [], []
+session = requests.Session()
+if bearer:
+    session.headers["Authorization"] = "Bearer " + bearer
+emitter = Emitter(endpoint, method="post", batch_size=50, max_retry_delay_seconds=2, session=session,
+                  on_success=lambda events: sent.extend(events),
+                  on_failure=lambda count, events: failures.append(len(events)))
+tracker = Tracker(namespace="sys", emitters=emitter, app_id="shop", encode_base64=base64)
+eids = {}
+for i in range(n):
+    ctx = [SelfDescribingJson("iglu:com.acme/order_context/jsonschema/1-0-0", {"seq": i, "tag": tag, "note": short_note(i)})]
+    kind = i % 4
+    if kind == 0:
+        event = PageView(page_url=f"https://example.com/{tag}/{i}", page_title=f"Café {i} ✓", context=ctx)
+    elif kind == 1:
+        event = StructuredEvent(category="shop", action="add", label=f"{tag}-{i}", property_="日本語", value=i)
+    elif kind == 2:
+        event = SelfDescribing(SelfDescribingJson("iglu:com.acme/order/jsonschema/1-0-0", {"seq": i, "note": short_note(i)}), context=ctx)
+    else:
+        event = SelfDescribing(SelfDescribingJson("iglu:com.acme/checkout/jsonschema/1-0-0", {"seq": i, "total": 1.5}))
+    eids[tracker.track(event)] = i
+tracker.flush()
+deadline = time.monotonic() + 240
+while len(sent) < n and time.monotonic() < deadline:
+    with emitter.lock:  # held while a batch is taken from the store and sent: no send is in flight
+        if not emitter.retry_timer.is_active() and emitter.event_store.size() == 0:
+            break  # nothing waits to be sent again: the rest was dropped
+    time.sleep(0.5)
+    tracker.flush()
+print("RESULT=" + json.dumps({"eids": eids, "sent": len(sent), "failures": failures}))
+"""
+SNOWPLOW_TYPES = (
+    "pv",
+    "se",
+    "ue:iglu:com.acme/order/jsonschema/1-0-0",
+    "ue:iglu:com.acme/checkout/jsonschema/1-0-0",
+)
+
+
+def run_snowplow_client(
+    python: Path, endpoint: str, tag: str, bearer: str = "", n: int = CALLS, base64: bool = True
+) -> dict[str, Any]:
+    script = inspect.getsource(note) + inspect.getsource(short_note) + SNOWPLOW_CLIENT
+    out = subprocess.run(
+        [str(python), "-c", script, endpoint, bearer, tag, str(n), "b64" if base64 else "plain"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT=")), None)
+    assert line is not None, out.stdout[-1000:] + out.stderr[-3000:]
+    result: dict[str, Any] = json.loads(line.removeprefix("RESULT="))
+    return result
+
+
+def snowplow_stored(
+    probe: StackInspector, eids: dict[str, int], timeout: float = 240
+) -> dict[int, list[dict[str, Any]]]:
+    def collect() -> dict[int, list[dict[str, Any]]]:
+        found: dict[int, list[dict[str, Any]]] = {}
+        for item in probe.stored_items():
+            record = stored_record(deserialize_item(item))
+            i = eids.get(str((record.get("client") or {}).get("event_id", "")))
+            if i is not None:
+                found.setdefault(i, []).append(record)
+        return found
+
+    wait_for(lambda: sum(len(v) for v in collect().values()) >= len(eids), timeout=timeout, interval=2)
+    time.sleep(3)
+    return collect()
+
+
+def check_snowplow_stored(found: dict[int, list[dict[str, Any]]], tenant: str, key: str) -> None:
+    assert sorted(found) == list(range(CALLS)), f"missing: {sorted(set(range(CALLS)) - set(found))[:10]}"
+    doubles = {i: len(v) for i, v in found.items() if len(v) != 1}
+    assert not doubles, f"stored more than once: {doubles}"
+    for i, (record,) in sorted(found.items()):
+        payload = record["payload"]
+        kind = i % 4
+        assert (record["tenant_id"], record["kind"], record["source"]["protocol"]) == (
+            tenant,
+            "event",
+            "snowplow",
+        )
+        assert record["type"] == SNOWPLOW_TYPES[kind]
+        assert payload["aid"] == "shop" and payload["e"] == SNOWPLOW_TYPES[kind][:2]
+        assert key not in json.dumps(record)
+        assert not {"ue_pr", "ue_px", "co", "cx"} & set(payload)
+        if kind == 1:
+            assert (payload["se_la"], payload["se_pr"], payload["se_va"]) == (
+                f"{tenant}-{i}",
+                "日本語",
+                str(i),
+            )
+            continue
+        if kind == 3:
+            assert payload["unstruct_event"]["data"]["data"] == {"seq": i, "total": 1.5}
+            continue
+        (context,) = payload["contexts"]["data"]
+        assert context["schema"] == "iglu:com.acme/order_context/jsonschema/1-0-0"
+        fields = context["data"]
+        assert (fields["seq"], fields["tag"]) == (i, tenant)
+        expected = EMAIL.sub("[REDACTED:email]", short_note(i)) if i % 10 == 0 else short_note(i)
+        assert fields["note"] == expected
+        if kind == 0:
+            assert payload["page"] == f"Café {i} ✓"
+        else:
+            assert payload["unstruct_event"]["data"]["data"] == {"seq": i, "note": expected}
+
+
+def test_snowplow_tracker_with_the_key_in_the_collector_path_stores_every_event_once(
+    running: Running, sdk_python: Path
+) -> None:
+    endpoint = f"{running.api}/t/{running.keys['snowplow']}"
+    result = run_snowplow_client(sdk_python, endpoint, "snowplow")
+    assert (result["sent"], result["failures"]) == (CALLS, [])
+    eids = {eid: i for eid, i in result["eids"].items()}
+    check_snowplow_stored(snowplow_stored(running.probe, eids), "snowplow", running.keys["snowplow"])
+
+
+def test_snowplow_tracker_with_a_bearer_header_stores_every_event_once(
+    running: Running, sdk_python: Path
+) -> None:
+    key = running.keys["snowplow-bearer"]
+    result = run_snowplow_client(sdk_python, running.api, "snowplow-bearer", bearer=key, base64=False)
+    assert (result["sent"], result["failures"]) == (CALLS, [])
+    check_snowplow_stored(snowplow_stored(running.probe, result["eids"]), "snowplow-bearer", key)
+
+
+def test_snowplow_tracker_retries_through_503s_and_stores_every_event_once(
+    running: Running, sdk_python: Path
+) -> None:
+    proxy = FaultProxy(running.api)
+    url = proxy.start()
+    key = running.keys["snowplow-retry"]
+    try:
+        result = run_snowplow_client(sdk_python, f"{url}/t/{key}", "snowplow-retry")
+    finally:
+        proxy.stop()
+    # THEN every event was sent in the end: the tracker's failures were the proxy's 503s, retried
+    assert result["sent"] == CALLS and result["failures"]
+    assert {"refused", "lost-answer", "forwarded"} <= set(proxy.seen)
+    check_snowplow_stored(snowplow_stored(running.probe, result["eids"]), "snowplow-retry", key)
+
+
+def test_snowplow_tracker_with_a_wrong_key_is_refused_for_good(running: Running, sdk_python: Path) -> None:
+    started = time.monotonic()
+    result = run_snowplow_client(sdk_python, f"{running.api}/t/slk_{'S' * 43}", "snowplow-wrong", n=3)
+    # THEN a 401, which the tracker does not retry: nothing sent, one failure, no waiting on retries
+    assert (result["sent"], result["failures"]) == (0, [3])
     assert time.monotonic() - started < 60

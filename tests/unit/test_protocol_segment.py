@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import gzip
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 from core.settings import IngestSettings
 from ingest import handler, keyauth
 from ingest.apikeys import generate_key
-from ingest.protocols import segment
+from ingest.protocols import segment, timestamps
 from ingest.protocols.records import ProtocolError
 from ingest.publish import SinkResult
 from tests.support.fakes import LambdaContext, MemorySink, http_event, parse_envelope
@@ -138,11 +139,11 @@ def test_unreadable_requests_are_refused_whole(body: bytes, status: int, code: s
     assert (refused.value.status, refused.value.code) == (status, code)
 
 
-def test_the_body_write_key_is_read_only_from_a_json_object() -> None:
-    assert segment.body_write_key(b'{"writeKey": "k1", "batch": []}') == "k1"
-    assert segment.body_write_key(b'{"writeKey": 5}') is None
-    assert segment.body_write_key(b"[1]") is None
-    assert segment.body_write_key(b"\xff") is None
+def test_the_body_write_key_is_read_from_the_same_parse() -> None:
+    assert segment.decode_with_key(b'{"writeKey": "k1", "batch": []}')[1] == "k1"
+    assert segment.decode_with_key(b'{"writeKey": 5, "batch": []}')[1] is None
+    assert segment.decode_with_key(b'{"writeKey": "", "batch": []}')[1] is None
+    assert segment.decode_with_key(b'{"writeKey": "k2", "userId": "u", "event": "e"}', "track")[1] == "k2"
 
 
 @given(st.binary(max_size=512))
@@ -350,3 +351,38 @@ def test_any_bytes_on_the_segment_routes_give_2xx_or_4xx(stack: Stack, body: byt
         http_event(route, body, {"authorization": basic(KEY_A)}), LambdaContext()
     )
     assert response["statusCode"] < 500, response
+
+
+# --- ISO 8601 times, as the analytics SDKs send them ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-12-01T10:20:30.123456+00:00", "2026-12-01T10:20:30.123456Z"),
+        ("2024-03-01T10:20:30.123Z", "2024-03-01T10:20:30.123000Z"),
+        ("2024-03-01T10:20:30", "2024-03-01T10:20:30.000000Z"),
+        ("2024-03-01T12:20:30.5+02:00", "2024-03-01T10:20:30.500000Z"),
+        ("2024-03-01 10:20:30", "2024-03-01T10:20:30.000000Z"),
+        ("2024-03-01", "2024-03-01T00:00:00.000000Z"),
+        ("1969-12-31T23:59:59Z", None),
+        ("2024-13-01T00:00:00Z", None),
+        ("0001-01-01T00:00:00+01:00", None),
+        ("yesterday", None),
+        (1709288430, None),
+    ],
+)
+def test_iso_times_become_the_envelopes_utc_text(value: object, expected: str | None) -> None:
+    assert timestamps.from_iso8601(value) == expected
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1970, 1, 2),
+        max_value=datetime(9998, 12, 31),
+        timezones=st.sampled_from([UTC, None]),
+    )
+)
+def test_iso_times_round_trip_to_the_microsecond(moment: datetime) -> None:
+    expected = moment.replace(tzinfo=None).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert timestamps.from_iso8601(moment.isoformat()) == expected
