@@ -109,7 +109,7 @@ def _record(message: Any, shared: dict[str, Any], sent_at: Any, path_type: str |
     kind = message.get("type", path_type)
     if path_type is not None and kind != path_type:
         raise _Refused("invalid-type", f"a message posted to /v1/{path_type} must have type {path_type!r}")
-    if kind not in TYPES:
+    if not isinstance(kind, str) or kind not in TYPES:
         raise _Refused("invalid-type", f"'type' must be one of {', '.join(sorted(TYPES))}")
     event_type: str = kind
     if kind == "track":

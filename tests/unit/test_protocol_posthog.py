@@ -301,3 +301,27 @@ def test_any_bytes_on_the_capture_routes_give_2xx_or_4xx(
     if compression:
         event["queryStringParameters"] = {"compression": compression}
     assert handler.lambda_handler(event, LambdaContext())["statusCode"] < 500
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)  # fmt: skip
+EVENT_FIELDS = ("event", "distinct_id", "uuid", "timestamp", "properties", "api_key", "token", "$set", "type")
+EVENTS = st.dictionaries(st.sampled_from(EVENT_FIELDS), JSON_VALUES | st.just(KEY_A))
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(
+    document=st.dictionaries(
+        st.sampled_from(("batch", "api_key", "token", "sent_at", *EVENT_FIELDS)),
+        JSON_VALUES | st.lists(EVENTS | JSON_VALUES, max_size=4) | EVENTS | st.just(KEY_A),
+    )
+    | st.lists(EVENTS, max_size=4),
+    route=st.sampled_from(sorted(handler.POSTHOG_ROUTES)),
+)
+def test_any_json_of_posthogs_shape_gives_2xx_or_4xx(stack: Stack, document: Any, route: str) -> None:
+    response = handler.lambda_handler(http_event(route, orjson.dumps(document)), LambdaContext())
+    assert response["statusCode"] < 500, response

@@ -100,6 +100,8 @@ def test_a_single_call_takes_its_type_from_the_path() -> None:
         (5, "not-an-object"),
         ({"type": "purchase", "userId": "u"}, "invalid-type"),
         ({"userId": "u"}, "invalid-type"),
+        ({"type": {}, "userId": "u"}, "invalid-type"),
+        ({"type": ["track"], "event": "x", "userId": "u"}, "invalid-type"),
         ({"type": "track", "userId": "u"}, "missing-event"),
         ({"type": "track", "event": "", "userId": "u"}, "missing-event"),
         ({"type": "identify"}, "missing-identity"),
@@ -386,3 +388,36 @@ def test_iso_times_become_the_envelopes_utc_text(value: object, expected: str | 
 def test_iso_times_round_trip_to_the_microsecond(moment: datetime) -> None:
     expected = moment.replace(tzinfo=None).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     assert timestamps.from_iso8601(moment.isoformat()) == expected
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)  # fmt: skip
+MESSAGE_FIELDS = ("type", "event", "userId", "anonymousId", "messageId", "timestamp", "properties", "context",
+                  "integrations", "traits", "writeKey", "tenant_id")  # fmt: skip
+MESSAGES = st.dictionaries(
+    st.sampled_from(MESSAGE_FIELDS), JSON_VALUES | st.sampled_from(sorted(segment.TYPES))
+)
+
+
+BATCHES = st.fixed_dictionaries(
+    {"batch": st.lists(MESSAGES | JSON_VALUES, max_size=4)},
+    optional={name: JSON_VALUES for name in ("context", "integrations", "sentAt", "writeKey", "tenant_id")},
+)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(
+    route_document=st.tuples(st.just("POST /v1/batch"), BATCHES)
+    | st.tuples(st.sampled_from(sorted(handler.SEGMENT_ROUTES - {"POST /v1/batch"})), MESSAGES)
+)
+def test_any_json_of_segments_shape_gives_2xx_or_4xx(stack: Stack, route_document: tuple[str, Any]) -> None:
+    route, document = route_document
+    body = orjson.dumps(document)
+    response = handler.lambda_handler(
+        http_event(route, body, {"authorization": basic(KEY_A)}), LambdaContext()
+    )
+    assert response["statusCode"] < 500, (response, body)

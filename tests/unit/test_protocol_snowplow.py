@@ -254,3 +254,19 @@ def test_any_bytes_on_the_snowplow_routes_give_2xx_or_4xx(
 ) -> None:
     assert call(TP2_KEYED, body, key=KEY_A)["statusCode"] < 500
     assert call("GET /t/{key}/i", None, key=KEY_A, query=query)["statusCode"] < 500
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+EVENT_FIELDS = ("e", "eid", "dtm", "ttm", "ue_pr", "ue_px", "co", "cx", "aid")
+EVENTS = st.dictionaries(st.sampled_from(EVENT_FIELDS), JSON_VALUES | st.just(b64url(LINK_CLICK)))
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(data=st.lists(EVENTS | JSON_VALUES, max_size=4), schema=st.sampled_from([payload()["schema"], "x", 5]))
+def test_any_json_of_snowplows_shape_gives_2xx_or_4xx(stack: Stack, data: list[Any], schema: Any) -> None:
+    body = orjson.dumps({"schema": schema, "data": data})
+    assert call(TP2_KEYED, body, key=KEY_A)["statusCode"] < 500
