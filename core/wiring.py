@@ -49,6 +49,7 @@ class RouteWiring:
     key: str  # API Gateway's route key: "METHOD /path", a path parameter written {name}
     authorizer: bool  # guarded by the API key authorizer when auth is on
     function: str  # the function that serves it, a key of ``Wiring.handlers``
+    key_in_function: bool = False  # the function checks an API key itself (ingest/keyauth.py)
 
     @property
     def method(self) -> str:

@@ -4,6 +4,8 @@ locals {
   # authorizer guards a route when var.auth_enabled and its "authorizer" is true. Webhooks are
   # authenticated by their signature inside the ingest function; health and the OpenAPI document are public.
   routes = local.wiring.routes
+  # Routes whose API key the ingest function checks itself (core/wiring.json key_in_function).
+  key_in_function_routes = [for k, r in local.routes : k if try(r.key_in_function, false)]
 }
 
 resource "aws_apigatewayv2_api" "http" {
@@ -90,12 +92,24 @@ resource "aws_apigatewayv2_stage" "default" {
   # Gateway before it reaches the function, so it cannot take the concurrency /events needs
   # (docs/quotas.md, public routes). A public route without its own entry takes public_route_default.
   dynamic "route_settings" {
-    for_each = { for k, r in local.routes : k => lookup(var.public_route_throttling, k, var.public_route_default) if !r.authorizer }
+    for_each = { for k, r in local.routes : k => lookup(var.public_route_throttling, k, var.public_route_default) if !r.authorizer && !contains(local.key_in_function_routes, k) }
     content {
       route_key                = route_settings.key
       throttling_burst_limit   = route_settings.value.burst_limit
       throttling_rate_limit    = route_settings.value.rate_limit
-      detailed_metrics_enabled = true
+      detailed_metrics_enabled = var.detailed_route_metrics_enabled
+    }
+  }
+
+  # Routes whose API key is checked in the function (Segment, PostHog, Snowplow: no authorizer) get
+  # their own, lower limits: unauthenticated floods reach the function and the key store.
+  dynamic "route_settings" {
+    for_each = toset(local.key_in_function_routes)
+    content {
+      route_key                = route_settings.value
+      throttling_burst_limit   = var.key_in_function_throttling_burst_limit
+      throttling_rate_limit    = var.key_in_function_throttling_rate_limit
+      detailed_metrics_enabled = var.detailed_route_metrics_enabled
     }
   }
 

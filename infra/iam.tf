@@ -14,9 +14,10 @@ locals {
     ingest = concat([
       { sid = "PublishToQueue", actions = ["sqs:SendMessage"], resources = [aws_sqs_queue.events.arn] },
       { sid = "PublishToStream", actions = ["kinesis:PutRecord", "kinesis:PutRecords"], resources = [aws_kinesis_stream.events.arn] },
-      # Quotas (ingest/quota_store.py): only the items under these two prefixes of the API keys table,
-      # never a key's item (a key hash is 64 hex digits).
-      { sid = "ReadQuotaOverrides", actions = ["dynamodb:GetItem"], resources = [aws_dynamodb_table.api_keys.arn], leading_keys = ["quota#*"] },
+      # API keys checked in the function (ingest/keyauth.py: Segment, PostHog, Snowplow, whose key is in the
+      # body or whose refusals must be in the protocol's shape), and the quota overrides (quota#<tenant>).
+      { sid = "LookUpApiKeys", actions = ["dynamodb:GetItem"], resources = [aws_dynamodb_table.api_keys.arn] },
+      # Quota leases (ingest/quota_store.py): only the items under quota-state#, never a key's item.
       { sid = "LeaseQuotaState", actions = ["dynamodb:UpdateItem"], resources = [aws_dynamodb_table.api_keys.arn], leading_keys = ["quota-state#*"] },
       ], var.webhook_secrets_arn == null ? [] : [
       { sid = "ReadWebhookSecrets", actions = ["secretsmanager:GetSecretValue"], resources = [var.webhook_secrets_arn] },

@@ -229,6 +229,18 @@ variable "throttling_burst_limit" {
   default     = 500
 }
 
+variable "key_in_function_throttling_burst_limit" {
+  type        = number
+  description = "Throttling burst limit of the routes whose API key the function checks (Segment, PostHog)."
+  default     = 200
+}
+
+variable "key_in_function_throttling_rate_limit" {
+  type        = number
+  description = "Throttling steady-state rate limit (requests per second) of the routes whose API key the function checks."
+  default     = 500
+}
+
 variable "throttling_rate_limit" {
   type        = number
   description = "Default route throttling steady-state rate limit (requests per second) of the $default stage."

@@ -2,7 +2,8 @@
 
 The key is taken from ``Bearer <key>`` or from ``Basic base64(<user>:<key>)``, the password being the
 key and the user name anything (Loki's clients, Promtail, Alloy and python-logging-loki, offer Basic
-auth; many put the tenant there).
+auth; many put the tenant there), or from ``Basic base64(<key>:)``, the user name being the key when
+the password is empty (the Segment and RudderStack SDKs' write key).
 
 REQUEST authorizer, payload format 2.0, simple responses. API Gateway caches each decision for the
 identity source (``$request.header.Authorization``) for its TTL (300 s), so DynamoDB sees one GetItem per
@@ -92,9 +93,24 @@ def basic_password(authorization: str) -> str | None:
     return password if colon and password else None
 
 
+def basic_username_key(authorization: str) -> str | None:
+    """The user name of ``Basic base64(user:)`` (an empty password), as the Segment and RudderStack
+    SDKs send their write key; None for anything else."""
+    parts = authorization.split()
+    if len(parts) != 2 or parts[0].lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(parts[1], validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    user, colon, password = decoded.partition(":")
+    return user if colon and user and not password else None
+
+
 def api_key_of(authorization: str) -> str | None:
-    """The API key an Authorization value carries: a Bearer token or a Basic password."""
-    return bearer_token(authorization) or basic_password(authorization)
+    """The API key an Authorization value carries: a Bearer token, a Basic password, or the Basic user
+    name when the password is empty (``base64(writeKey:)``, the Segment convention)."""
+    return bearer_token(authorization) or basic_password(authorization) or basic_username_key(authorization)
 
 
 def decide(event: Mapping[str, Any], lookup: Lookup) -> Decision:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from core.observability import discard_metrics_if_disabled, log_json
 from core.settings import IngestSettings
 from ingest.problems import Problem
 from ingest.protocols import Reply, native
+from ingest.protocols.records import Decoded
 from ingest.publish import KinesisPublisher, RecordSink, SqsPublisher
 from ingest.quotas import QuotaEnforcer, policy_from_settings
 from ingest.service import HttpRequest, IngestService, Receipt
@@ -33,6 +35,17 @@ app = APIGatewayHttpResolver(serializer=_json)
 OPENAPI_PATH = Path(__file__).parent / "openapi.json"
 OTLP_ROUTE = "POST /v1/logs"
 LOKI_ROUTE = "POST /loki/api/v1/push"
+BINARY_CONTENT_TYPES = frozenset({"application/x-protobuf", "image/gif"})
+SEGMENT_TYPES = ("track", "identify", "page", "screen", "group", "alias")
+SEGMENT_ROUTES = frozenset({"POST /v1/batch", *(f"POST /v1/{name}" for name in SEGMENT_TYPES)})
+# PostHog's capture paths, each declared with and without its trailing slash (route keys are exact).
+POSTHOG_PATHS = ("/batch", "/capture", "/e", "/i/v0/e")
+POSTHOG_ROUTES = frozenset(f"POST {path}{slash}" for path in POSTHOG_PATHS for slash in ("", "/"))
+# Snowplow's collector paths; under /t/{key} for trackers that cannot send a header.
+SNOWPLOW_TP2 = "/com.snowplowanalytics.snowplow/tp2"
+SNOWPLOW_ROUTES = frozenset(
+    {f"POST {SNOWPLOW_TP2}", "GET /i", f"POST /t/{{key}}{SNOWPLOW_TP2}", "GET /t/{key}/i"}
+)
 
 
 @functools.cache
@@ -119,8 +132,8 @@ def _accepted(route: str, receipt: Receipt, reply: Reply | None = None) -> Respo
 
 def _response(reply: Reply) -> Response[Any]:
     body = reply.body
-    if isinstance(body, bytes) and reply.content_type != "application/x-protobuf":
-        body = body.decode()  # JSON and text go as text; only binary protobuf needs base64
+    if isinstance(body, bytes) and reply.content_type not in BINARY_CONTENT_TYPES:
+        body = body.decode()  # JSON and text go as text; only binary bodies need base64
     return Response(
         status_code=reply.status,
         content_type=reply.content_type,
@@ -200,6 +213,182 @@ def post_loki_push() -> Response[Any]:
     return _accepted(route, receipt, Reply(status, no_media, empty))
 
 
+def _segment(path_type: str | None) -> Response[Any]:
+    """One Segment HTTP Tracking API request: the write key from Basic auth or the body's
+    ``writeKey`` (both, when sent, must be the same key), checked here (``ingest.keyauth``).
+
+    The body is decoded once, before the key is checked (it may hold the key): an unreadable body is
+    a 400 whatever its key."""
+    from ingest.authorizer import api_key_of
+    from ingest.keyauth import tenant_for_key
+    from ingest.protocols import segment
+    from ingest.protocols.records import ProtocolError
+
+    route = f"POST /v1/{path_type or 'batch'}"
+    request = _request(route)
+    authorization = request.headers.get("authorization")
+    header_key = api_key_of(authorization) if authorization else None
+    decoded: list[tuple[Decoded, str | None]] = []
+
+    def decode(data: bytes) -> tuple[Decoded, str | None]:
+        if not decoded:
+            decoded.append(segment.decode_with_key(data, path_type))
+        return decoded[0]
+
+    def authenticate(data: bytes) -> str:
+        try:
+            body_key = decode(data)[1]
+        except ProtocolError as exc:
+            raise Problem(exc.status, exc.code, exc.message) from None
+        if header_key and body_key and body_key != header_key:
+            raise Problem(
+                403, "tenant-forbidden", "the body's writeKey is not the key of the Authorization header"
+            )
+        return tenant_for_key(header_key or body_key)
+
+    receipt = service().ingest_protocol(
+        request,
+        "segment",
+        lambda data: decode(data)[0],
+        _remaining_seconds(),
+        authenticate=authenticate,
+    )
+    status, body, media = segment.encode_success()
+    if receipt.body["rejected"]:
+        body = orjson.dumps(
+            {"success": True, "rejected": receipt.body["rejected"], "errors": receipt.body["errors"][:100]}
+        )
+    return _accepted(route, receipt, Reply(status, media, body))
+
+
+@app.post("/v1/batch")
+def post_segment_batch() -> Response[Any]:
+    return _segment(None)
+
+
+def _segment_route(path_type: str) -> None:
+    app.post(f"/v1/{path_type}")(lambda: _segment(path_type))
+
+
+for _type in SEGMENT_TYPES:
+    _segment_route(_type)
+
+
+def _posthog(route: str) -> Response[Any]:
+    """One PostHog capture request: every key it carries (``api_key``, ``token``, each event's
+    ``properties.token``, a Bearer header) must be one key, checked here (``ingest.keyauth``).
+
+    The key is in the body, so the body is decoded before the key is checked: an unreadable body is
+    a 400 whatever its key.
+    """
+    from ingest.authorizer import bearer_token
+    from ingest.keyauth import tenant_for_key
+    from ingest.protocols import posthog
+    from ingest.protocols.records import ProtocolError
+
+    request = _request(route)
+    content_type = request.headers.get("content-type")
+    compression = (app.current_event.query_string_parameters or {}).get("compression")
+    authorization = request.headers.get("authorization")
+    header_key = bearer_token(authorization) if authorization else None
+    svc = service()
+    captured: list[posthog.Capture] = []
+
+    def capture(data: bytes) -> posthog.Capture:
+        if not captured:
+            captured.append(
+                posthog.decode(
+                    data, content_type, compression, max_decompressed_bytes=svc.limits.max_decompressed_bytes
+                )
+            )
+        return captured[0]
+
+    def authenticate(data: bytes) -> str:
+        try:
+            keys = set(capture(data).keys)
+        except ProtocolError as exc:
+            raise Problem(exc.status, exc.code, exc.message) from None
+        if header_key:
+            keys.add(header_key)
+        if len(keys) > 1:
+            raise Problem(403, "tenant-forbidden", "the request carries more than one API key")
+        return tenant_for_key(next(iter(keys), None))
+
+    receipt = svc.ingest_protocol(
+        request,
+        "posthog",
+        lambda data: capture(data).decoded,
+        _remaining_seconds(),
+        authenticate=authenticate,
+    )
+    status, body, media = posthog.encode_success()
+    return _accepted(route, receipt, Reply(status, media, body))
+
+
+def _posthog_route(route: str) -> None:
+    app.post(route.split(" ", 1)[1])(lambda: _posthog(route))
+
+
+for _route in sorted(POSTHOG_ROUTES):
+    _posthog_route(_route)
+
+
+def _snowplow_tenant(request: HttpRequest, path_key: str | None) -> HttpRequest:
+    """The request with the tenant of its Snowplow key: the ``/t/{key}`` path segment (trackers send
+    no credential, but their collector URL can carry one) or ``Authorization: Bearer``; both, when
+    sent, must be the same key. Checked only when API keys are required."""
+    from ingest.authorizer import bearer_token
+    from ingest.keyauth import tenant_for_key
+
+    if service().settings.auth_mode != "api_key":
+        return request
+    authorization = request.headers.get("authorization")
+    header_key = bearer_token(authorization) if authorization else None
+    if path_key and header_key and path_key != header_key:
+        raise Problem(403, "tenant-forbidden", "the Authorization key is not the key of the path")
+    return replace(request, auth_tenant=tenant_for_key(path_key or header_key))
+
+
+def _snowplow_post(route: str, path_key: str | None) -> Response[Any]:
+    from ingest.protocols import snowplow
+
+    request = _snowplow_tenant(_request(route), path_key)
+    receipt = service().ingest_protocol(request, "snowplow", snowplow.decode_post, _remaining_seconds())
+    return _accepted(route, receipt, Reply(200, "text/plain; charset=utf-8", "ok"))
+
+
+def _snowplow_pixel(route: str, path_key: str | None) -> Response[Any]:
+    from ingest.protocols import snowplow
+
+    request = _snowplow_tenant(_request(route), path_key)
+    params = app.current_event.query_string_parameters or {}
+    bytes_in = sum(len(k) + len(v) for k, v in params.items())
+    receipt = service().ingest_decoded(
+        request, "snowplow", snowplow.decode_get(params), bytes_in, _remaining_seconds()
+    )
+    return _accepted(route, receipt, Reply(200, snowplow.PIXEL_CONTENT_TYPE, snowplow.PIXEL))
+
+
+@app.post(SNOWPLOW_TP2)
+def post_snowplow() -> Response[Any]:
+    return _snowplow_post(f"POST {SNOWPLOW_TP2}", None)
+
+
+@app.post(f"/t/<key>{SNOWPLOW_TP2}")
+def post_snowplow_keyed(key: str) -> Response[Any]:
+    return _snowplow_post(f"POST /t/{{key}}{SNOWPLOW_TP2}", key)
+
+
+@app.get("/i")
+def get_snowplow_pixel() -> Response[Any]:
+    return _snowplow_pixel("GET /i", None)
+
+
+@app.get("/t/<key>/i")
+def get_snowplow_pixel_keyed(key: str) -> Response[Any]:
+    return _snowplow_pixel("GET /t/{key}/i", key)
+
+
 @app.post("/webhooks/<source>")
 def post_webhook(source: str) -> Response[Any]:
     route = "POST /webhooks/{source}"
@@ -233,6 +422,18 @@ def _problem_response(problem: Problem) -> Response[Any]:
         return _response(_otlp_problem(problem, (event.headers or {}).get("content-type")))
     if route == LOKI_ROUTE:
         return _response(_loki_problem(problem))
+    if route in POSTHOG_ROUTES:
+        from ingest.protocols import posthog
+
+        # Every event refused is a malformed request to PostHog's clients: 400, which they do not retry.
+        status = 400 if problem.code == "all-items-invalid" else problem.status
+        body, media = posthog.encode_error(status, problem.code, problem.detail)
+        return _response(Reply(status, media, body, dict(problem.headers)))
+    if route in SEGMENT_ROUTES:
+        from ingest.protocols import segment
+
+        body, media = segment.encode_error(problem.code, problem.detail)
+        return _response(Reply(problem.status, media, body, dict(problem.headers)))
     request_id = event.request_context.request_id if event else None
     return _response(native.encode(problem, request_id))
 

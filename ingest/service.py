@@ -32,6 +32,19 @@ ROUTE_KIND = {
     "POST /webhooks/{source}": "event",
     "POST /v1/logs": "log",
     "POST /loki/api/v1/push": "log",
+    **{
+        f"POST /v1/{name}": "event"
+        for name in ("batch", "track", "identify", "page", "screen", "group", "alias")
+    },
+    **{
+        f"POST {path}{slash}": "event"
+        for path in ("/batch", "/capture", "/e", "/i/v0/e")
+        for slash in ("", "/")
+    },
+    "POST /com.snowplowanalytics.snowplow/tp2": "event",
+    "GET /i": "event",
+    "POST /t/{key}/com.snowplowanalytics.snowplow/tp2": "event",
+    "GET /t/{key}/i": "event",
 }
 # Protocols whose records carry no id of their own and whose clients retry: a record is named by its
 # content, so a retried request maps to the same event ids (docs/architecture.md §6).
@@ -246,18 +259,28 @@ class IngestService:
         decode: Callable[[bytes], Decoded],
         remaining_seconds: float | None = None,
         keep_encodings: frozenset[str] = frozenset(),
+        authenticate: Callable[[bytes], str | None] | None = None,
     ) -> Receipt:
         """Ingest the records a protocol adapter decodes (``ingest/protocols/``) from the request's body.
 
         The body is read, size-checked and gunzipped (``Content-Encoding``) here, with the same caps as
         every route, then handed to ``decode``; ``keep_encodings`` are codings the adapter undoes itself
         (Loki's ``snappy``). A ``ProtocolError`` becomes the ``Problem`` of the same status and code.
+        ``authenticate``, for routes whose key is checked in the function (``ingest.keyauth``), gets the
+        decompressed body before ``decode`` and returns the credential's tenant (or raises a
+        ``Problem``); it is called only when API keys are required.
         """
         self._admit(request, requests=1)
         raw = self.read_body(request)
         self._admit(request, size=len(raw))
         data = decompress(raw, request.headers.get("content-encoding"), self.limits, keep_encodings)
-        self._admit(request, size=len(data) - len(raw))
+        if authenticate is not None and self.settings.auth_mode == "api_key":
+            # The key is in the body: the tenant is known only now, so the whole request is charged now
+            # (the checks above charged nothing: an unauthenticated request names no tenant to charge).
+            request = replace(request, auth_tenant=authenticate(data))
+            self._admit(request, requests=1, size=len(data))
+        else:
+            self._admit(request, size=len(data) - len(raw))
         try:
             decoded = decode(data)
         except ProtocolError as exc:
@@ -304,14 +327,18 @@ class IngestService:
         )
         return self._publish(request, normalized, decoded.errors, bytes_in, remaining_seconds)
 
-    def quota_tenant(self, request: HttpRequest) -> str:
+    def quota_tenant(self, request: HttpRequest) -> str | None:
         """The tenant a request's quotas are charged to, known before its body is read: the verified
-        webhook's or the API key's tenant, else ``X-Tenant-Id`` (``X-Scope-OrgID``), else
-        ``DEFAULT_TENANT`` (a body's ``tenant_id`` is known only after parsing)."""
+        webhook's or the API key's tenant; with API keys off, ``X-Tenant-Id`` (``X-Scope-OrgID``), else
+        ``DEFAULT_TENANT`` (a body's ``tenant_id`` is known only after parsing). None while API keys are
+        on and the request is not authenticated yet: an unverified header must never spend, and so
+        starve, another tenant's quota."""
         if request.webhook is not None:
             return str(request.webhook.tenant_id)
         if request.auth_tenant:
             return request.auth_tenant
+        if self.settings.auth_mode == "api_key":
+            return None
         return _header_tenant(request.headers, request.route) or self.settings.default_tenant
 
     def _admit(self, request: HttpRequest, requests: int = 0, size: int = 0, records: int = 0) -> None:
@@ -324,6 +351,8 @@ class IngestService:
         if self.quotas is None or (requests <= 0 and size <= 0 and records <= 0):
             return
         tenant = self.quota_tenant(request)
+        if tenant is None:
+            return
         try:
             self.quotas.admit(tenant, {"requests": requests, "bytes": size, "records": records})
         except QuotaExceeded as exc:
@@ -333,7 +362,7 @@ class IngestService:
             raise Problem(
                 429,
                 "throttled",
-                f"tenant {tenant} is over its {throttle.dimension} quota ({limit.rate:g}/s, burst "
+                f"this tenant is over its {throttle.dimension} quota ({limit.rate:g}/s, burst "
                 f"{limit.burst:g}); retry after {headers['Retry-After']} s",
                 extra={"retry_after": throttle.retry_after_seconds, "quota": throttle.dimension},
                 headers=headers,

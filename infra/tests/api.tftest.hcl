@@ -39,7 +39,7 @@ run "authorizer_guards_events_and_ingest" {
   command = apply
 
   assert {
-    condition     = toset(keys(aws_apigatewayv2_route.this)) == toset(["POST /events", "POST /ingest", "POST /v1/logs", "POST /loki/api/v1/push", "GET /health", "GET /openapi.json", "POST /webhooks/{source}"])
+    condition     = toset(keys(aws_apigatewayv2_route.this)) == toset(["POST /events", "POST /ingest", "POST /v1/logs", "POST /loki/api/v1/push", "GET /health", "GET /openapi.json", "POST /webhooks/{source}", "POST /v1/batch", "POST /v1/track", "POST /v1/identify", "POST /v1/page", "POST /v1/screen", "POST /v1/group", "POST /v1/alias", "POST /batch", "POST /batch/", "POST /capture", "POST /capture/", "POST /e", "POST /e/", "POST /i/v0/e", "POST /i/v0/e/", "POST /com.snowplowanalytics.snowplow/tp2", "GET /i", "POST /t/{key}/com.snowplowanalytics.snowplow/tp2", "GET /t/{key}/i"])
     error_message = "The API must expose exactly the documented routes."
   }
   assert {
@@ -51,6 +51,25 @@ run "authorizer_guards_events_and_ingest" {
     condition = alltrue([for r in ["GET /health", "GET /openapi.json", "POST /webhooks/{source}"] :
     aws_apigatewayv2_route.this[r].authorization_type == "NONE" && aws_apigatewayv2_route.this[r].authorizer_id == null])
     error_message = "Health, OpenAPI and webhooks (signature-checked in the function) take no authorizer."
+  }
+  assert {
+    condition = alltrue([for r in ["POST /v1/batch", "POST /v1/track", "POST /v1/identify", "POST /v1/page", "POST /v1/screen", "POST /v1/group", "POST /v1/alias"] :
+    aws_apigatewayv2_route.this[r].authorization_type == "NONE" && aws_apigatewayv2_route.this[r].authorizer_id == null])
+    error_message = "The Segment routes check their write key in the function (it may be in the body), not with the authorizer."
+  }
+  assert {
+    condition = alltrue([for r in ["POST /batch", "POST /batch/", "POST /capture", "POST /capture/", "POST /e", "POST /e/", "POST /i/v0/e", "POST /i/v0/e/"] :
+    aws_apigatewayv2_route.this[r].authorization_type == "NONE" && aws_apigatewayv2_route.this[r].authorizer_id == null])
+    error_message = "The PostHog routes take their key from the body: checked in the function, not by the authorizer."
+  }
+  assert {
+    condition = alltrue([for r in ["POST /com.snowplowanalytics.snowplow/tp2", "GET /i", "POST /t/{key}/com.snowplowanalytics.snowplow/tp2", "GET /t/{key}/i"] :
+    aws_apigatewayv2_route.this[r].authorization_type == "NONE" && aws_apigatewayv2_route.this[r].authorizer_id == null])
+    error_message = "The Snowplow routes take their key from the path or a Bearer header: checked in the function."
+  }
+  assert {
+    condition     = length(setsubtract(toset(["POST /v1/batch", "POST /v1/track", "POST /v1/identify", "POST /v1/page", "POST /v1/screen", "POST /v1/group", "POST /v1/alias", "POST /batch", "POST /batch/", "POST /capture", "POST /capture/", "POST /e", "POST /e/", "POST /i/v0/e", "POST /i/v0/e/", "POST /com.snowplowanalytics.snowplow/tp2", "GET /i", "POST /t/{key}/com.snowplowanalytics.snowplow/tp2", "GET /t/{key}/i"]), toset([for s in aws_apigatewayv2_stage.default.route_settings : s.route_key if s.throttling_rate_limit == var.key_in_function_throttling_rate_limit && s.throttling_burst_limit == var.key_in_function_throttling_burst_limit]))) == 0
+    error_message = "Every route keyed in the function has its own throttling, at the key-in-function limits."
   }
   assert {
     condition = (aws_apigatewayv2_authorizer.api_key[0].authorizer_type == "REQUEST" &&

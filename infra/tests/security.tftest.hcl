@@ -87,18 +87,19 @@ run "function_policies_are_scoped" {
   }
   assert {
     condition     = toset(flatten([for s in data.aws_iam_policy_document.function["ingest"].statement : tolist(s.actions)])) == toset(["sqs:SendMessage", "kinesis:PutRecord", "kinesis:PutRecords", "dynamodb:GetItem", "dynamodb:UpdateItem", "logs:CreateLogStream", "logs:PutLogEvents"])
-    error_message = "The ingest function may only publish to the queue and the stream, read quota overrides and lease quota state, and write its logs."
+    error_message = "The ingest function may only publish to the queue and the stream, look up API keys and quota overrides, lease quota state, and write its logs."
   }
   assert {
     condition = alltrue([for s in data.aws_iam_policy_document.function["ingest"].statement :
       !anytrue([for a in s.actions : startswith(a, "dynamodb:")]) || (
-        toset(s.resources) == toset([aws_dynamodb_table.api_keys.arn]) &&
-        length(s.condition) == 1 &&
-        alltrue([for c in s.condition : c.test == "ForAllValues:StringLike" && c.variable == "dynamodb:LeadingKeys" &&
-        (toset(c.values) == toset(["quota#*"]) && toset(s.actions) == toset(["dynamodb:GetItem"]) || toset(c.values) == toset(["quota-state#*"]) && toset(s.actions) == toset(["dynamodb:UpdateItem"]))])
+        toset(s.resources) == toset([aws_dynamodb_table.api_keys.arn]) && (
+          toset(s.actions) == toset(["dynamodb:GetItem"]) ||
+          toset(s.actions) == toset(["dynamodb:UpdateItem"]) && length(s.condition) == 1 &&
+          alltrue([for c in s.condition : c.test == "ForAllValues:StringLike" && c.variable == "dynamodb:LeadingKeys" && toset(c.values) == toset(["quota-state#*"])])
+        )
       )
     ])
-    error_message = "The ingest function may touch only quota#* (GetItem) and quota-state#* (UpdateItem) items of the API keys table, never a key."
+    error_message = "The ingest function may read the API keys table (key and quota-override lookups) and update only its quota-state#* items, never write a key."
   }
   assert {
     condition = alltrue([for s in data.aws_iam_policy_document.function["worker"].statement :

@@ -15,8 +15,9 @@ so only its own route pays for the import at cold start.
 
 ``native`` is sluice's own JSON/NDJSON/text protocol (``POST /events``, ``POST /ingest``,
 ``POST /webhooks/{source}``); ``otlp``, ``loki`` and ``form`` are what log shippers send (OTLP/HTTP logs,
-the Loki push API, stdlib ``logging.handlers.HTTPHandler``), decoding into ``records.Decoded`` or
-raising ``records.ProtocolError``.
+the Loki push API, stdlib ``logging.handlers.HTTPHandler``); ``segment`` and ``posthog`` what analytics
+SDKs send (the Segment HTTP Tracking API, PostHog capture, with ``lzstring`` for posthog-js's lz64):
+each decodes into ``records.Decoded`` or raises ``records.ProtocolError``.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 # From the Unix epoch (no shipper means an earlier time: it is a zero or a sign error) to the last
 # second a four-digit year can write.
@@ -31,3 +32,24 @@ def from_unix_seconds(seconds: float) -> str | None:
         return None
     micros = round(seconds * 1_000_000)
     return from_unix_nanos(micros * 1000)
+
+
+def from_iso8601(value: object) -> str | None:
+    """The same text for an ISO 8601 time as analytics SDKs send it (``2024-01-02T03:04:05.678Z``,
+    an offset, or none: read as UTC); None for anything else or out of range."""
+    if not isinstance(value, str) or not 10 <= len(value) <= 40:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+        shifted = bool(moment.utcoffset())
+        if shifted:
+            moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+    if moment.year < 1970:
+        return None
+    # Exact to the microsecond, with no float round trip. A UTC time in the extended form (what the
+    # SDKs send) already holds the text up to the seconds, which fromisoformat has validated.
+    if not shifted and len(value) >= 19 and value[10] == "T" and value[13] == value[16] == ":":
+        return f"{value[:19]}.{moment.microsecond:06d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

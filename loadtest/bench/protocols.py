@@ -5,6 +5,8 @@ record's body (the least the service does next with it).
 floor (issue 13): for protobuf, ``ParseFromString`` of the same bytes (after snappy for Loki, which any
 implementation must undo) and ``orjson.dumps`` of each record's line; for OTLP JSON, ``orjson.loads``
 of the body and ``orjson.dumps`` of each LogRecord object.
+floor (issue 14): for a Segment batch and a PostHog batch (what analytics-python and posthog-python
+send), ``orjson.loads`` of the body and ``orjson.dumps`` of each message object.
 
 Run: ``python -m loadtest.bench.protocols``. The implementations alternate round after round and the
 figures are medians (ratios: the median of each round's own ratio), as in ``loadtest.bench.cpu``.
@@ -25,7 +27,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from ingest.protocols import loki, otlp
+from ingest.protocols import loki, otlp, posthog, segment
 from loadtest.bench.cpu import _time_per_record
 from loadtest.bench.workload import log_line
 
@@ -97,6 +99,59 @@ def loki_body(n: int = RECORDS) -> bytes:
     return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
 
 
+def segment_body(n: int = RECORDS) -> bytes:
+    """What analytics-python posts to /v1/batch: n messages (track/identify/page/alias), context."""
+    kinds = ("track", "identify", "page", "alias")
+    batch = []
+    for i in range(n):
+        message: dict[str, Any] = {
+            "type": kinds[i % 4],
+            "userId": f"user-{i % 17}",
+            "messageId": f"3f1c9a2e-5b7d-4e8f-9a0b-{i:012d}",
+            "timestamp": "2026-12-01T10:20:30.123456+00:00",
+            "context": {"library": {"name": "analytics-python", "version": "2.4.0"}},
+            "integrations": {},
+        }
+        if i % 4 == 0:
+            message.update(
+                event="Order Completed", properties={"order": i, "total": 42.5, "note": log_line(i)}
+            )
+        elif i % 4 == 1:
+            message["traits"] = {"plan": "pro", "seq": i}
+        elif i % 4 == 2:
+            message.update(name="Home", properties={"url": f"https://example.com/{i}"})
+        else:
+            message["previousId"] = f"anon-{i}"
+        batch.append(message)
+    return orjson.dumps(
+        {"batch": batch, "sentAt": "2026-12-01T10:20:31+00:00", "writeKey": "slk_" + "k" * 43}
+    )
+
+
+def posthog_body(n: int = RECORDS) -> bytes:
+    """What posthog-python posts to /batch/: n events with uuid, distinct_id and properties."""
+    batch = [
+        {
+            "event": "Order Completed" if i % 2 else "$pageview",
+            "distinct_id": f"user-{i % 17}",
+            "uuid": f"0190f3a2-5c1e-7b3a-9f1e-{i:012d}",
+            "timestamp": "2026-12-01T10:20:30.123456+00:00",
+            "properties": {
+                "$lib": "posthog-python",
+                "$lib_version": "7.91.1",
+                "order": i,
+                "note": log_line(i),
+            },
+            "type": "capture",
+            "library": "posthog-python",
+        }
+        for i in range(n)
+    ]
+    return orjson.dumps(
+        {"api_key": "slk_" + "k" * 43, "batch": batch, "sent_at": "2026-12-01T10:20:31+00:00"}
+    )
+
+
 def _dump_bodies(decoded: Any) -> Any:
     dumps = orjson.dumps
     return [dumps(record.body) for record in decoded.records]
@@ -109,6 +164,11 @@ def cases() -> list[Case]:
     push = loki_body()
     dumps, loads = orjson.dumps, orjson.loads
     push_class = loki._push_request_class()
+    segment_batch = segment_body()
+    posthog_batch = posthog_body()
+
+    def batch_floor(body: bytes) -> Callable[[], Any]:
+        return lambda: [dumps(message) for message in loads(body)["batch"]]
 
     def proto_floor() -> Any:
         parsed = ExportLogsServiceRequest.FromString(proto)
@@ -150,6 +210,18 @@ def cases() -> list[Case]:
             lambda: _dump_bodies(loki.decode(push, loki.PROTOBUF)),
             loki_floor,
             len(push),
+        ),
+        Case(
+            "Segment batch, 100 messages",
+            lambda: _dump_bodies(segment.decode(segment_batch)),
+            batch_floor(segment_batch),
+            len(segment_batch),
+        ),
+        Case(
+            "PostHog batch, 100 events",
+            lambda: _dump_bodies(posthog.decode(posthog_batch, "application/json").decoded),
+            batch_floor(posthog_batch),
+            len(posthog_batch),
         ),
     ]
 

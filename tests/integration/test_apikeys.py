@@ -258,3 +258,24 @@ def test_quota_set_refuses_nothing_to_set_and_bad_tenants(dynamodb: Any) -> None
         keys_cli.main(["quota", "set", "--tenant", "a/b", "--records-per-second", "1"]) == keys_cli.EXIT_USAGE
     )
     assert raw_items(dynamodb) == []
+
+
+def test_the_in_function_key_check_against_the_real_store(dynamodb: Any) -> None:
+    # Segment, PostHog and Snowplow routes check keys in the ingest function (ingest/keyauth.py).
+    from ingest import keyauth
+    from ingest.problems import Problem
+
+    store = ApiKeyStore(TABLE, client=dynamodb)
+    key, record = store.create("acme")
+    seconds = [0.0]
+    cache = keyauth.KeyCache(store.lookup, ttl=60, clock=lambda: seconds[0])
+    assert cache.tenant_for(key) == "acme"
+    store.revoke(record.key_id)
+    assert cache.tenant_for(key) == "acme"  # cached, as the authorizer's decision is on API Gateway
+    seconds[0] = 61
+    assert cache.tenant_for(key) is None
+    # a store that cannot answer fails closed, and retryably
+    broken = keyauth.KeyCache(ApiKeyStore("no-such-table", client=dynamodb).lookup)
+    with pytest.raises(Problem) as refused:
+        broken.tenant_for(key)
+    assert (refused.value.status, refused.value.code) == (503, "auth-unavailable")

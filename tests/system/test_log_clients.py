@@ -19,14 +19,10 @@ import logging.handlers
 import re
 import subprocess
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +31,8 @@ import pytest
 from consumers.worker.items import stored_record
 from consumers.worker.store import deserialize_item
 from local.inspect import StackInspector
-from local.process import REPO, StackProcess
+from local.process import StackProcess
+from tests.support.clients import FaultProxy, client_venv, create_key
 from tests.support.localkit import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -44,14 +41,6 @@ RECORDS = 200
 LEVELS = [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL]
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 TENANTS = ("otel", "otel-retry", "otel-json", "loki", "stdlib")
-
-
-def create_key(state: Path, tenant: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "local", "--state-dir", str(state), "keys", "create", "--tenant", tenant],
-        cwd=REPO, capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
-    return out.stdout.splitlines()[0].strip()
 
 
 @dataclass
@@ -263,14 +252,7 @@ print("RESULTS=" + ",".join(sorted(set(results))))
 @pytest.fixture(scope="module")
 def json_exporter_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A venv with the OTLP JSON exporter, whose pins conflict with the protobuf exporter's."""
-    venv = tmp_path_factory.mktemp("otlp-json") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    python = venv / "bin" / "python"
-    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                              *JSON_EXPORTER], capture_output=True, text=True, timeout=600)  # fmt: skip
-    if install.returncode != 0:
-        pytest.skip(f"cannot install {' '.join(JSON_EXPORTER)}: {install.stderr[-500:]}")
-    return python
+    return client_venv(tmp_path_factory.mktemp("otlp-json"), JSON_EXPORTER)
 
 
 def test_otel_sdk_json_exporter_stores_every_record_once(
@@ -293,64 +275,6 @@ def test_otel_sdk_json_exporter_stores_every_record_once(
     assert record["source"]["protocol"] == "otlp"
     assert record["attributes"]["order_id"] == 7
     assert record["attributes"]["resource"]["service.name"] == "checkout"
-
-
-# --- the fault proxy: 503 with Retry-After before or after forwarding ---------------------------
-
-
-@dataclass
-class FaultProxy:
-    """An HTTP proxy in front of the API: of every three requests, the first is answered 503 without
-    being forwarded, the second is forwarded and its answer replaced by 503, the third goes through."""
-
-    upstream: str
-    seen: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def start(self) -> str:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                with proxy.lock:
-                    turn = len(proxy.seen) % 3
-                    proxy.seen.append(["refused", "lost-answer", "forwarded"][turn])
-                if turn == 0:
-                    self.answer(503, {"retry-after": "1", "content-type": "text/plain"}, b"try later\n")
-                    return
-                request = urllib.request.Request(f"{proxy.upstream}{self.path}", data=body, method="POST")  # noqa: S310
-                for name in ("content-type", "content-encoding", "authorization", "x-scope-orgid"):
-                    if self.headers.get(name):
-                        request.add_header(name, self.headers[name])
-                try:
-                    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-                        status, headers, data = response.status, dict(response.headers), response.read()
-                except urllib.error.HTTPError as error:
-                    status, headers, data = error.code, dict(error.headers), error.read()
-                if turn == 1:
-                    self.answer(503, {"retry-after": "1", "content-type": "text/plain"}, b"lost\n")
-                    return
-                self.answer(status, {"content-type": headers.get("Content-Type", "text/plain")}, data)
-
-            def answer(self, status: int, headers: dict[str, str], data: bytes) -> None:
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def test_otel_exporter_retries_through_503s_and_stores_everything_once(running: Running) -> None:

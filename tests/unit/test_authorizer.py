@@ -119,12 +119,28 @@ def test_basic_auth_with_the_key_as_password_is_authorized(user: str, scheme: st
     assert (decision.authorized, decision.tenant_id, decision.key_id) == (True, "acme", key_id_of(GOOD_KEY))
 
 
+@pytest.mark.parametrize("scheme", ["Basic", "basic"])
+def test_basic_auth_with_the_key_as_user_name_and_no_password_is_authorized(scheme: str) -> None:
+    # The Segment and RudderStack SDKs send their write key as base64(writeKey:).
+    authorization = basic(GOOD_KEY, "").replace("Basic", scheme, 1)
+    decision = authorizer.decide(authorizer_event(authorization), FakeKeys().lookup)
+    assert (decision.authorized, decision.tenant_id, decision.key_id) == (True, "acme", key_id_of(GOOD_KEY))
+
+
+def test_basic_auth_prefers_the_password_when_both_parts_are_set() -> None:
+    keys = FakeKeys()
+    decision = authorizer.decide(authorizer_event(basic(UNKNOWN_KEY, GOOD_KEY)), keys.lookup)
+    assert (decision.authorized, keys.looked_up) == (True, [GOOD_KEY])
+
+
 @pytest.mark.parametrize(
     ("authorization", "reason"),
     [
         (basic("acme", REVOKED_KEY), "unknown_or_revoked_key"),
         (basic("acme", UNKNOWN_KEY), "unknown_or_revoked_key"),
-        (basic(GOOD_KEY, ""), "malformed_credentials"),  # the key as user name, no password
+        (basic(REVOKED_KEY, ""), "unknown_or_revoked_key"),  # the Segment form, a revoked key
+        (basic("not-a-key", ""), "malformed_credentials"),
+        (basic("", ""), "malformed_credentials"),
         (basic("acme", "not-a-key"), "malformed_credentials"),
         ("Basic " + base64.b64encode(GOOD_KEY.encode()).decode(), "malformed_credentials"),  # no colon
         ("Basic !!!notbase64", "malformed_credentials"),

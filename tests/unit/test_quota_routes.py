@@ -138,3 +138,26 @@ def test_loki_gets_429_plain_text_with_retry_after(quota: tuple[IngestService, C
     assert status == 429
     assert headers["content-type"].startswith("text/plain") and headers["retry-after"] == "1"
     assert b"quota" in body
+
+
+def test_a_429_body_never_names_the_tenant(quota: tuple[IngestService, Clock]) -> None:
+    call(events(10, tenant="acme-secret-tenant"))
+    status, _, body = call(events(5, tenant="acme-secret-tenant"))
+    assert status == 429 and b"acme-secret-tenant" not in body
+
+
+def test_under_api_keys_an_unauthenticated_header_spends_no_tenants_quota() -> None:
+    # GIVEN API keys on, and a request that names a victim tenant in a header but has no credential yet
+    settings = IngestSettings.from_env({"QUEUE_URL": "q", "STREAM_NAME": "s", "AUTH_MODE": "api_key"})
+    clock = Clock()
+    enforcer = QuotaEnforcer(QuotaPolicy(requests=Limit(1, 1)), InMemoryQuotaStore(), clock)
+    service = IngestService(settings, [MemorySink("sqs"), MemorySink("kinesis")], enforcer)
+    from ingest.service import HttpRequest
+
+    anonymous = HttpRequest(route="POST /batch", headers={"x-tenant-id": "victim"}, body="{}")
+    # THEN it is charged to no tenant (a key in the body is checked later, and charged then)...
+    assert service.quota_tenant(anonymous) is None
+    for _ in range(5):
+        service._admit(anonymous, requests=1)
+    # ...so the victim's own authenticated request still has its whole quota
+    service._admit(HttpRequest(route="POST /events", headers={}, body="{}", auth_tenant="victim"), requests=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+import orjson
 import pytest
 
 from core import wiring
@@ -77,3 +78,15 @@ def test_terraform_takes_the_routes_from_the_wiring() -> None:
     assert not re.search(r'"(GET|POST|PUT|DELETE|PATCH) /', api), "a route key is written in infra/api.tf"
     wiring_tf = (REPO / "infra" / "locals.tf").read_text()
     assert "core/wiring.json" in wiring_tf
+
+
+def test_every_ingesting_route_names_the_kind_of_record_it_carries() -> None:
+    # source.route must be the route a record came by (the envelope schema enumerates them): a route
+    # missing from ROUTE_KIND would fall back to "POST /events" and the log kind.
+    from ingest.service import ROUTE_KIND
+
+    plain = {"GET /health", "GET /openapi.json"}
+    declared = {route.key for route in wiring.load().routes} - plain
+    assert set(ROUTE_KIND) == declared
+    schema = orjson.loads((REPO / "core/schema/envelope.v1.json").read_bytes())
+    assert set(schema["properties"]["source"]["properties"]["route"]["enum"]) == declared | {"replay"}
