@@ -15,7 +15,14 @@ from moto import mock_aws
 from moto.core import utils as moto_utils
 from moto.sqs import models
 
-from local.patches import PatchMismatch, sqs_clock, sqs_lazy_attributes, sqs_receive_lock
+from local.patches import (
+    PatchMismatch,
+    server_backend_lookup,
+    sqs_clock,
+    sqs_delete_scan,
+    sqs_lazy_attributes,
+    sqs_receive_lock,
+)
 from tests.conftest import REGION
 
 pytestmark = pytest.mark.integration
@@ -45,6 +52,25 @@ def receive_lock() -> Iterator[None]:
     sqs_receive_lock.apply()
     yield
     models.SQSBackend.receive_message = original  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def delete_scan() -> Iterator[Any]:
+    """The patch applied; yields moto's own method, to compare against."""
+    original = models.Queue.delete_message
+    sqs_delete_scan.apply()
+    yield original
+    models.Queue.delete_message = original  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def backend_lookup() -> Iterator[Any]:
+    from moto.moto_server import werkzeug_app
+
+    original = werkzeug_app.DomainDispatcherApplication.get_backend_for_host
+    server_backend_lookup.apply()
+    yield original
+    werkzeug_app.DomainDispatcherApplication.get_backend_for_host = original  # type: ignore[method-assign]
 
 
 def queue_with(n: int, name: str = "q", **kwargs: Any) -> models.Queue:
@@ -113,6 +139,73 @@ def test_sqs_receive_lock_serializes_receives_with_the_queue_lock(receive_lock: 
             assert receiver.is_alive() and got == []
         receiver.join(5)
         assert [m.body for m in got] == ["hello"]
+
+
+def received_queue(n: int, received: int) -> tuple[models.Queue, list[str]]:
+    """A queue ``n`` deep whose ``received`` oldest messages were received (the third one twice)."""
+    queue = queue_with(n)
+    for message in queue._messages[:received]:
+        message.mark_received(visibility_timeout=30)
+    queue._messages[2].mark_received(visibility_timeout=30)
+    queue.pending_messages.update(queue._messages[:received])
+    return queue, [m.receipt_handle for m in queue._messages[:received]]
+
+
+def test_sqs_delete_scan_stops_at_the_message(delete_scan: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a deep queue whose oldest messages are in flight, and moto's whole-queue scan made to fail
+    queue, handles = received_queue(2000, 10)
+
+    def scanned(self: Any, receipt_handle: str) -> bool:
+        raise AssertionError("every message of the queue was asked for the receipt handle")
+
+    monkeypatch.setattr(models.Message, "had_receipt_handle", scanned)
+    # WHEN the in-flight messages are deleted, THEN only they are gone and none was scanned for
+    for handle in handles:
+        queue.delete_message(handle)
+    assert len(queue._messages) == 1990 and not queue.pending_messages
+
+
+def test_sqs_delete_scan_deletes_as_moto_does(delete_scan: Any) -> None:
+    outcomes = []
+    for delete in (delete_scan, models.Queue.delete_message):
+        queue, handles = received_queue(50, 5)
+        old = queue._messages[2]._old_receipt_handles[0]
+        delete(queue, handles[4])
+        delete(queue, handles[4])  # a handle already deleted is ignored
+        delete(queue, old)  # a message's earlier receipt handle still deletes it
+        with pytest.raises(models.ReceiptHandleIsInvalid):
+            delete(queue, "not-a-handle")
+        outcomes.append(([m.body for m in queue._messages], sorted(m.body for m in queue.pending_messages),
+                         len(queue.deleted_messages)))  # fmt: skip
+    assert outcomes[0] == outcomes[1]
+
+
+def test_server_backend_lookup_lists_moto_once(backend_lookup: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto import backends
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    hosts = [
+        None,
+        "moto_api",
+        "sqs",
+        "dynamodb",
+        "sqs.us-east-1.amazonaws.com",
+        "kinesis.us-east-1.amazonaws.com",
+    ]
+    app = DomainDispatcherApplication(lambda backend: None)  # type: ignore[arg-type,return-value]
+    expected = [backend_lookup(app, host) for host in hosts]
+    listed = {"n": 0}
+    real = backends.list_of_moto_modules
+
+    def counted() -> Any:
+        listed["n"] += 1
+        return real()
+
+    monkeypatch.setattr(backends, "list_of_moto_modules", counted)
+    # WHEN every host is looked up three times, THEN the answers are moto's and the package is listed once per host
+    for _ in range(3):
+        assert [app.get_backend_for_host(host) for host in hosts] == expected
+    assert listed["n"] <= len(hosts)
 
 
 def test_a_patch_refuses_to_load_on_another_moto_version(monkeypatch: pytest.MonkeyPatch) -> None:
