@@ -47,6 +47,15 @@ def say(text: str = "") -> None:
     sys.stdout.flush()
 
 
+@dataclass(frozen=True)
+class PostBody:
+    """One request of the direct driver: a body for ``route`` with its content type."""
+
+    data: bytes
+    route: str = "/events"
+    content_type: str = "application/json"
+
+
 @dataclass
 class RunOptions:
     """One load run. The defaults are the full local run; ``smoke()`` is the CI variant."""
@@ -80,8 +89,12 @@ class RunOptions:
     endpoint_url: str | None = None  # a HOST whose AWS side is an emulator (the bench's own stack)
     api_keys_file: str | None = None
     locust_args: list[str] = field(default_factory=list)
-    post: list[bytes] | None = None  # direct driver: these JSON bodies to /events instead of Locust
+    # Direct driver, instead of Locust: these bodies (bare bytes are JSON for /events).
+    post: Sequence[bytes | PostBody] | None = None
     post_concurrency: int = 4
+    # How often the direct driver counts what was stored. On the emulator each COUNT query copies every
+    # item of the tenant it reads, so at tens of thousands of items polling costs the emulator real time.
+    stored_poll_seconds: float = 0.25
     quiet: bool = False
 
     @classmethod
@@ -222,17 +235,22 @@ def wait_for_drain(sampler: BacklogSampler, timeout: float) -> bool:
 
 
 def post_bodies(
-    host: str, bodies: Sequence[bytes], headers: dict[str, str], concurrency: int
+    host: str, bodies: Sequence[bytes | PostBody], headers: dict[str, str], concurrency: int
 ) -> list[tuple[int, bytes]]:
-    """POST every body to ``host``/events over ``concurrency`` keep-alive connections: (status, reply)."""
+    """POST every body to ``host`` over ``concurrency`` keep-alive connections: (status, reply).
+
+    A bare ``bytes`` body goes to /events as JSON; a ``PostBody`` names its route and content type.
+    """
     url = urllib.parse.urlsplit(host)
     connection = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
     local = threading.local()
 
-    def post(body: bytes) -> tuple[int, bytes]:
+    def post(item: bytes | PostBody) -> tuple[int, bytes]:
+        body = item if isinstance(item, PostBody) else PostBody(item)
         if not hasattr(local, "conn"):
             local.conn = connection(url.netloc, timeout=60)
-        local.conn.request("POST", url.path.rstrip("/") + "/events", body=body, headers=headers)
+        local.conn.request("POST", url.path.rstrip("/") + body.route, body=body.data,
+                           headers={**headers, "content-type": body.content_type})  # fmt: skip
         response = local.conn.getresponse()
         return int(response.status), response.read()
 
@@ -348,7 +366,9 @@ def execute(o: RunOptions) -> RunResult:
             load_ended = time.time()
             if probe is not None and probe.ddb is not None:
                 accepted = sum(read_receipts(out)[0].values())
-                extra["all_stored"] = wait_stored(probe, tenant, accepted, o.drain_timeout)
+                extra["all_stored"] = wait_stored(
+                    probe, tenant, accepted, o.drain_timeout, o.stored_poll_seconds
+                )
                 extra["stored_after_s"] = time.time() - load_started
                 extra["stored_per_second"] = accepted / extra["stored_after_s"]
         drained = None
