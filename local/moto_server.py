@@ -1,8 +1,9 @@
 """moto in server mode with the patches of ``local/patches/`` applied: ``python -m local.moto_server``.
 
 The patches keep moto's semantics and wire protocol; they make SQS cost O(1) per send instead of
-O(queue depth), stop deletes at the message they delete, stop the server listing its own package on
-every request, and fix two races (see each patch's docstring). Each refuses to load when the installed
+O(queue depth), stop deletes at the message they delete, read the clock once per receive scan, find a
+Kinesis shard's last sequence number without copying its keys, stop the server listing its own
+package on every request, and fix two races (see each patch's docstring). Each refuses to load when the installed
 moto is not the version it was checked against, and the emulator then exits with that message in its
 log instead of running without them.
 
@@ -16,21 +17,25 @@ import logging
 import sys
 
 from local.patches import (
+    kinesis_sequence_ends,
     server_backend_lookup,
     sqs_clock,
     sqs_delete_lock,
     sqs_delete_scan,
     sqs_lazy_attributes,
     sqs_receive_lock,
+    sqs_visible_scan,
 )
 
 # sqs_delete_scan replaces the method sqs_delete_lock then wraps in the queue's lock: it comes first.
 PATCHES = (
     sqs_clock,
     sqs_lazy_attributes,
+    sqs_visible_scan,
     sqs_delete_scan,
     sqs_delete_lock,
     sqs_receive_lock,
+    kinesis_sequence_ends,
     server_backend_lookup,
 )
 ACCESS_LOG_FLAG = "--access-log"

@@ -17,11 +17,13 @@ from moto.sqs import models
 
 from local.patches import (
     PatchMismatch,
+    kinesis_sequence_ends,
     server_backend_lookup,
     sqs_clock,
     sqs_delete_scan,
     sqs_lazy_attributes,
     sqs_receive_lock,
+    sqs_visible_scan,
 )
 from tests.conftest import REGION
 
@@ -71,6 +73,25 @@ def backend_lookup() -> Iterator[Any]:
     server_backend_lookup.apply()
     yield original
     werkzeug_app.DomainDispatcherApplication.get_backend_for_host = original  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def visible_scan() -> Iterator[property]:
+    """The patch applied; yields moto's own property, to compare against."""
+    original = inspect.getattr_static(models.Queue, "messages")
+    sqs_visible_scan.apply()
+    yield original
+    models.Queue.messages = original  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def sequence_ends() -> Iterator[None]:
+    from moto.kinesis import models as kinesis
+
+    originals = kinesis.Shard.get_max_sequence_number, kinesis.Shard.get_min_sequence_number
+    kinesis_sequence_ends.apply()
+    yield
+    kinesis.Shard.get_max_sequence_number, kinesis.Shard.get_min_sequence_number = originals  # type: ignore[method-assign]
 
 
 def queue_with(n: int, name: str = "q", **kwargs: Any) -> models.Queue:
@@ -206,6 +227,44 @@ def test_server_backend_lookup_lists_moto_once(backend_lookup: Any, monkeypatch:
     for _ in range(3):
         assert [app.get_backend_for_host(host) for host in hosts] == expected
     assert listed["n"] <= len(hosts)
+
+
+def test_sqs_visible_scan_reads_the_clock_once_per_scan(
+    visible_scan: property, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a queue 300 deep: some in flight, one delayed, the clock counted
+    queue, _ = received_queue(300, 20)
+    queue._messages[50].delay(60)
+    reads = {"n": 0}
+    real = models.unix_time_millis
+
+    def counted(dt: Any = None) -> float:
+        reads["n"] += 1
+        return float(real(dt))
+
+    monkeypatch.setattr(models, "unix_time_millis", counted)
+    # WHEN a receive lists what it may take THEN it is what moto lists, for one clock read
+    listed = queue.messages
+    assert reads["n"] == 1
+    assert listed == visible_scan.fget(queue)  # type: ignore[misc]
+    assert len(listed) == 279
+
+
+def test_kinesis_sequence_ends_do_not_copy_the_shard(sequence_ends: None) -> None:
+    from moto.kinesis import models as kinesis
+
+    shard = kinesis.Shard(0, 0, 2**128)
+    assert (shard.get_min_sequence_number(), shard.get_max_sequence_number()) == (0, 0)
+    for i in range(5):
+        shard.put_record(f"k{i}", "data", "")
+
+    class NoCopy(dict):  # type: ignore[type-arg]
+        def keys(self) -> Any:
+            raise AssertionError("every key of the shard was copied")
+
+    shard.records = NoCopy(shard.records)
+    assert (shard.get_min_sequence_number(), shard.get_max_sequence_number()) == (1, 5)
+    assert shard.put_record("k", "data", "") == "6"
 
 
 def test_a_patch_refuses_to_load_on_another_moto_version(monkeypatch: pytest.MonkeyPatch) -> None:
