@@ -76,6 +76,7 @@ class RssSampler(threading.Thread):
     def __init__(self) -> None:
         super().__init__(name="rss-sampler", daemon=True)
         self.peak = 0
+        self.peak_children = 0
         self._stop_event = threading.Event()
 
     def run(self) -> None:
@@ -84,10 +85,12 @@ class RssSampler(threading.Thread):
         me = psutil.Process()
         while not self._stop_event.wait(0.25):
             try:
-                total = me.memory_info().rss + sum(c.memory_info().rss for c in me.children(recursive=True))
+                children = sum(c.memory_info().rss for c in me.children(recursive=True))
+                total = me.memory_info().rss + children
             except psutil.Error:
                 continue
             self.peak = max(self.peak, total)
+            self.peak_children = max(self.peak_children, children)
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -108,11 +111,17 @@ def burst(args: argparse.Namespace) -> dict[str, Any]:
         stack = runtime.stack
         assert stack is not None
         rss.start()
+
+        def worker_done() -> int:
+            w = runtime.stats()["worker"]
+            return int(w["records"] - w["failed_records"])
+
         try:
             s = run.execute(run.RunOptions(
                 host=runtime.api_url, table=stack.table_name, queue_url=stack.queue_url,
                 endpoint_url=stack.endpoint_url, region=stack.region, post=requests,
-                post_concurrency=args.clients, drain_timeout=args.timeout, sample_every=1, stored_poll_seconds=1.0,
+                post_concurrency=args.clients, drain_timeout=args.timeout, sample_every=1,
+                stored_hint=lambda: worker_done() >= args.records,
                 out=Path(args.state_dir) / "run", quiet=True,
             )).summary  # fmt: skip
         finally:
@@ -125,13 +134,34 @@ def burst(args: argparse.Namespace) -> dict[str, Any]:
             "drain_seconds": round(stored_after - s["load_seconds"], 1), "stored_after_s": round(stored_after, 1),
             "records_per_second": s["records_accepted"] / stored_after,
             "lag_p50_s": s.get("lag_p50_s"), "lag_p95_s": s.get("lag_p95_s"), "peak_backlog": s.get("peak_backlog"),
-            "peak_rss_mb": round(rss.peak / 2**20), "worker": runtime.stats()["worker"],
+            "peak_rss_mb": round(rss.peak / 2**20),
+            "peak_rss_emulator_mb": round(rss.peak_children / 2**20), "worker": runtime.stats()["worker"],
             "failures": s["failures"],
         }  # fmt: skip
         result["raw"] = e2e.raw_capacity(stack.endpoint_url, args.raw_records, args.clients, raw_texts())
     result["share_of_raw"] = result["records_per_second"] / result["raw"]["records_per_second"]
     result["load_average"] = os.getloadavg()
     return result
+
+
+def rows(result: dict[str, Any]) -> list[list[Any]]:
+    """The burst's figures as (measure, value) rows for the printed report."""
+    raw = result["raw"]
+    return [
+        ["accepted records / s", result["accepted_per_second"]],
+        ["accepting took (s)", result["accept_seconds"]],
+        ["drain after the last reply (s)", result["drain_seconds"]],
+        ["end-to-end records / s (POST -> DynamoDB)", round(result["records_per_second"], 1)],
+        ["emulator raw capacity, same calls, records / s", round(raw["records_per_second"], 1)],
+        ["end to end x raw capacity", round(result["share_of_raw"], 3)],
+        ["lag p50 / p95 (s)", f"{result['lag_p50_s']} / {result['lag_p95_s']}"],
+        ["peak queue backlog", result["peak_backlog"]],
+        ["peak RSS of the stack (MB; of which the emulator)",
+         f"{result['peak_rss_mb']} ({result.get('peak_rss_emulator_mb', '?')})"],
+        ["records stored / accepted", f"{result['stored']} / {result['accepted']}"],
+        ["load average before / after", "{:.2f} / {:.2f}".format(result["load_average_before"][0],
+                                                                 result["load_average"][0])],
+    ]  # fmt: skip
 
 
 def run_child(records: int = RECORDS, clients: int = CLIENTS, raw_records: int = 4000,
