@@ -40,6 +40,7 @@ from local.patches import powertools_current_event
 logger = Logger(service="sluice-local-runtime", level="WARNING")
 Handler = Callable[[dict[str, Any], Any], Any]
 DELETE_BATCH = 10  # DeleteMessageBatch's limit
+RECEIVE_BATCH = 10  # ReceiveMessage's MaxNumberOfMessages limit
 
 
 def load_handler(dotted: str) -> Handler:
@@ -165,8 +166,9 @@ class SqsEventSource(_Pollers):
         self.concurrency = max_concurrency or cfg.maximum_concurrency
         super().__init__()
         self.region = queue_arn.split(":")[3] if queue_arn.count(":") >= 3 else "us-east-1"
-        self._deleters = ThreadPoolExecutor(
-            max(1, -(-cfg.batch_size // DELETE_BATCH)), thread_name_prefix=f"sqs-{function_name}-delete"
+        # The receives and deletes one batch sends together (threads start on first use).
+        self._calls = ThreadPoolExecutor(
+            max(1, -(-cfg.batch_size // RECEIVE_BATCH)), thread_name_prefix=f"sqs-{function_name}-calls"
         )
 
     def start(self) -> None:
@@ -175,7 +177,7 @@ class SqsEventSource(_Pollers):
 
     def stop(self, timeout: float = 10.0) -> None:
         super().stop(timeout)
-        self._deleters.shutdown(wait=True)
+        self._calls.shutdown(wait=True)
 
     def _run(self) -> None:
         sqs = aws.client("sqs")
@@ -191,15 +193,20 @@ class SqsEventSource(_Pollers):
     def _collect(self, sqs: Any) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
         window_ends = None
+        deep = False
         while len(messages) < self.cfg.batch_size and not self._stop.is_set():
-            wait = 1 if not messages else 0
-            got = sqs.receive_message(
-                QueueUrl=self.queue_url,
-                MaxNumberOfMessages=min(10, self.cfg.batch_size - len(messages)),
-                WaitTimeSeconds=wait,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
+            wanted = self.cfg.batch_size - len(messages)
+            if deep and wanted > RECEIVE_BATCH:
+                # The last receive came back full: the queue is deep, so the rest of the batch is asked
+                # for at once, in receives of at most ten that never add up to more than the batch.
+                sizes = [min(RECEIVE_BATCH, wanted - n) for n in range(0, wanted, RECEIVE_BATCH)]
+                pages = list(self._calls.map(lambda n: self._receive(sqs, n, 0), sizes))
+                got = [m for page in pages for m in page]
+                deep = len(got) == wanted
+            else:
+                asked = min(RECEIVE_BATCH, wanted)
+                got = self._receive(sqs, asked, 1 if not messages else 0)
+                deep = len(got) == asked
             if got and window_ends is None:
                 window_ends = time.monotonic() + self.cfg.maximum_batching_window_seconds
             known = {m["MessageId"] for m in messages}
@@ -213,6 +220,11 @@ class SqsEventSource(_Pollers):
             if not got:
                 time.sleep(0.05)
         return messages
+
+    def _receive(self, sqs: Any, count: int, wait: int) -> list[dict[str, Any]]:
+        response = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=count, WaitTimeSeconds=wait,
+                                       AttributeNames=["All"], MessageAttributeNames=["All"])  # fmt: skip
+        return list(response.get("Messages", []))
 
     def _event(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -252,7 +264,7 @@ class SqsEventSource(_Pollers):
         if len(chunks) > 1:
             # The chunks of one batch are independent calls: sent together, so a batch of 100 costs one
             # round trip of waiting instead of ten. All are done before this poller receives again.
-            list(self._deleters.map(lambda chunk: self._delete(sqs, chunk), chunks))
+            list(self._calls.map(lambda chunk: self._delete(sqs, chunk), chunks))
         elif chunks:
             self._delete(sqs, chunks[0])
 
