@@ -18,10 +18,10 @@ pytestmark = pytest.mark.integration
 
 @pytest.mark.usefixtures("endpoint")
 def test_a_deep_queue_fills_batches_to_the_size_and_deletes_every_message() -> None:
-    # GIVEN 230 messages queued before the source starts (a deep queue), batches of 100, two at a time
+    # GIVEN 200 messages queued before the source starts (a deep queue), batches of 100, two at a time
     url, arn, _ = make_queue("sources-deep", max_receive=5, visibility=30)
     sqs = aws.client("sqs")
-    for start in range(0, 230, 10):
+    for start in range(0, 200, 10):
         sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"m{start + i}"}
                                                       for i in range(10)])  # fmt: skip
     sizes: list[int] = []
@@ -47,11 +47,11 @@ def test_a_deep_queue_fills_batches_to_the_size_and_deletes_every_message() -> N
     # WHEN it drains the queue
     source.start()
     try:
-        wait_for(lambda: len(seen) >= 230 and depth(url) == 0)
+        wait_for(lambda: len(seen) >= 200 and depth(url) == 0)
     finally:
         source.stop()
     # THEN every message was handled once and deleted, no batch was over 100, at most two ran at once
-    assert sorted(seen) == sorted(f"m{i}" for i in range(230))
-    assert max(sizes) <= 100 and sum(sizes) == 230
+    assert sorted(seen) == sorted(f"m{i}" for i in range(200))
+    assert max(sizes) <= 100 and sum(sizes) == 200
     assert most[0] <= 2
     assert 100 in sizes
