@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,8 @@ from local.patches import powertools_current_event
 # POWERTOOLS_LOG_LEVEL, which the runtime sets after this module is imported.
 logger = Logger(service="sluice-local-runtime", level="WARNING")
 Handler = Callable[[dict[str, Any], Any], Any]
+DELETE_BATCH = 10  # DeleteMessageBatch's limit
+RECEIVE_BATCH = 10  # ReceiveMessage's MaxNumberOfMessages limit
 
 
 def load_handler(dotted: str) -> Handler:
@@ -163,10 +166,18 @@ class SqsEventSource(_Pollers):
         self.concurrency = max_concurrency or cfg.maximum_concurrency
         super().__init__()
         self.region = queue_arn.split(":")[3] if queue_arn.count(":") >= 3 else "us-east-1"
+        # The receives and deletes one batch sends together (threads start on first use).
+        self._calls = ThreadPoolExecutor(
+            max(1, -(-cfg.batch_size // RECEIVE_BATCH)), thread_name_prefix=f"sqs-{function_name}-calls"
+        )
 
     def start(self) -> None:
         for n in range(self.concurrency):
             self._spawn(self._run, f"sqs-{self.function_name}-{n}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        super().stop(timeout)
+        self._calls.shutdown(wait=True)
 
     def _run(self) -> None:
         sqs = aws.client("sqs")
@@ -182,15 +193,20 @@ class SqsEventSource(_Pollers):
     def _collect(self, sqs: Any) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
         window_ends = None
+        deep = False
         while len(messages) < self.cfg.batch_size and not self._stop.is_set():
-            wait = 1 if not messages else 0
-            got = sqs.receive_message(
-                QueueUrl=self.queue_url,
-                MaxNumberOfMessages=min(10, self.cfg.batch_size - len(messages)),
-                WaitTimeSeconds=wait,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
+            wanted = self.cfg.batch_size - len(messages)
+            if deep and wanted > RECEIVE_BATCH:
+                # The last receive came back full: the queue is deep, so the rest of the batch is asked
+                # for at once, in receives of at most ten that never add up to more than the batch.
+                sizes = [min(RECEIVE_BATCH, wanted - n) for n in range(0, wanted, RECEIVE_BATCH)]
+                pages = list(self._calls.map(lambda n: self._receive(sqs, n, 0), sizes))
+                got = [m for page in pages for m in page]
+                deep = len(got) == wanted
+            else:
+                asked = min(RECEIVE_BATCH, wanted)
+                got = self._receive(sqs, asked, 1 if not messages else 0)
+                deep = len(got) == asked
             if got and window_ends is None:
                 window_ends = time.monotonic() + self.cfg.maximum_batching_window_seconds
             known = {m["MessageId"] for m in messages}
@@ -204,6 +220,11 @@ class SqsEventSource(_Pollers):
             if not got:
                 time.sleep(0.05)
         return messages
+
+    def _receive(self, sqs: Any, count: int, wait: int) -> list[dict[str, Any]]:
+        response = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=count, WaitTimeSeconds=wait,
+                                       AttributeNames=["All"], MessageAttributeNames=["All"])  # fmt: skip
+        return list(response.get("Messages", []))
 
     def _event(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -239,17 +260,22 @@ class SqsEventSource(_Pollers):
             return
         done = [m for m in messages if m["MessageId"] not in failed_ids]
         self.stats.add(failed_records=len(messages) - len(done))
-        for start in range(0, len(done), 10):
-            entries = [
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                for i, m in enumerate(done[start : start + 10])
-            ]
-            response = sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
-            if response.get("Failed"):
-                # Not a loss: the message comes back after its visibility timeout and is stored again
-                # under the same key. Said aloud because it costs a redelivery.
-                logger.warning("delete of processed messages failed; they will be redelivered",
-                               extra={"failed": [f.get("Code") for f in response["Failed"]]})  # fmt: skip
+        chunks = [done[start : start + DELETE_BATCH] for start in range(0, len(done), DELETE_BATCH)]
+        if len(chunks) > 1:
+            # The chunks of one batch are independent calls: sent together, so a batch of 100 costs one
+            # round trip of waiting instead of ten. All are done before this poller receives again.
+            list(self._calls.map(lambda chunk: self._delete(sqs, chunk), chunks))
+        elif chunks:
+            self._delete(sqs, chunks[0])
+
+    def _delete(self, sqs: Any, messages: list[dict[str, Any]]) -> None:
+        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+        response = sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        if response.get("Failed"):
+            # Not a loss: the message comes back after its visibility timeout and is stored again
+            # under the same key. Said aloud because it costs a redelivery.
+            logger.warning("delete of processed messages failed; they will be redelivered",
+                           extra={"failed": [f.get("Code") for f in response["Failed"]]})  # fmt: skip
 
 
 def _failed_identifiers(result: Any, known: set[str]) -> set[str] | None:

@@ -132,7 +132,9 @@ def build_item(
 
     ``compact``: store the body gzipped when that takes fewer write request units (a WRU is 1 KB of
     item); a typical 1 KB event becomes a ~1.3 KB item natively (2 WRU) and ~0.8 KB gzipped (1 WRU),
-    which halves the largest line of the cost per event. Items that already fit one WRU stay native.
+    which halves the largest line of the cost per event. Items that already fit one WRU stay native, and
+    so do items whose head alone would keep the gzipped form at the native form's units: the decision is
+    made from the sizes before anything is compressed.
 
     Raises ``PermanentError("item_too_large")`` when even the gzipped body does not fit.
     """
@@ -164,9 +166,11 @@ def build_item(
     try:
         native, size = to_dynamo(body_fields)
         if head_size + size <= ITEM_BYTES_BUDGET:
-            if compact and head_size + size > WRU_BYTES:
+            native_units = write_units(head_size + size + NATIVE_MARKER_BYTES)
+            # Compress only when it can save a unit: even the shortest gzip stream leaves the head.
+            if compact and native_units > write_units(head_size + GZIP_MIN_BYTES + GZIP_MARKER_BYTES):
                 gz = _gzipped_item(key, head, head_size, body_fields, counts)
-                if write_units(gz[1]) < write_units(head_size + size + NATIVE_MARKER_BYTES):
+                if write_units(gz[1]) < native_units:
                     return gz[0]
             return PreparedItem(key, {**head, **native, "storage": "native"}, "native", counts)
     except NotNative:
@@ -189,6 +193,7 @@ def build_item(
 WRU_BYTES = 1024  # DynamoDB bills one write request unit per started KB of item
 NATIVE_MARKER_BYTES = len("storage") + len("native")
 GZIP_MARKER_BYTES = len("body_gz") + len("storage") + len("gzip")
+GZIP_MIN_BYTES = 20  # gzip's 10-byte header and 8-byte trailer around the shortest deflate stream
 
 
 def write_units(item_bytes: int) -> int:

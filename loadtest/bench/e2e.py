@@ -144,18 +144,23 @@ def scenario(args: argparse.Namespace) -> dict[str, Any]:
                           handler_seconds=dict(seconds), handler_calls=dict(calls))  # fmt: skip
             runs.append(result)
             start += records
-        raw = None if baseline else _raw_capacity(stack.endpoint_url, args.raw_records, args.concurrency)
+        raw = None if baseline else raw_capacity(stack.endpoint_url, args.raw_records, args.concurrency)
     return {"runs": runs, "raw": raw}
 
 
-def _raw_capacity(endpoint_url: str, records: int, concurrency: int) -> dict[str, Any]:
-    """The same calls the pipeline makes per 100 records, straight to the emulator, no handlers."""
+def raw_capacity(endpoint_url: str, records: int, concurrency: int, texts: list[str] | None = None,
+                 prefix: str = "bench-raw") -> dict[str, Any]:  # fmt: skip
+    """The same calls the pipeline makes per 100 records, straight to the emulator, no handlers.
+
+    ``texts``: the 100 message bodies (default: 1 KB events), sent, received, deleted and written per block.
+    """
     from core import aws
     from local import stack as stk
 
-    stack = stk.create(endpoint_url, "bench-raw")
+    stack = stk.create(endpoint_url, prefix)
     sqs, kinesis, ddb = aws.client("sqs"), aws.client("kinesis"), aws.client("dynamodb")
-    texts = [orjson.dumps({"v": 1, "payload": workload.make_event(i)}).decode() for i in range(100)]
+    if texts is None:
+        texts = [orjson.dumps({"v": 1, "payload": workload.make_event(i)}).decode() for i in range(100)]
 
     def hundred(block: int) -> None:
         for i in range(0, 100, 10):

@@ -8,10 +8,14 @@ update its ``CHECKED`` version.
 
 - ``sqs_clock``: moto's SQS reads the clock through ``datetime`` for every message scanned.
 - ``sqs_lazy_attributes``: moto's ``Queue.attributes`` computes every attribute to read one.
+- ``sqs_visible_scan``: moto's ``Queue.messages`` reads the clock twice per message on every receive.
+- ``sqs_delete_scan``: moto's ``Queue.delete_message`` scans the whole queue twice per receipt handle.
 - ``sqs_delete_lock``: moto's ``Queue.delete_message`` can drop a message sent meanwhile.
 - ``sqs_receive_lock``: moto's concurrent receives change the pending set while iterating it.
 - ``kinesis_put_lock``: moto's ``Shard.put_record`` can give two concurrent puts one sequence number.
 - ``sqs_fair_queue``: moto ignores message groups on standard queues; fair queues serve quiet groups first.
+- ``kinesis_sequence_ends``: moto's Kinesis copies every key of a shard to find its last sequence number.
+- ``server_backend_lookup``: moto's server lists its own package directory on every request.
 - ``powertools_current_event``: Powertools' resolvers share the current event through a class attribute.
 """
 

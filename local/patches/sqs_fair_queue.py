@@ -11,6 +11,9 @@ processing time) is not reproduced: the emulator cannot see how long a consumer 
 queues with no message in flight keep moto's order. Nothing is held back: the order changes, not what
 can be received (it reorders, it does not cap).
 
+It wraps whatever ``Queue.messages`` returns the visible messages with: moto's getter, or
+``sqs_visible_scan``'s when that patch is applied first (``local/moto_server.py`` applies it first).
+
 Regression test: ``tests/tooling/test_moto_patches.py::test_sqs_fair_queue_*``.
 """
 
@@ -56,8 +59,10 @@ def apply() -> None:
     if getattr(getattr(prop, "fget", None), "_sluice_patch", None) == PATCH:
         return
     backend: Any = getattr(models, "SQSBackend", None)
+    # The getter is moto's, or sqs_visible_scan's (the same visible messages, one clock read): wrap either.
     require(PATCH, PACKAGE, PATCHED, isinstance(prop, property) and prop.fget is not None
-            and "message.visible and not message.delayed" in inspect.getsource(prop.fget)
+            and ("message.visible and not message.delayed" in inspect.getsource(prop.fget)
+                 or getattr(prop.fget, "_sluice_patch", None) == "sqs_visible_scan")
             and backend is not None and "for message in queue.messages" in inspect.getsource(models)
             and "pending_messages" in inspect.getsource(queue),
             "Queue.messages is no longer the visible messages that receive_message walks")  # fmt: skip

@@ -295,3 +295,20 @@ def test_stored_record_reads_every_storage_form_back(
         }
         assert not any(field in record for field in ("payload_json", "attributes_json", "body_gz"))
         assert "Decimal" not in repr(record)
+
+
+def test_compact_storage_does_not_compress_when_the_head_alone_keeps_the_units(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN an item over 1 KB whose head (a long user agent) is already over 1 KB
+    doc = env(payload={"k": "v" * 120})
+    doc["source"]["user_agent"] = "a" * 1000
+
+    def compress(*args: Any, **kwargs: Any) -> bytes:
+        raise AssertionError("compressed although no gzip stream could save a write unit")
+
+    monkeypatch.setattr(gzip, "compress", compress)
+    # WHEN it is built compact THEN it stays native, decided without compressing
+    item = build_item(doc, R, retention_days=30, stored_at=STORED_AT, compact=True)
+    assert item.storage == "native"
+    assert write_units(item_bytes(item)) == 2
