@@ -80,22 +80,8 @@ def bearer_token(authorization: str) -> str | None:
     return parts[1]
 
 
-def basic_password(authorization: str) -> str | None:
-    """The password of ``Basic base64(user:password)`` (RFC 7617), or None for anything else."""
-    parts = authorization.split()
-    if len(parts) != 2 or parts[0].lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(parts[1], validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):
-        return None
-    _user, colon, password = decoded.partition(":")
-    return password if colon and password else None
-
-
-def basic_username_key(authorization: str) -> str | None:
-    """The user name of ``Basic base64(user:)`` (an empty password), as the Segment and RudderStack
-    SDKs send their write key; None for anything else."""
+def _basic_credentials(authorization: str) -> tuple[str, str] | None:
+    """``(user, password)`` of ``Basic base64(user:password)`` (RFC 7617), or None for anything else."""
     parts = authorization.split()
     if len(parts) != 2 or parts[0].lower() != "basic":
         return None
@@ -104,7 +90,20 @@ def basic_username_key(authorization: str) -> str | None:
     except (binascii.Error, ValueError):
         return None
     user, colon, password = decoded.partition(":")
-    return user if colon and user and not password else None
+    return (user, password) if colon else None
+
+
+def basic_password(authorization: str) -> str | None:
+    """The password of ``Basic base64(user:password)`` (RFC 7617), or None for anything else."""
+    credentials = _basic_credentials(authorization)
+    return credentials[1] if credentials and credentials[1] else None
+
+
+def basic_username_key(authorization: str) -> str | None:
+    """The user name of ``Basic base64(user:)`` (an empty password), as the Segment and RudderStack
+    SDKs send their write key; None for anything else."""
+    credentials = _basic_credentials(authorization)
+    return credentials[0] if credentials and credentials[0] and not credentials[1] else None
 
 
 def api_key_of(authorization: str) -> str | None:

@@ -245,10 +245,12 @@ def _records(request: ExportLogsServiceRequest) -> Decoded:
     return Decoded(records, errors)
 
 
-def _record(log: LogRecord, resource: dict[str, Any], scope: dict[str, Any]) -> DecodedRecord:
-    # Each field of a upb message costs a lookup from Python: every one is read once.
-    attributes = _attributes(log.attributes)
-    trace_id, span_id, flags, severity = log.trace_id, log.span_id, log.flags, log.severity_number
+def _add_trace_fields(
+    attributes: dict[str, Any], trace_id: bytes, span_id: bytes, flags: int, severity: int
+) -> None:
+    """The log data model's trace context and severity number, as attributes; both decode paths use it.
+
+    A trace or span id of the wrong length refuses the record alone (``_Rejected``)."""
     if trace_id:
         if len(trace_id) != _TRACE_ID_BYTES:
             raise _Rejected("invalid-trace-id", f"trace_id must be {_TRACE_ID_BYTES} bytes")
@@ -261,6 +263,13 @@ def _record(log: LogRecord, resource: dict[str, Any], scope: dict[str, Any]) -> 
         attributes["trace_flags"] = flags & 0xFF
     if severity:
         attributes["severity_number"] = severity
+
+
+def _record(log: LogRecord, resource: dict[str, Any], scope: dict[str, Any]) -> DecodedRecord:
+    # Each field of a upb message costs a lookup from Python: every one is read once.
+    attributes = _attributes(log.attributes)
+    trace_id, span_id, flags, severity = log.trace_id, log.span_id, log.flags, log.severity_number
+    _add_trace_fields(attributes, trace_id, span_id, flags, severity)
     body = log.body
     text = body.string_value
     if not text and body.WhichOneof("value") not in (None, "string_value"):
@@ -379,18 +388,7 @@ def _json_record(log: dict[str, Any], resource: dict[str, Any], scope: dict[str,
         raise _NotCanonical
     text = body.get("stringValue")
     structured = None if type(text) is str or not body else _json_plain(body, 0)
-    if trace_id:
-        if len(trace_id) != _TRACE_ID_BYTES:
-            raise _Rejected("invalid-trace-id", f"trace_id must be {_TRACE_ID_BYTES} bytes")
-        attributes["trace_id"] = trace_id.hex()
-    if span_id:
-        if len(span_id) != _SPAN_ID_BYTES:
-            raise _Rejected("invalid-span-id", f"span_id must be {_SPAN_ID_BYTES} bytes")
-        attributes["span_id"] = span_id.hex()
-    if flags & 0xFF:
-        attributes["trace_flags"] = flags & 0xFF
-    if severity:
-        attributes["severity_number"] = severity
+    _add_trace_fields(attributes, trace_id, span_id, flags, severity)
     if type(text) is not str:
         text = ""
         if body:
