@@ -18,15 +18,13 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from consumers.worker.items import stored_record
-from consumers.worker.store import deserialize_item
 from local.inspect import StackInspector
 from local.process import StackProcess
 from tests.support.clients import FaultProxy, client_venv, create_key
@@ -131,19 +129,17 @@ def run_segment_client(python: Path, module: str, host: str, key: str, tag: str,
     return list(json.loads(line.removeprefix("ERRORS=")))
 
 
-def stored(
-    probe: StackInspector, tag: str, n: int = CALLS, timeout: float = 240
+def stored_by_number(
+    probe: StackInspector, number_of: Callable[[str], int | None], n: int, timeout: float = 240
 ) -> dict[int, list[dict[str, Any]]]:
-    """The stored records of ``tag`` by sequence number (from their messageId), once ``n`` are there."""
-    pattern = re.compile(rf"^{re.escape(tag)}-(\d{{4}})$")
+    """Stored records by the call number ``number_of`` reads from their client id, once ``n`` are there."""
 
     def collect() -> dict[int, list[dict[str, Any]]]:
         found: dict[int, list[dict[str, Any]]] = {}
-        for item in probe.stored_items():
-            record = stored_record(deserialize_item(item))
-            match = pattern.match(str((record.get("client") or {}).get("event_id", "")))
-            if match:
-                found.setdefault(int(match.group(1)), []).append(record)
+        for record in probe.stored_records():
+            i = number_of(str((record.get("client") or {}).get("event_id", "")))
+            if i is not None:
+                found.setdefault(i, []).append(record)
         return found
 
     wait_for(lambda: sum(len(v) for v in collect().values()) >= n, timeout=timeout, interval=2)
@@ -151,13 +147,30 @@ def stored(
     return collect()
 
 
+def assert_every_call_stored_once(found: dict[int, list[dict[str, Any]]]) -> None:
+    assert sorted(found) == list(range(CALLS)), f"missing: {sorted(set(range(CALLS)) - set(found))[:10]}"
+    doubles = {i: len(v) for i, v in found.items() if len(v) != 1}
+    assert not doubles, f"stored more than once: {doubles}"
+
+
+def stored(
+    probe: StackInspector, tag: str, n: int = CALLS, timeout: float = 240
+) -> dict[int, list[dict[str, Any]]]:
+    """The stored records of ``tag`` by sequence number (from their messageId), once ``n`` are there."""
+    pattern = re.compile(rf"^{re.escape(tag)}-(\d{{4}})$")
+
+    def number_of(client_id: str) -> int | None:
+        match = pattern.match(client_id)
+        return int(match.group(1)) if match else None
+
+    return stored_by_number(probe, number_of, n, timeout)
+
+
 def check_stored(
     found: dict[int, list[dict[str, Any]]], tenant: str, tag: str, key: str, library: str
 ) -> None:
     """Each call exactly once, under ``tenant``, type, ids and properties mapped, e-mail redacted, no key."""
-    assert sorted(found) == list(range(CALLS)), f"missing: {sorted(set(range(CALLS)) - set(found))[:10]}"
-    doubles = {i: len(v) for i, v in found.items() if len(v) != 1}
-    assert not doubles, f"stored more than once: {doubles}"
+    assert_every_call_stored_once(found)
     for i, (record,) in sorted(found.items()):
         payload = record["payload"]
         kind = KINDS[i % 4]
@@ -284,25 +297,11 @@ def posthog_stored(probe: StackInspector, tag: str, timeout: float = 240) -> dic
     import uuid
 
     numbers = {str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tag}-{i}")): i for i in range(CALLS)}
-
-    def collect() -> dict[int, list[dict[str, Any]]]:
-        found: dict[int, list[dict[str, Any]]] = {}
-        for item in probe.stored_items():
-            record = stored_record(deserialize_item(item))
-            i = numbers.get(str((record.get("client") or {}).get("event_id", "")))
-            if i is not None:
-                found.setdefault(i, []).append(record)
-        return found
-
-    wait_for(lambda: sum(len(v) for v in collect().values()) >= CALLS, timeout=timeout, interval=2)
-    time.sleep(3)
-    return collect()
+    return stored_by_number(probe, numbers.get, CALLS, timeout)
 
 
 def check_posthog_stored(found: dict[int, list[dict[str, Any]]], tenant: str, key: str) -> None:
-    assert sorted(found) == list(range(CALLS)), f"missing: {sorted(set(range(CALLS)) - set(found))[:10]}"
-    doubles = {i: len(v) for i, v in found.items() if len(v) != 1}
-    assert not doubles, f"stored more than once: {doubles}"
+    assert_every_call_stored_once(found)
     for i, (record,) in sorted(found.items()):
         payload = record["payload"]
         kind = i % 4
@@ -433,24 +432,11 @@ def run_snowplow_client(
 def snowplow_stored(
     probe: StackInspector, eids: dict[str, int], timeout: float = 240
 ) -> dict[int, list[dict[str, Any]]]:
-    def collect() -> dict[int, list[dict[str, Any]]]:
-        found: dict[int, list[dict[str, Any]]] = {}
-        for item in probe.stored_items():
-            record = stored_record(deserialize_item(item))
-            i = eids.get(str((record.get("client") or {}).get("event_id", "")))
-            if i is not None:
-                found.setdefault(i, []).append(record)
-        return found
-
-    wait_for(lambda: sum(len(v) for v in collect().values()) >= len(eids), timeout=timeout, interval=2)
-    time.sleep(3)
-    return collect()
+    return stored_by_number(probe, eids.get, len(eids), timeout)
 
 
 def check_snowplow_stored(found: dict[int, list[dict[str, Any]]], tenant: str, key: str) -> None:
-    assert sorted(found) == list(range(CALLS)), f"missing: {sorted(set(range(CALLS)) - set(found))[:10]}"
-    doubles = {i: len(v) for i, v in found.items() if len(v) != 1}
-    assert not doubles, f"stored more than once: {doubles}"
+    assert_every_call_stored_once(found)
     for i, (record,) in sorted(found.items()):
         payload = record["payload"]
         kind = i % 4
