@@ -28,8 +28,6 @@ from typing import Any
 
 import pytest
 
-from consumers.worker.items import stored_record
-from consumers.worker.store import deserialize_item
 from local.inspect import StackInspector
 from local.process import StackProcess
 from tests.support.clients import FaultProxy, client_venv, create_key
@@ -98,8 +96,7 @@ def stored(
 
     def collect() -> dict[int, list[Any]]:
         found: dict[int, list[Any]] = {}
-        for item in probe.stored_items():
-            record = stored_record(deserialize_item(item))
+        for record in probe.stored_records():
             match = pattern.match(str(record.get("text", "")))
             if match:
                 found.setdefault(int(match.group(1)), []).append(record)
