@@ -218,15 +218,24 @@ def _ssn_ok(candidate: str) -> bool:
 
 
 def _iban_prefix(candidate: str, marker: str) -> tuple[str, int]:
-    """Replace the longest leading run of whole groups that is a valid IBAN (country format + mod 97).
+    """Replace each valid IBAN (country format + mod 97) in a run of groups, longest first.
 
-    The pattern may take a following word of four capitals or digits as one more group.
+    The pattern may take a word of four capitals or digits before or after an IBAN as one more group
+    ("AA00 DE89 3704 …", "… 0130 00 ABCD"): an IBAN is tried from the run's start, then from each later
+    group that starts with two capitals and two digits, and the rest of the run is searched again.
     """
     from stdnum import iban
 
-    for end in [len(candidate), *(i for i in range(len(candidate) - 1, 14, -1) if candidate[i] == " ")]:
-        if iban.is_valid(candidate[:end]):
-            return marker + candidate[end:], 1
+    starts = [0, *(i + 1 for i in range(len(candidate) - 1) if candidate[i] == " ")]
+    for start in starts:
+        head = candidate[start : start + 4]
+        if not (head[:2].isalpha() and head[:2].isupper() and head[2:].isdigit()):
+            continue
+        rest = candidate[start:]
+        for end in [len(rest), *(i for i in range(len(rest) - 1, 14, -1) if rest[i] == " ")]:
+            if iban.is_valid(rest[:end]):
+                tail, hits = _iban_prefix(rest[end:], marker)
+                return candidate[:start] + marker + tail, hits + 1
     return candidate, 0
 
 

@@ -363,6 +363,10 @@ def test_missing_rules_file_names_the_path(tmp_path: Path) -> None:
         ),
         ("ssn 219-45-6789", "ssn [REDACTED:ssn]"),
         ("iban DE89 3704 0044 0532 0130 00.", "iban [REDACTED:iban]."),
+        # found by hypothesis: a word shaped like a country code and check digits before the IBAN
+        ("AA00 DE89370400440532013000 ", "AA00 [REDACTED:iban] "),
+        ("ref AB12 DE89 3704 0044 0532 0130 00", "ref AB12 [REDACTED:iban]"),
+        ("DE89 3704 0044 0532 0130 00 GB82 WEST 1234 5698 7654 32", "[REDACTED:iban] [REDACTED:iban]"),
         ("call +14155552671 or (415) 555-2671", "call [REDACTED:phone] or [REDACTED:phone]"),
         ("card 4111.1111.1111.1111", "card [REDACTED:card]"),
         ("by josé.garcía@exämple.es", "by [REDACTED:email]"),
