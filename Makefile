@@ -12,6 +12,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/nu
 TF_PLUGIN_MIRROR ?= /opt/tf-plugins
 ENV ?= dev
 PORT ?= 8080
+FUZZ_RUNS ?= 5
 export TF_PLUGIN_MIRROR ENV PORT
 
 .PHONY: help venv test lint unit integration system tooling tf-check run demo build preflight plan deploy destroy deploy-local \
@@ -50,6 +51,9 @@ system: $(STAMP) ## only the system tests (the real local stack as processes)
 
 tooling: $(STAMP) ## only the tests of the tooling (emulator and its patches, event sources, load test, bench)
 	$(PY) -m pytest tests/tooling
+
+fuzz: $(STAMP) ## the property tests on fresh random examples, FUZZ_RUNS times (make test runs a fixed set)
+	@for i in $$(seq $(FUZZ_RUNS)); do HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/unit -q -x || exit 1; done
 
 tf-check: ## terraform fmt/validate/test offline against the provider mirror, and checkov
 	bash infra/scripts/check.sh

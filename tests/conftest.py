@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import settings
+
+# Property tests run on a fixed sequence of examples in `make test`, so CI is decided by the code and
+# not by a random draw; `make fuzz` runs them on fresh random examples (and many more of them). A case
+# it finds becomes an explicit regression test beside the property.
+settings.register_profile("default", derandomize=True)
+settings.register_profile("fuzz", derandomize=False, max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO.parent / "shared" / "corpus"
