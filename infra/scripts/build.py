@@ -105,7 +105,16 @@ def project_files(root: Path, packages: tuple[str, ...] = PACKAGES) -> dict[str,
     return files
 
 
+# Data of dependencies that sluice never loads. phonenumbers ships the geocoder's place names, carrier
+# names and time zones per number range (about 45 MB unpacked, 6.5 MB of the zip); redaction uses only its
+# matcher, which reads ``phonenumbers/data`` and ``shortdata``. ``tests/tooling/test_build.py`` checks the
+# matcher still works without these folders.
+UNUSED_DEPENDENCY_DATA = ("phonenumbers/geodata", "phonenumbers/carrierdata", "phonenumbers/tzdata")
+
+
 def dependency_files(deps: Path) -> dict[str, Path]:
+    """Archive name -> file for the installed dependencies, less console scripts, bytecode caches
+    and ``UNUSED_DEPENDENCY_DATA``."""
     files: dict[str, Path] = {}
     for path in deps.rglob("*"):
         rel = path.relative_to(deps)
@@ -115,6 +124,7 @@ def dependency_files(deps: Path) -> dict[str, Path]:
             and "__pycache__" not in rel.parts
             and rel.parts[0] != "bin"
             and path.suffix != ".pyc"
+            and not rel.as_posix().startswith(tuple(d + "/" for d in UNUSED_DEPENDENCY_DATA))
         ):
             files[rel.as_posix()] = path
     return files
