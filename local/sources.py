@@ -234,7 +234,7 @@ class SqsEventSource(_Pollers):
                     "receiptHandle": m["ReceiptHandle"],
                     "body": m["Body"],
                     "attributes": m.get("Attributes", {}),
-                    "messageAttributes": _lambda_message_attributes(m.get("MessageAttributes", {})),
+                    "messageAttributes": lambda_message_attributes(m.get("MessageAttributes", {})),
                     "md5OfBody": m.get("MD5OfBody") or hashlib.md5(m["Body"].encode()).hexdigest(),  # noqa: S324
                     "eventSource": "aws:sqs",
                     "eventSourceARN": self.queue_arn,
@@ -435,7 +435,7 @@ def _checkpoint_index(result: Any, records: list[dict[str, Any]]) -> int | None:
     return min(indexes)
 
 
-def _lambda_message_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+def lambda_message_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
     """SQS message attributes as ReceiveMessage gives them (``StringValue``) in the shape Lambda's SQS
     event carries them (``stringValue``, ``dataType``)."""
     return {
