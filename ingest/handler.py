@@ -541,6 +541,13 @@ def _count_throttled(problem: Problem) -> None:
 
 
 def _count_quota_store() -> None:
+    if tenant_partitions.cache_info().currsize and tenant_partitions().store_errors:
+        # A tenant's partitions could not be read: its records were stamped with the last N seen (or the
+        # default), under keys every reader still queries, and the tenant may write hotter than it should.
+        metrics.add_metric(
+            name="PartitionsStoreErrors", unit=MetricUnit.Count, value=tenant_partitions().store_errors
+        )
+        tenant_partitions().store_errors = 0
     if not quota_enforcer.cache_info().currsize:  # no request built the service (e.g. GET /health)
         return
     enforcer = quota_enforcer()
