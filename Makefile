@@ -85,8 +85,8 @@ deploy-local: build ## apply the same Terraform against the local emulator, then
 bench: $(STAMP) ## benchmarks: speed and cost against a baseline measured in the same run
 	$(PY) -m loadtest.bench
 
-cost: $(STAMP) ## monthly cost and capacity plan: make cost RPS=100 EVENT_BYTES=1024 BATCH=1
-	$(PY) -m loadtest.cost --rps $(or $(RPS),100) --event-bytes $(or $(EVENT_BYTES),1024) --batch $(or $(BATCH),1)
+cost: $(STAMP) ## monthly cost and capacity plan: make cost RPS=100 EVENT_BYTES=1024 BATCH=1 [TENANT_SHARE=0.5]
+	$(PY) -m loadtest.cost --rps $(or $(RPS),100) --event-bytes $(or $(EVENT_BYTES),1024) --batch $(or $(BATCH),1) $(if $(TENANT_SHARE),--tenant-share $(TENANT_SHARE))
 
 loadtest: $(STAMP) ## headless Locust run against the local stack, or HOST=https://... for a deployment
 	$(PY) -m loadtest.run $(if $(HOST),--host $(HOST))

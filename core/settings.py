@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Self
 
+from core.partitions import MAX_PARTITIONS
 from core.tenancy import TENANT_ID_RE
 
 KiB = 1024
@@ -119,6 +120,9 @@ VARIABLES: dict[str, Variable] = {
         Variable("TENANT_BYTES_BURST", 0.0, minimum=0.0),
         Variable("TENANT_RECORDS_PER_SECOND", 0.0, minimum=0.0),
         Variable("TENANT_RECORDS_BURST", 0.0, minimum=0.0),
+        # Partition key values per tenant in the events table (core/partitions.py): 1 keeps the key the
+        # tenant id; a tenant's override (`keys partitions set`) lives beside its quota overrides.
+        Variable("TENANT_PARTITIONS", 1, minimum=1),
         Variable("QUOTA_TABLE_NAME", ""),
     )
 }
@@ -164,10 +168,15 @@ class IngestSettings(FromEnv):
     tenant_records_per_second: float = 0.0
     tenant_records_burst: float = 0.0
     quota_table_name: str = ""
+    tenant_partitions: int = 1
 
     def __post_init__(self) -> None:
         if not TENANT_ID_RE.match(self.default_tenant):
             raise SettingsError(f"DEFAULT_TENANT is not a valid tenant id: {self.default_tenant!r}")
+        if self.tenant_partitions > MAX_PARTITIONS:
+            raise SettingsError(
+                f"TENANT_PARTITIONS must be <= {MAX_PARTITIONS}, got {self.tenant_partitions}"
+            )
         if self.max_decompressed_bytes < self.max_body_bytes:
             raise SettingsError("MAX_DECOMPRESSED_BYTES must be >= MAX_BODY_BYTES")
 

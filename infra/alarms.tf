@@ -193,6 +193,24 @@ resource "aws_cloudwatch_metric_alarm" "tenant_throttled" {
   }
 }
 
+# One partition key value takes about 1,000 WCU/s: a tenant writing faster than its keys allow is
+# throttled here (the worker retries, then the queue redelivers). Raise its partitions: `keys partitions set`.
+resource "aws_cloudwatch_metric_alarm" "events_write_key_range_throttled" {
+  alarm_name          = "${local.name}-events-write-key-range-throttled"
+  alarm_description   = "Writes to the events table were throttled by key range (a hot partition key value) for 3 minutes in a row: a tenant needs more partitions (make cost recommends N; keys partitions set)."
+  namespace           = "AWS/DynamoDB"
+  metric_name         = "WriteKeyRangeThroughputThrottleEvents"
+  dimensions          = { TableName = aws_dynamodb_table.events.name }
+  statistic           = "Sum"
+  period              = 60
+  evaluation_periods  = 3
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
 # Quotas fail open: while the quota store cannot be reached, each container enforces only its own buckets.
 resource "aws_cloudwatch_metric_alarm" "quota_store_errors" {
   alarm_name          = "${local.name}-quota-store-errors"

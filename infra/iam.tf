@@ -176,11 +176,13 @@ data "aws_iam_policy_document" "tenant_reader" {
     actions   = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"]
     resources = [aws_dynamodb_table.events.arn, aws_dynamodb_table.rollup.arn]
 
-    # Every key the request touches must have the session's tenant as its partition key.
+    # Every key the request touches must be the session's tenant or one of its partitions (<tenant>#<k>,
+    # core/partitions.py). Tenant ids hold no '#', '*' or '?', so "<tenant>#*" matches no other tenant's key
+    # ("ab*" would match tenant "abc").
     condition {
-      test     = "ForAllValues:StringEquals"
+      test     = "ForAllValues:StringLike"
       variable = "dynamodb:LeadingKeys"
-      values   = ["$${aws:PrincipalTag/tenant_id}"]
+      values   = ["$${aws:PrincipalTag/tenant_id}", "$${aws:PrincipalTag/tenant_id}#*"]
     }
 
     # A session without the tag gets nothing.

@@ -57,6 +57,8 @@ locals {
     TENANT_BYTES_BURST         = tostring(var.tenant_quota.bytes_burst)
     TENANT_REQUESTS_PER_SECOND = tostring(var.tenant_quota.requests_per_second)
     TENANT_REQUESTS_BURST      = tostring(var.tenant_quota.requests_burst)
+    # Partition key values per tenant in the events table (core/partitions.py); overrides: `keys partitions set`.
+    TENANT_PARTITIONS = tostring(var.tenant_partitions)
   }
 }
 

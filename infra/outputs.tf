@@ -73,6 +73,11 @@ output "api_keys_table_name" {
   value       = aws_dynamodb_table.api_keys.name
 }
 
+output "tenant_partitions" {
+  description = "Default partition key values per tenant (TENANT_PARTITIONS): what readers query when a tenant has no override."
+  value       = var.tenant_partitions
+}
+
 output "archive_bucket" {
   description = "S3 archive bucket (ARCHIVE_BUCKET)."
   value       = aws_s3_bucket.archive.bucket

@@ -272,6 +272,17 @@ variable "tenant_quota" {
   }
 }
 
+variable "tenant_partitions" {
+  type        = number
+  description = "Default partition key values per tenant in the events table (1: the key is the tenant id). A tenant whose writes need more than one key's ~1,000 WCU/s gets its own: `keys partitions set`. Never lower it: items written under the higher default would no longer be read (docs/architecture.md §5)."
+  default     = 1
+
+  validation {
+    condition     = var.tenant_partitions >= 1 && var.tenant_partitions <= 64 && floor(var.tenant_partitions) == var.tenant_partitions
+    error_message = "tenant_partitions is an integer from 1 to 64."
+  }
+}
+
 variable "public_route_throttling" {
   type = map(object({
     rate_limit  = number

@@ -23,8 +23,9 @@ from botocore.exceptions import ClientError
 
 from core import aws
 from core.errors import error_code
+from core.partitions import parse_partitions
 from core.tenancy import is_valid_tenant_id
-from ingest.quota_store import parse_overrides, quota_key
+from ingest.quota_store import PARTITIONS_ATTRIBUTE, parse_overrides, quota_key
 
 KEY_PREFIX: Final = "slk_"
 KEY_RANDOM_BYTES: Final = 32  # 256 bits: guessing is hopeless, which is what makes a plain hash safe
@@ -37,6 +38,10 @@ _KEY_ID_RE: Final = re.compile(r"[A-Za-z0-9_-]{8}")
 
 class ApiKeyNotFound(LookupError):
     """No key has this ``key_id``."""
+
+
+class PartitionsLowered(ValueError):
+    """A tenant's partitions may only be raised (``ApiKeyStore.set_partitions``)."""
 
 
 class AmbiguousKeyId(ValueError):
@@ -116,6 +121,10 @@ class ApiKeyStorePort(Protocol):
     ) -> dict[str, dict[str, float]]: ...
 
     def quota(self, tenant_id: str) -> dict[str, dict[str, float]]: ...
+
+    def set_partitions(self, tenant_id: str, partitions: int) -> int: ...
+
+    def partitions(self, tenant_id: str) -> int | None: ...
 
 
 # Every attribute a record is built from. `key_hash` is deliberately absent: listings never return it.
@@ -262,16 +271,61 @@ class ApiKeyStore:
         merged = self.quota(tenant_id)
         for dimension, values in parse_overrides(orjson.dumps(overrides).decode()).items():
             merged[dimension] = {**merged.get(dimension, {}), **values}
-        self._client.put_item(
+        # UpdateItem, not PutItem: the same item holds the tenant's partitions override.
+        self._client.update_item(
             TableName=self._table,
-            Item={
-                "key_hash": {"S": quota_key(tenant_id)},
-                "tenant_id": {"S": tenant_id},
-                "quota": {"S": orjson.dumps(merged).decode()},
-                "updated_at": {"S": _iso(self._clock())},
+            Key={"key_hash": {"S": quota_key(tenant_id)}},
+            UpdateExpression="SET tenant_id = :t, quota = :q, updated_at = :u",
+            ExpressionAttributeValues={
+                ":t": {"S": tenant_id},
+                ":q": {"S": orjson.dumps(merged).decode()},
+                ":u": {"S": _iso(self._clock())},
             },
         )
         return merged
+
+    def set_partitions(self, tenant_id: str, partitions: int) -> int:
+        """Set the tenant's partition key values (``core/partitions.py``) to ``partitions``; returns it.
+
+        Only raising (or repeating) is allowed, in one conditional write: readers query the keys of the
+        current N only, so a lower N would hide the items written under the keys above it.
+        ``PartitionsLowered`` names the current N. Ingest picks the new N up within a minute.
+        """
+        if not is_valid_tenant_id(tenant_id):
+            raise ValueError(f"not a valid tenant id: {tenant_id!r}")
+        n = parse_partitions(partitions)
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"key_hash": {"S": quota_key(tenant_id)}},
+                UpdateExpression="SET tenant_id = :t, #p = :n, updated_at = :u",
+                ConditionExpression="attribute_not_exists(#p) OR #p <= :n",
+                ExpressionAttributeNames={"#p": PARTITIONS_ATTRIBUTE},
+                ExpressionAttributeValues={
+                    ":t": {"S": tenant_id},
+                    ":n": {"N": str(n)},
+                    ":u": {"S": _iso(self._clock())},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            current = exc.response.get("Item", {}).get(PARTITIONS_ATTRIBUTE, {}).get("N", "?")
+            raise PartitionsLowered(
+                f"tenant {tenant_id} has {current} partitions; lowering it to {n} is refused: readers query "
+                f"the keys of the current number only, so items under the others would no longer be read"
+            ) from None
+        return n
+
+    def partitions(self, tenant_id: str) -> int | None:
+        """The tenant's partitions override, None when none is set (``TENANT_PARTITIONS`` applies)."""
+        if not is_valid_tenant_id(tenant_id):
+            raise ValueError(f"not a valid tenant id: {tenant_id!r}")
+        item = self._client.get_item(
+            TableName=self._table, Key={"key_hash": {"S": quota_key(tenant_id)}}
+        ).get("Item")
+        return int(item[PARTITIONS_ATTRIBUTE]["N"]) if item and PARTITIONS_ATTRIBUTE in item else None
 
     def quota(self, tenant_id: str) -> dict[str, dict[str, float]]:
         """The tenant's quota overrides (empty: the defaults of the ingest function apply)."""

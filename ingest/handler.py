@@ -23,6 +23,7 @@ from ingest.protocols.records import Decoded
 from ingest.publish import KinesisPublisher, RecordSink, SqsPublisher
 from ingest.quotas import QuotaEnforcer, policy_from_settings
 from ingest.service import HttpRequest, IngestService, Receipt
+from ingest.tenant_partitions import TenantPartitions
 
 
 def _json(obj: Any) -> str:
@@ -61,7 +62,18 @@ def service() -> IngestService:
         SqsPublisher(s.queue_url, max_batch_bytes=s.sqs_batch_max_bytes),
         KinesisPublisher(s.stream_name),
     ]
-    return IngestService(s, sinks, quota_enforcer())
+    return IngestService(s, sinks, quota_enforcer(), tenant_partitions())
+
+
+@functools.cache
+def tenant_partitions() -> TenantPartitions:
+    """This container's view of tenants' partition counts (the default, or overrides from the quota table)."""
+    from ingest.quota_store import DynamoQuotaStore
+
+    s = settings()
+    return TenantPartitions(
+        s.tenant_partitions, DynamoQuotaStore(s.quota_table_name) if s.quota_table_name else None
+    )
 
 
 @functools.cache
@@ -529,6 +541,13 @@ def _count_throttled(problem: Problem) -> None:
 
 
 def _count_quota_store() -> None:
+    if tenant_partitions.cache_info().currsize and tenant_partitions().store_errors:
+        # A tenant's partitions could not be read: its records were stamped with the last N seen (or the
+        # default), under keys every reader still queries, and the tenant may write hotter than it should.
+        metrics.add_metric(
+            name="PartitionsStoreErrors", unit=MetricUnit.Count, value=tenant_partitions().store_errors
+        )
+        tenant_partitions().store_errors = 0
     if not quota_enforcer.cache_info().currsize:  # no request built the service (e.g. GET /health)
         return
     enforcer = quota_enforcer()

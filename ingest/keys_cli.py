@@ -1,4 +1,5 @@
-"""Operator CLI for tenant API keys and quotas: ``python -m local keys create|list|revoke|quota set|quota show``.
+"""Operator CLI for tenant API keys, quotas and partitions: ``python -m local keys create|list|revoke|quota
+set|quota show|partitions set|partitions show``.
 
 Reads ``API_KEYS_TABLE_NAME`` (and ``AWS_ENDPOINT_URL`` in local mode, honoured by boto3) via AuthorizerSettings.
 ``create`` prints the plaintext key once, alone on stdout (so ``KEY=$(... keys create --tenant acme)``
@@ -15,9 +16,17 @@ import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import error_code
+from core.partitions import MAX_PARTITIONS, read_keys
 from core.settings import AuthorizerSettings, SettingsError
 from core.terminal import safe
-from ingest.apikeys import AmbiguousKeyId, ApiKeyNotFound, ApiKeyRecord, ApiKeyStore, ApiKeyStorePort
+from ingest.apikeys import (
+    AmbiguousKeyId,
+    ApiKeyNotFound,
+    ApiKeyRecord,
+    ApiKeyStore,
+    ApiKeyStorePort,
+    PartitionsLowered,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -49,7 +58,26 @@ def _parser() -> argparse.ArgumentParser:
         quota_set.add_argument(f"--{dimension}-burst", type=float, help=f"{unit} admitted at once")
     quota_show = quota_commands.add_parser("show", help="a tenant's quota overrides (empty: the defaults)")
     quota_show.add_argument("--tenant", required=True)
+    partitions = commands.add_parser(
+        "partitions", help="a tenant's partition key values in the events table: set | show"
+    )
+    partitions_commands = partitions.add_subparsers(dest="partitions_command", required=True)
+    partitions_set = partitions_commands.add_parser(
+        "set",
+        help=f"spread a tenant's items over N partition key values (1..{MAX_PARTITIONS}; never lowered)",
+    )
+    partitions_set.add_argument("--tenant", required=True)
+    partitions_set.add_argument("partitions", type=int, metavar="N")
+    partitions_show = partitions_commands.add_parser("show", help="a tenant's partitions override")
+    partitions_show.add_argument("--tenant", required=True)
     return parser
+
+
+def _format_partitions(tenant_id: str, partitions: int | None) -> str:
+    if partitions is None:
+        return f"tenant {tenant_id}: no partitions override (the ingest function's TENANT_PARTITIONS applies)"
+    keys = ", ".join(read_keys(tenant_id, partitions))
+    return f"tenant {tenant_id}: {partitions} partition(s) (or TENANT_PARTITIONS if larger); readers query {keys}"
 
 
 def _quota_overrides(args: argparse.Namespace) -> dict[str, dict[str, float]]:
@@ -135,13 +163,19 @@ def main(argv: list[str] | None = None) -> int:
                 print("Ingest applies it within a minute (each container re-reads it).", file=sys.stderr)
             else:
                 print(_format_quota(args.tenant, store.quota(args.tenant)))
+        elif args.command == "partitions":
+            if args.partitions_command == "set":
+                print(_format_partitions(args.tenant, store.set_partitions(args.tenant, args.partitions)))
+                print("Ingest applies it within a minute (each container re-reads it).", file=sys.stderr)
+            else:
+                print(_format_partitions(args.tenant, store.partitions(args.tenant)))
         else:
             record = store.revoke(args.key_id)
             print(
                 f"Revoked key {record.key_id} of tenant {record.tenant_id} at {record.revoked_at}. "
                 "API Gateway may keep accepting it for up to the authorizer cache TTL (300 s)."
             )
-    except (ApiKeyNotFound, AmbiguousKeyId) as exc:
+    except (ApiKeyNotFound, AmbiguousKeyId, PartitionsLowered) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except (SettingsError, ValueError) as exc:  # missing table name, invalid tenant id, description too long

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from core import aws
 from core.batching import chunk_by_size, failed_kinesis_indexes, failed_sqs_ids
 from core.errors import error_code, is_transient
+from core.partitions import MESSAGE_ATTRIBUTE
 from core.retry import Backoff, Deadline
 
 # The error code of records whose batch was not done when the deadline came (still in flight, or no
@@ -46,6 +47,23 @@ class OutRecord:
     body: str
     size: int  # UTF-8 bytes of body
     tenant_id: str = ""  # the SQS message group: fair queues deliver per tenant (docs/quotas.md)
+    partitions: int = 1  # the tenant's partition key values, for the worker (core/partitions.py)
+
+
+def sqs_message_attributes(record: OutRecord) -> dict[str, dict[str, str]]:
+    """The message attributes of a record's SQS message: its tenant's N when above 1, else none."""
+    if record.partitions == 1:
+        return {}
+    return {MESSAGE_ATTRIBUTE: {"DataType": "Number", "StringValue": str(record.partitions)}}
+
+
+def sqs_message_bytes(record: OutRecord) -> int:
+    """What a record's message counts toward SQS's size limit: the body and every attribute's name,
+    type and value."""
+    return record.size + sum(
+        len(name) + len(a["DataType"]) + len(a["StringValue"])
+        for name, a in sqs_message_attributes(record).items()
+    )
 
 
 @dataclass
@@ -126,7 +144,7 @@ class SqsPublisher:
         return self._client or aws.client_within("sqs", deadline.remaining())
 
     def batches(self, records: Sequence[OutRecord]) -> list[list[OutRecord]]:
-        return list(chunk_by_size(records, SQS_MAX_ENTRIES, self.max_batch_bytes, lambda r: r.size))
+        return list(chunk_by_size(records, SQS_MAX_ENTRIES, self.max_batch_bytes, sqs_message_bytes))
 
     def put_batch(self, batch: list[OutRecord], deadline: Deadline) -> SinkResult:
         def attempt(pending: list[OutRecord]) -> dict[str, tuple[str, bool]]:
@@ -135,6 +153,9 @@ class SqsPublisher:
                     "Id": str(i),
                     "MessageBody": r.body,
                     **({"MessageGroupId": r.tenant_id} if r.tenant_id else {}),
+                    **(
+                        {"MessageAttributes": attributes} if (attributes := sqs_message_attributes(r)) else {}
+                    ),
                 }
                 for i, r in enumerate(pending)
             ]

@@ -1,7 +1,8 @@
 """The shared quota state and the per-tenant quota overrides in DynamoDB (``QuotaStorePort``'s adapter).
 
 Both live in the API keys table, beside the tenant's keys, under partition keys no key hash can take
-(a hash is 64 hex digits): ``quota#<tenant>`` holds the overrides set by ``keys quota set`` (no TTL),
+(a hash is 64 hex digits): ``quota#<tenant>`` holds the overrides set by ``keys quota set`` and the
+partitions override set by ``keys partitions set`` (no TTL),
 ``quota-state#<tenant>`` the shared bucket (a theoretical arrival time per dimension, a version, and an
 ``expires_at`` TTL: an idle tenant's state is worth nothing once its bucket is full again). The ingest
 function may touch only these two prefixes (``dynamodb:LeadingKeys`` in infra/iam.tf).
@@ -41,6 +42,8 @@ STATE_PREFIX: Final = "quota-state#"
 MAX_ATTEMPTS: Final = 8
 CONTENDED_RETRY_SECONDS: Final = 0.1
 STATE_TTL_MARGIN_SECONDS: Final = 60
+# The attribute of a tenant's ``quota#<tenant>`` item holding its partitions override (core/partitions.py).
+PARTITIONS_ATTRIBUTE: Final = "partitions"
 
 
 def quota_key(tenant_id: str) -> str:
@@ -102,6 +105,19 @@ class DynamoQuotaStore:
             return parse_overrides(item["quota"]["S"])
         except ValueError:
             return {}  # never refuse a tenant's traffic over a malformed document: the default applies
+
+    def partitions(self, tenant_id: str) -> int | None:
+        """The tenant's partitions override (``keys partitions set``), None when none is set."""
+        try:
+            item = self.client.get_item(
+                TableName=self._table,
+                Key={"key_hash": {"S": quota_key(tenant_id)}},
+                ProjectionExpression="#p",
+                ExpressionAttributeNames={"#p": PARTITIONS_ATTRIBUTE},
+            ).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise QuotaStoreUnavailable(error_code(exc)) from exc
+        return int(item[PARTITIONS_ATTRIBUTE]["N"]) if item and PARTITIONS_ATTRIBUTE in item else None
 
     def lease(
         self,

@@ -162,12 +162,18 @@ class IngestService:
     """Validates, normalizes and publishes the records of one request."""
 
     def __init__(
-        self, settings: IngestSettings, sinks: Sequence[RecordSink], quotas: QuotaEnforcer | None = None
+        self,
+        settings: IngestSettings,
+        sinks: Sequence[RecordSink],
+        quotas: QuotaEnforcer | None = None,
+        partitions: Callable[[str], int] | None = None,
     ) -> None:
         self.settings = settings
         self.limits = Limits.from_settings(settings)
         self.sinks = sinks
         self.quotas = quotas
+        # A tenant's partition key values, stamped on its SQS messages (ingest/tenant_partitions.py).
+        self.partitions: Callable[[str], int] = partitions or (lambda _tenant: settings.tenant_partitions)
         self._partition: Callable[[dict[str, Any]], str] = (
             (lambda e: e["tenant_id"]) if settings.partition_key == "tenant_id" else (lambda e: e["event_id"])
         )
@@ -429,7 +435,10 @@ class IngestService:
             if event_id in seen:
                 continue
             seen.add(event_id)
-            out.append(OutRecord(event_id, self._partition(record), text, size, record["tenant_id"]))
+            tenant = record["tenant_id"]
+            out.append(
+                OutRecord(event_id, self._partition(record), text, size, tenant, self.partitions(tenant))
+            )
         return out
 
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from core.partitions import MAX_PARTITIONS
+
 PRICES_PATH = Path(__file__).parent / "prices.json"
 BENCH_JSON = Path(__file__).parent / "out" / "bench.json"
 KiB = 1024
@@ -35,6 +37,13 @@ DYNAMODB_WRU_BYTES = KiB  # one write request unit per started 1 KB of item
 SHARD_RECORDS_PER_S = 1000  # Kinesis provisioned shard write limits
 SHARD_BYTES_PER_S = 1024 * 1024
 DDB_TABLE_WRU_PER_S = 40_000  # default per-table on-demand throughput quota
+# One partition key value takes at most about 1,000 write units per second, in either capacity mode
+# ("Best practices for designing and using partition keys effectively", DynamoDB developer guide). A
+# tenant's items share one value unless its partitions are raised (core/partitions.py); a time-ordered
+# sort key keeps its writes on the newest key range, so DynamoDB's split for heat cannot spread them.
+DDB_KEY_WRU_PER_S = 1000
+# Plan partitions at this share of a key's limit: the hash spreads ids evenly only on average.
+PARTITION_TARGET_SHARE = 0.8
 
 
 def units(size_bytes: int | float, unit_bytes: int) -> int:
@@ -312,9 +321,43 @@ def load_profile(path: Path = BENCH_JSON) -> tuple[Profile, str]:
     return Profile(), "defaults in loadtest/cost.py (run make bench to measure)"
 
 
+@dataclass(frozen=True)
+class PartitionAdvice:
+    """Whether one tenant's writes fit one partition key value, and the partitions to give it if not."""
+
+    tenant_wru_per_s: float
+    partitions: int  # recommended N (keys partitions set); 1: the tenant id alone is enough
+    over_one_key: bool  # the tenant needs more than one partition key value
+    beyond_max: bool  # even MAX_PARTITIONS keys would be over the target share
+
+    def describe(self) -> str:
+        if not self.over_one_key:
+            return (
+                f"1 ({self.tenant_wru_per_s:,.0f} WRU/s is within one key's {DDB_KEY_WRU_PER_S:,} WRU/s "
+                f"at {PARTITION_TARGET_SHARE:.0%})"
+            )
+        text = (
+            f"{self.partitions} -- the tenant writes {self.tenant_wru_per_s:,.0f} WRU/s, more than one key "
+            f"takes: keys partitions set --tenant T {self.partitions}"
+        )
+        if self.beyond_max:
+            text += f" (over {MAX_PARTITIONS} keys' worth even at the maximum: split the tenant)"
+        return text
+
+
+def partition_advice(tenant_wru_per_s: float) -> PartitionAdvice:
+    """The partitions a tenant writing ``tenant_wru_per_s`` needs: each key kept at or below
+    ``PARTITION_TARGET_SHARE`` of ``DDB_KEY_WRU_PER_S``, at most ``MAX_PARTITIONS``."""
+    needed = max(1, math.ceil(tenant_wru_per_s / (DDB_KEY_WRU_PER_S * PARTITION_TARGET_SHARE)))
+    return PartitionAdvice(tenant_wru_per_s, min(needed, MAX_PARTITIONS), needed > 1, needed > MAX_PARTITIONS)
+
+
 def plan(rps: float, event_bytes: int, batch: int, profile: Profile, prices: dict[str, float],
-         kinesis_mode: str = "provisioned") -> dict[str, Any]:  # fmt: skip
-    """Monthly bill and capacity for ``rps`` requests/s of ``batch`` events of ``event_bytes``."""
+         kinesis_mode: str = "provisioned", tenant_share: float = 1.0) -> dict[str, Any]:  # fmt: skip
+    """Monthly bill and capacity for ``rps`` requests/s of ``batch`` events of ``event_bytes``.
+
+    ``tenant_share``: the part of the load the largest tenant sends (1: all of it), for the partitions
+    that tenant needs (``partition_advice``)."""
     events_per_s = rps * batch
     usage = estimate_usage(profile, event_bytes, batch, records=1000, rate_per_second=events_per_s)
     monthly_events = events_per_s * SECONDS_PER_MONTH
@@ -333,6 +376,7 @@ def plan(rps: float, event_bytes: int, batch: int, profile: Profile, prices: dic
         return per_s.lambda_gb_seconds.get(fn, 0.0) * scale / (profile.memory_mb / 1024)
 
     wru_per_s = per_s.dynamodb_wru * scale
+    advice = partition_advice(wru_per_s * tenant_share)
     return {
         "events_per_second": events_per_s,
         "events_per_month": monthly_events,
@@ -347,7 +391,9 @@ def plan(rps: float, event_bytes: int, batch: int, profile: Profile, prices: dic
                                                              profile.worker_window_seconds),
             "dynamodb WRU/s": wru_per_s,
             "dynamodb table quota used": wru_per_s / DDB_TABLE_WRU_PER_S,
+            "largest tenant's partitions": advice.describe(),
         },
+        "partitions": advice,
     }  # fmt: skip
 
 
@@ -368,6 +414,13 @@ def render(args: argparse.Namespace, result: dict[str, Any], source: str, profil
         if name == "dynamodb table quota used":
             shown = f"{value:.1%} of {DDB_TABLE_WRU_PER_S:,} WRU/s"
         out.append(f"  {name:32} {shown}")
+    if result["partitions"].over_one_key:
+        out.append(
+            f"\nWARNING: the largest tenant ({args.tenant_share:.0%} of the load) needs more than one partition key "
+            f"value (about {DDB_KEY_WRU_PER_S:,} WRU/s each): with one, DynamoDB throttles its writes and the "
+            f"queue backs up. Give it {result['partitions'].partitions} partitions before it reaches this rate "
+            "(docs/performance.md, one tenant's ceiling)."
+        )
     out.append(
         "\nAssumptions: us-east-1 list prices from loadtest/prices.json, no free tier, first tiers; "
         f"arm64 Lambda at {profile.memory_mb} MB; Lambda durations measured locally against the emulator "
@@ -386,11 +439,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--event-bytes", type=int, default=1024, help="bytes per event")
     parser.add_argument("--batch", type=int, default=1, help="events per request")
     parser.add_argument("--kinesis", choices=["provisioned", "on-demand"], default="provisioned")
+    parser.add_argument(
+        "--tenant-share", type=float, default=1.0,
+        help="the part of the load (0..1] the largest tenant sends (default 1: one tenant sends it all)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    if args.rps <= 0 or args.batch < 1 or args.event_bytes < 1:
-        parser.error("--rps must be > 0, --batch and --event-bytes >= 1")
+    if args.rps <= 0 or args.batch < 1 or args.event_bytes < 1 or not 0 < args.tenant_share <= 1:
+        parser.error("--rps must be > 0, --batch and --event-bytes >= 1, --tenant-share in (0, 1]")
     profile, source = load_profile()
-    result = plan(args.rps, args.event_bytes, args.batch, profile, load_prices(), args.kinesis)
+    result = plan(
+        args.rps, args.event_bytes, args.batch, profile, load_prices(), args.kinesis, args.tenant_share
+    )
     print(render(args, result, source, profile))
     return 0
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import itertools
 import os
 import signal
 import subprocess
@@ -81,6 +82,7 @@ def stack_from_outputs(doc: dict[str, Any], endpoint_url: str = "") -> stk.Stack
         stream_failures_url=str(out.get("stream_failures_queue_url") or ""), table_name=out["table_name"],
         rollup_table_name=str(out.get("rollup_table_name") or ""), api_keys_table_name=out["api_keys_table_name"],
         archive_bucket=str(out.get("archive_bucket") or ""), api_url=str(out.get("api_url") or ""),
+        tenant_partitions=int(out.get("tenant_partitions") or 1),
     )  # fmt: skip
 
 
@@ -137,7 +139,9 @@ def _inspector(args: argparse.Namespace, stack: stk.Stack) -> StackInspector:
                           region=stack.region or None, stream_name=stack.stream_name,
                           stream_failures_url=stack.stream_failures_url or None,
                           rollup_table_name=stack.rollup_table_name or None,
-                          archive_bucket=stack.archive_bucket or None)  # fmt: skip
+                          archive_bucket=stack.archive_bucket or None,
+                          api_keys_table_name=stack.api_keys_table_name or None,
+                          default_partitions=stack.tenant_partitions)  # fmt: skip
 
 
 def _wants_json(args: argparse.Namespace) -> bool:
@@ -235,11 +239,10 @@ def _json_default(obj: Any) -> Any:
 
 def cmd_events_list(args: argparse.Namespace) -> int:
     stack = _connect(args)
-    page = aws.client("dynamodb").query(
-        TableName=stack.table_name, KeyConditionExpression="tenant_id = :t",
-        ExpressionAttributeValues={":t": {"S": args.tenant}}, ScanIndexForward=False, Limit=args.limit,
-    )  # fmt: skip
-    items = [stored_record_of(i) for i in page.get("Items", [])]
+    newest = itertools.islice(
+        _inspector(args, stack).tenant_items(args.tenant, page_size=args.limit), args.limit
+    )
+    items = [stored_record_of(i) for i in newest]
     if _wants_json(args):
         for item in items:
             _out(_dumps(item))
@@ -267,16 +270,13 @@ def cmd_tail(args: argparse.Namespace) -> int:
     only if it falls among the newest ``--window`` ids when it is stored.
     """
     stack = _connect(args)
-    ddb = aws.client("dynamodb")
+    inspector = _inspector(args, stack)
     seen: set[str] = set()
     first = True
     stop_at = None if args.seconds is None else time.monotonic() + args.seconds
     while True:
-        page = ddb.query(
-            TableName=stack.table_name, KeyConditionExpression="tenant_id = :t",
-            ExpressionAttributeValues={":t": {"S": args.tenant}}, ScanIndexForward=False, Limit=args.window,
-        )  # fmt: skip
-        fresh = [r for r in (stored_record_of(i) for i in page.get("Items", [])) if r["event_id"] not in seen]
+        newest = itertools.islice(inspector.tenant_items(args.tenant, page_size=args.window), args.window)
+        fresh = [r for r in (stored_record_of(i) for i in newest) if r["event_id"] not in seen]
         seen.update(r["event_id"] for r in fresh)
         if not first or args.backlog:
             for record in reversed(fresh):  # oldest first, as a log reads
@@ -292,13 +292,11 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 def cmd_events_get(args: argparse.Namespace) -> int:
     stack = _connect(args)
-    got = aws.client("dynamodb").get_item(
-        TableName=stack.table_name, Key={"tenant_id": {"S": args.tenant}, "event_id": {"S": args.event_id}}
-    )
-    if "Item" not in got:
+    item = _inspector(args, stack).get_event(args.tenant, args.event_id)
+    if item is None:
         _out(safe(f"no event {args.event_id} for tenant {args.tenant!r}"))
         return 1
-    _out(_dumps(stored_record_of(got["Item"]), indent=not _wants_json(args)))
+    _out(_dumps(stored_record_of(item), indent=not _wants_json(args)))
     return 0
 
 
@@ -600,7 +598,8 @@ def build_parser(prog: str = "sluice") -> argparse.ArgumentParser:
     sub.add_parser("stats", help="queue depths and stored items").set_defaults(func=cmd_stats)
     sub.add_parser("health", help="GET /health of the stack's API").set_defaults(func=cmd_health)
     keys = sub.add_parser(
-        "keys", help="API keys: create --tenant T | list [--tenant T] | revoke --key-id=ID (or: revoke -- ID)"
+        "keys",
+        help="API keys: create --tenant T | list [--tenant T] | revoke --key-id=ID (or: revoke -- ID) | quota set|show | partitions set|show",
     )
     keys.add_argument("rest", nargs=argparse.REMAINDER)
     keys.set_defaults(func=cmd_keys)

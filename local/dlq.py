@@ -55,13 +55,16 @@ def redrive(sqs: Any, dlq_url: str, target_url: str, *, dry_run: bool = True, ra
 
     Each message is deleted from the DLQ only after it is on the target queue, so an interrupted run
     loses nothing; a message moved twice is harmless because the worker's writes are idempotent.
+    A message goes back with its message attributes (the ``partitions`` ingest stamped on it, so the
+    worker writes under the key it would have the first time) and its message group (its tenant).
     """
     moved = 0
     interval = 1.0 / rate_per_second if rate_per_second > 0 else 0.0
     seen: set[str] = set()
     while max_messages is None or moved < max_messages:
-        batch = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10,
-                                    VisibilityTimeout=0 if dry_run else 30).get("Messages", [])  # fmt: skip
+        batch = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=0 if dry_run else 30,
+                                    MessageAttributeNames=["All"],
+                                    AttributeNames=["MessageGroupId"]).get("Messages", [])  # fmt: skip
         batch = [m for m in batch if m["MessageId"] not in seen]
         if not batch:
             return
@@ -72,7 +75,10 @@ def redrive(sqs: Any, dlq_url: str, target_url: str, *, dry_run: bool = True, ra
             if dry_run:
                 yield "would move", m["MessageId"]
             else:
-                sqs.send_message(QueueUrl=target_url, MessageBody=m["Body"])
+                group = m.get("Attributes", {}).get("MessageGroupId")
+                sqs.send_message(QueueUrl=target_url, MessageBody=m["Body"],
+                                 **({"MessageAttributes": m["MessageAttributes"]} if m.get("MessageAttributes") else {}),
+                                 **({"MessageGroupId": group} if group else {}))  # fmt: skip
                 sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=m["ReceiptHandle"])
                 yield "moved", m["MessageId"]
                 time.sleep(interval)

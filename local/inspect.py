@@ -2,7 +2,8 @@
 
 Queue, DLQ and stream-failure depths, the stats ``python -m local stats`` prints, dead letters, the
 events table's keys and items, the envelopes on the stream, the lines of the archive and the rollup's
-counts. An adapter at the edge (boto3 only here), shared by the CLI, the load tests and the tests, never
+counts. A tenant's items are read over every partition key value it may have (``core/partitions.py``):
+its N is the larger of its override in the API keys table and the stack's ``TENANT_PARTITIONS``. An adapter at the edge (boto3 only here), shared by the CLI, the load tests and the tests, never
 by the Locust process. Built from a local ``Stack`` (``StackInspector.for_stack``) or from plain
 resource names and a region for a deployment (the default credential chain); every resource is
 optional and a view needs only the ones it reads.
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from core.batching import chunk
+from core.partitions import effective_partitions, lookup_keys, merge_by_sort_key, read_keys, tenant_of_key
 
 if TYPE_CHECKING:
     from local.dlq import DeadLetter
@@ -63,11 +65,13 @@ class StackInspector:
                  stream_name: str | None = None, stream_failures_url: str | None = None,
                  rollup_table_name: str | None = None, archive_bucket: str | None = None,
                  kinesis: Any = None, s3: Any = None, read_timeout: float = 10.0,
-                 credentials: dict[str, str] | None = None) -> None:  # fmt: skip
+                 credentials: dict[str, str] | None = None, api_keys_table_name: str | None = None,
+                 default_partitions: int = 1) -> None:  # fmt: skip
         self.queue_url, self.dlq_url, self.table_name = queue_url, dlq_url, table_name
         self.stream_name, self.stream_failures_url = stream_name, stream_failures_url
         self.rollup_table_name, self.archive_bucket = rollup_table_name, archive_bucket
         self.endpoint_url, self.region = endpoint_url, region
+        self.api_keys_table_name, self.default_partitions = api_keys_table_name, default_partitions
         self._read_timeout, self._credentials = read_timeout, credentials
         self._clients: dict[str, Any] = {
             name: client
@@ -82,6 +86,7 @@ class StackInspector:
                    region=stack.region, stream_name=stack.stream_name,
                    stream_failures_url=stack.stream_failures_url, rollup_table_name=stack.rollup_table_name,
                    archive_bucket=stack.archive_bucket, read_timeout=read_timeout,
+                   api_keys_table_name=stack.api_keys_table_name, default_partitions=stack.tenant_partitions,
                    credentials={"aws_access_key_id": "testing", "aws_secret_access_key": "testing",
                                 "aws_session_token": "testing"})  # fmt: skip
 
@@ -163,12 +168,77 @@ class StackInspector:
         return [stored_record_of(item) for item in self.stored_items()]
 
     def stored_keys(self) -> list[tuple[str, str]]:
-        """``(tenant, event_id)`` of every stored item."""
+        """``(tenant, event_id)`` of every stored item (the tenant also of an item under ``tenant#k``)."""
         items = self.scan(str(self.table_name), ProjectionExpression="tenant_id, event_id")
-        return [(i["tenant_id"]["S"], i["event_id"]["S"]) for i in items]
+        return [(tenant_of_key(i["tenant_id"]["S"]), i["event_id"]["S"]) for i in items]
+
+    def partitions_of(self, tenant_id: str) -> int:
+        """The tenant's N: the larger of its override (API keys table, when known) and the stack's default."""
+        override = None
+        if self.api_keys_table_name:
+            from ingest.quota_store import PARTITIONS_ATTRIBUTE, quota_key
+
+            item = (
+                self.client("dynamodb")
+                .get_item(TableName=self.api_keys_table_name, Key={"key_hash": {"S": quota_key(tenant_id)}})
+                .get("Item")
+            )
+            if item and PARTITIONS_ATTRIBUTE in item:
+                override = int(item[PARTITIONS_ATTRIBUTE]["N"])
+        return effective_partitions(override, self.default_partitions)
+
+    def _query_key(
+        self, key: str, newest_first: bool, page_size: int, **kwargs: Any
+    ) -> Iterator[dict[str, Any]]:
+        """The items of one partition key value in sort-key order, a page at a time as they are consumed."""
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "tenant_id = :t",
+            "ExpressionAttributeValues": {":t": {"S": key}},
+            "ScanIndexForward": not newest_first,
+            "Limit": page_size,
+            **kwargs,
+        }
+        while True:
+            page = self.client("dynamodb").query(**request)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def tenant_items(self, tenant_id: str, *, newest_first: bool = True, page_size: int = 100,
+                     **query: Any) -> Iterator[dict[str, Any]]:  # fmt: skip
+        """A tenant's items (typed attribute values) in event id order, over every key it may be stored under.
+
+        One query per partition key value (``core.partitions.read_keys``), merged lazily by sort key: the
+        first ``limit`` items are exactly the tenant's first ``limit``, and a key is read only as far as
+        the merge needs. An event id stored under two keys is yielded once. ``query``: extra Query
+        parameters (``ProjectionExpression``).
+        """
+        keys = read_keys(tenant_id, self.partitions_of(tenant_id))
+        sources = [self._query_key(k, newest_first, page_size, **query) for k in keys]
+        yield from merge_by_sort_key(sources, newest_first=newest_first)
+
+    def get_event(self, tenant_id: str, event_id: str) -> dict[str, Any] | None:
+        """One stored item (typed attribute values) by tenant and event id, whichever of the tenant's keys
+        holds it (``core.partitions.lookup_keys``: at most N + 1 keys, one BatchGetItem)."""
+        keys = lookup_keys(tenant_id, event_id, self.partitions_of(tenant_id))
+        if len(keys) == 1:
+            got = self.client("dynamodb").get_item(
+                TableName=self.table_name, Key={"tenant_id": {"S": keys[0]}, "event_id": {"S": event_id}}
+            )
+            item: dict[str, Any] | None = got.get("Item")
+            return item
+        items = self._batch_get([(k, event_id) for k in keys])
+        return items[0] if items else None
 
     def count_stored(self, tenant_id: str) -> int:
-        """Items stored for one tenant (a paginated COUNT query on the partition)."""
+        """Records stored for one tenant: a paginated COUNT query when it has one key, else its distinct
+        event ids over all its keys."""
+        if self.partitions_of(tenant_id) > 1:
+            return sum(
+                1 for _ in self.tenant_items(tenant_id, page_size=1000, ProjectionExpression="event_id")
+            )
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "tenant_id = :t",
@@ -183,26 +253,38 @@ class StackInspector:
                 return int(count)
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def timestamps(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[Any, Any]]:
-        """``(tenant, event_id) -> (received_at, stored_at)`` for the keys that are stored."""
-        found: dict[tuple[str, str], tuple[Any, Any]] = {}
+    def _batch_get(
+        self, keys: Sequence[tuple[str, str]], projection: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The items stored under ``(partition key value, event_id)`` keys, retrying unprocessed keys."""
         table = str(self.table_name)
+        out: list[dict[str, Any]] = []
         for part in chunk(list(dict.fromkeys(keys)), 100):
             request: dict[str, Any] = {
                 table: {
                     "Keys": [{"tenant_id": {"S": t}, "event_id": {"S": e}} for t, e in part],
-                    "ProjectionExpression": "tenant_id, event_id, received_at, stored_at",
+                    **({"ProjectionExpression": projection} if projection else {}),
                 }
             }
             for attempt in range(8):
                 page = self.client("dynamodb").batch_get_item(RequestItems=request)
-                for item in page.get("Responses", {}).get(table, []):
-                    key = (item["tenant_id"]["S"], item["event_id"]["S"])
-                    found[key] = (_scalar(item.get("received_at")), _scalar(item.get("stored_at")))
+                out.extend(page.get("Responses", {}).get(table, []))
                 request = page.get("UnprocessedKeys") or {}
                 if not request:
                     break
                 time.sleep(min(2.0, 0.05 * 2**attempt))
+        return out
+
+    def timestamps(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[Any, Any]]:
+        """``(tenant, event_id) -> (received_at, stored_at)`` for the keys that are stored (under any of
+        the tenant's partition key values)."""
+        wanted = list(dict.fromkeys(keys))
+        partitions = {t: self.partitions_of(t) for t in {t for t, _ in wanted}}
+        candidates = [(k, e) for t, e in wanted for k in lookup_keys(t, e, partitions[t])]
+        found: dict[tuple[str, str], tuple[Any, Any]] = {}
+        for item in self._batch_get(candidates, "tenant_id, event_id, received_at, stored_at"):
+            key = (tenant_of_key(item["tenant_id"]["S"]), item["event_id"]["S"])
+            found[key] = (_scalar(item.get("received_at")), _scalar(item.get("stored_at")))
         return found
 
     # --- the stream, the archive, the rollup --------------------------------------------------

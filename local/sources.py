@@ -234,7 +234,7 @@ class SqsEventSource(_Pollers):
                     "receiptHandle": m["ReceiptHandle"],
                     "body": m["Body"],
                     "attributes": m.get("Attributes", {}),
-                    "messageAttributes": m.get("MessageAttributes", {}),
+                    "messageAttributes": lambda_message_attributes(m.get("MessageAttributes", {})),
                     "md5OfBody": m.get("MD5OfBody") or hashlib.md5(m["Body"].encode()).hexdigest(),  # noqa: S324
                     "eventSource": "aws:sqs",
                     "eventSourceARN": self.queue_arn,
@@ -433,3 +433,18 @@ def _checkpoint_index(result: Any, records: list[dict[str, Any]]) -> int | None:
             return 0  # an identifier Lambda cannot place: retry the whole batch
         indexes.append(positions[ident])
     return min(indexes)
+
+
+def lambda_message_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """SQS message attributes as ReceiveMessage gives them (``StringValue``) in the shape Lambda's SQS
+    event carries them (``stringValue``, ``dataType``)."""
+    return {
+        name: {
+            "stringValue": a.get("StringValue"),
+            "binaryValue": base64.b64encode(a["BinaryValue"]).decode() if "BinaryValue" in a else None,
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": a.get("DataType", "String"),
+        }
+        for name, a in attributes.items()
+    }

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from core import aws, wiring
+from core.settings import VARIABLES
 
 STATE_PATH = Path(".local") / "stack.json"
 
@@ -46,6 +47,8 @@ class Stack:
     api_keys_table_name: str
     archive_bucket: str
     api_url: str = ""
+    # TENANT_PARTITIONS of the stack's ingest function: what readers query for a tenant without an override.
+    tenant_partitions: int = 1
 
     def handler_env(self) -> dict[str, str]:
         return {
@@ -60,6 +63,7 @@ class Stack:
             "API_KEYS_TABLE_NAME": self.api_keys_table_name,
             "QUOTA_TABLE_NAME": self.api_keys_table_name,  # quota overrides and shared buckets
             "ARCHIVE_BUCKET": self.archive_bucket,
+            "TENANT_PARTITIONS": str(self.tenant_partitions),
         }
 
     def save(self, path: Path = STATE_PATH) -> None:
@@ -168,4 +172,5 @@ def create(endpoint_url: str, prefix: str = "sluice-local", visibility_timeout: 
         rollup_table_name=rollup,
         api_keys_table_name=keys,
         archive_bucket=bucket,
+        tenant_partitions=int(VARIABLES["tenant_partitions"].read(os.environ)),
     )

@@ -35,6 +35,7 @@ from core import redaction
 from core.envelope import now_received_at
 from core.errors import PermanentError
 from core.observability import log_json
+from core.partitions import MESSAGE_ATTRIBUTE
 from core.retry import Deadline
 from core.settings import WorkerSettings
 
@@ -71,6 +72,12 @@ def simulate_cost(chars: int, ms_per_kchar: float) -> None:
         time.sleep(chars / 1000 * ms_per_kchar / 1000)
 
 
+def message_partitions(record: SQSRecord) -> str | None:
+    """The ``partitions`` attribute ingest stamped on the message (its tenant's N), None when absent."""
+    attribute = (record.raw_event.get("messageAttributes") or {}).get(MESSAGE_ATTRIBUTE)
+    return None if attribute is None else str(attribute.get("stringValue") or "")
+
+
 def record_handler(record: SQSRecord) -> PreparedItem:
     s = settings()
     body = record.body
@@ -82,6 +89,7 @@ def record_handler(record: SQSRecord) -> PreparedItem:
             retention_days=s.retention_days,
             stored_at=now_received_at(),
             compact=s.store_compact,
+            partitions=message_partitions(record),
         )
     except PermanentError as exc:
         from core import wiring  # only this failure path reads the wiring: keep it off the cold start

@@ -2,7 +2,9 @@
 
 The item keeps the envelope's shape: ``tenant_id`` (partition key), ``event_id`` (sort key), ``kind``,
 ``received_at``, ``type``, ``client``, ``source``, then the redacted body (``payload`` for an event;
-``text``, ``level``, ``attributes`` for a log), ``expires_at`` (TTL) and ``stored_at``.
+``text``, ``level``, ``attributes`` for a log), ``expires_at`` (TTL) and ``stored_at``. The partition key
+holds the tenant id, or ``<tenant>#<k>`` for a tenant spread over N > 1 partition key values
+(``core/partitions.py``); ``stored_record`` gives the tenant id back either way.
 
 DynamoDB cannot hold every JSON document as a native map, so the body is stored in the first form that
 fits, and ``storage`` says which:
@@ -31,9 +33,10 @@ import orjson
 
 from core.envelope import Envelope, InvalidEnvelope, parse_received_at, redact_envelope, validate
 from core.errors import PermanentError
+from core.partitions import InvalidPartitions, owns_key, parse_partitions, partition_key, tenant_of_key
 from core.redaction import Counts, Redactor, json_text
 
-Key = tuple[str, str]  # (tenant_id, event_id)
+Key = tuple[str, str]  # (partition key: the tenant id or <tenant>#<k>, event_id)
 E = TypeVar("E")
 
 MAX_ITEM_BYTES = 400 * 1024
@@ -127,8 +130,12 @@ def build_item(
     stored_at: str,
     body: str | None = None,
     compact: bool = False,
+    partitions: int = 1,
 ) -> PreparedItem:
     """The DynamoDB item for a validated envelope: redacted, typed for DynamoDB, under the size limit.
+
+    ``partitions``: the tenant's N, as ingest stamped it on the message; the item's partition key is
+    ``core.partitions.partition_key`` of the envelope's own tenant, never anything else.
 
     ``compact``: store the body gzipped when that takes fewer write request units (a WRU is 1 KB of
     item); a typical 1 KB event becomes a ~1.3 KB item natively (2 WRU) and ~0.8 KB gzipped (1 WRU),
@@ -139,8 +146,11 @@ def build_item(
     Raises ``PermanentError("item_too_large")`` when even the gzipped body does not fit.
     """
     red, counts = redact_envelope(env, redactor, body)
+    key_value = partition_key(env["tenant_id"], env["event_id"], partitions)
+    if not owns_key(env["tenant_id"], key_value):  # unreachable with a valid envelope: a last guard
+        raise PermanentError("invalid_partition_key", "the item's key is outside its tenant's key space")
     head: dict[str, Any] = {
-        "tenant_id": red["tenant_id"],
+        "tenant_id": key_value,
         "event_id": red["event_id"],
         "v": red["v"],
         "kind": red["kind"],
@@ -162,7 +172,7 @@ def build_item(
         body_fields = {k: red[k] for k in ("text", "level", "attributes") if red.get(k) is not None}
         json_field, json_source = "attributes_json", "attributes"
 
-    key = (red["tenant_id"], red["event_id"])
+    key = (key_value, red["event_id"])
     try:
         native, size = to_dynamo(body_fields)
         if head_size + size <= ITEM_BYTES_BUDGET:
@@ -217,13 +227,16 @@ def stored_record(item: Mapping[str, Any]) -> dict[str, Any]:
 
     ``payload_json`` / ``attributes_json`` (``storage=json``) become ``payload`` / ``attributes`` again,
     ``body_gz`` (``storage=gzip``) is unpacked into the body fields, and numbers are ``int`` or
-    ``float`` rather than ``Decimal``. ``storage``, ``stored_at`` and ``expires_at`` stay.
+    ``float`` rather than ``Decimal``. ``storage``, ``stored_at`` and ``expires_at`` stay. ``tenant_id`` is
+    the tenant's, also for an item stored under one of its partitions (``acme#3`` -> ``acme``).
 
     ``item`` holds plain values, as boto3's ``TypeDeserializer`` gives them (``body_gz`` as bytes or
     boto3's ``Binary``); ``consumers.worker.store.deserialize_item`` turns an item of the DynamoDB API
     (attribute values) into that form.
     """
     out = {k: _from_dynamo(v) for k, v in item.items() if k not in BODY_STORAGE_FIELDS}
+    if isinstance(out.get("tenant_id"), str):
+        out["tenant_id"] = tenant_of_key(out["tenant_id"])
     # The standard library, not orjson: json_text falls back to it for integers beyond 64 bits.
     if "payload_json" in item:
         out["payload"] = json.loads(item["payload_json"])
@@ -282,13 +295,25 @@ def failures_by_record_id(units: Sequence[WriteUnit], failures: Mapping[Key, E])
 
 
 def prepare_record(
-    body: str, redactor: Redactor, *, retention_days: int, stored_at: str, compact: bool = False
+    body: str,
+    redactor: Redactor,
+    *,
+    retention_days: int,
+    stored_at: str,
+    compact: bool = False,
+    partitions: object = None,
 ) -> PreparedItem:
     """Parse, validate, redact and shape one message body; ``PermanentError`` when it cannot be stored.
 
-    Codes: ``not_json``, ``invalid_envelope`` (schema), ``item_too_large``. The error message never
-    holds the body, so it is safe to log.
+    ``partitions``: the message's ``partitions`` attribute as sent (None: absent, N = 1).
+
+    Codes: ``not_json``, ``invalid_envelope`` (schema), ``invalid_partitions`` (an attribute that is not
+    1..``MAX_PARTITIONS``), ``item_too_large``. The error message never holds the body, so it is safe to log.
     """
+    try:
+        n = 1 if partitions is None else parse_partitions(partitions)
+    except InvalidPartitions as exc:
+        raise PermanentError("invalid_partitions", str(exc)) from None
     try:
         env = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -298,5 +323,11 @@ def prepare_record(
     except InvalidEnvelope as exc:
         raise PermanentError("invalid_envelope", str(exc)[:300]) from None
     return build_item(
-        env, redactor, retention_days=retention_days, stored_at=stored_at, body=body, compact=compact
+        env,
+        redactor,
+        retention_days=retention_days,
+        stored_at=stored_at,
+        body=body,
+        compact=compact,
+        partitions=n,
     )

@@ -40,7 +40,11 @@ run "failure_paths_have_alarms" {
     error_message = "Tenants throttled over their quota, and a quota store that cannot be reached, must alarm."
   }
   assert {
-    condition = alltrue([for a in concat(values(aws_cloudwatch_metric_alarm.queue_depth), values(aws_cloudwatch_metric_alarm.worker), values(aws_cloudwatch_metric_alarm.consumer_iterator_age), values(aws_cloudwatch_metric_alarm.own_metric), [aws_cloudwatch_metric_alarm.api_5xx_rate, aws_cloudwatch_metric_alarm.ingest_duration_p99, aws_cloudwatch_metric_alarm.tenant_throttled, aws_cloudwatch_metric_alarm.quota_store_errors]) :
+    condition     = aws_cloudwatch_metric_alarm.events_write_key_range_throttled.namespace == "AWS/DynamoDB" && aws_cloudwatch_metric_alarm.events_write_key_range_throttled.metric_name == "WriteKeyRangeThroughputThrottleEvents" && aws_cloudwatch_metric_alarm.events_write_key_range_throttled.dimensions.TableName == aws_dynamodb_table.events.name
+    error_message = "Writes to the events table throttled by key range (a tenant outgrowing its partitions) must alarm."
+  }
+  assert {
+    condition = alltrue([for a in concat(values(aws_cloudwatch_metric_alarm.queue_depth), values(aws_cloudwatch_metric_alarm.worker), values(aws_cloudwatch_metric_alarm.consumer_iterator_age), values(aws_cloudwatch_metric_alarm.own_metric), [aws_cloudwatch_metric_alarm.api_5xx_rate, aws_cloudwatch_metric_alarm.ingest_duration_p99, aws_cloudwatch_metric_alarm.tenant_throttled, aws_cloudwatch_metric_alarm.quota_store_errors, aws_cloudwatch_metric_alarm.events_write_key_range_throttled]) :
     a.alarm_actions == toset(["arn:aws:sns:eu-west-1:123456789012:oncall"])])
     error_message = "Every alarm must notify the configured SNS topic."
   }

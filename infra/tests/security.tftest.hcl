@@ -163,8 +163,15 @@ run "tenant_reader_is_limited_to_its_session_tenant" {
   }
   assert {
     condition = anytrue([for c in one(data.aws_iam_policy_document.tenant_reader[0].statement).condition :
-    c.test == "ForAllValues:StringEquals" && c.variable == "dynamodb:LeadingKeys" && c.values == tolist(["$${aws:PrincipalTag/tenant_id}"])])
-    error_message = "tenant_reader must be limited by dynamodb:LeadingKeys to the tenant_id session tag."
+    c.test == "ForAllValues:StringLike" && c.variable == "dynamodb:LeadingKeys" && c.values == tolist(["$${aws:PrincipalTag/tenant_id}", "$${aws:PrincipalTag/tenant_id}#*"])])
+    error_message = "tenant_reader must be limited by dynamodb:LeadingKeys to the tenant_id session tag and its partitions (<tenant>#*)."
+  }
+  assert {
+    # "<tenant>*" would let tenant "ab" read tenant "abc": every pattern is the tag alone or the tag, '#', '*'.
+    condition = alltrue(flatten([for c in one(data.aws_iam_policy_document.tenant_reader[0].statement).condition :
+      [for v in c.values : contains(["$${aws:PrincipalTag/tenant_id}", "$${aws:PrincipalTag/tenant_id}#*"], v)]
+    if c.variable == "dynamodb:LeadingKeys"]))
+    error_message = "tenant_reader's LeadingKeys may name only the session's tenant and <tenant>#*, never a prefix of another tenant."
   }
   assert {
     condition = anytrue([for c in one(data.aws_iam_policy_document.tenant_reader[0].statement).condition :

@@ -190,3 +190,32 @@ def test_quota_overhead_is_a_lease_per_second_or_per_small_lease_never_more_than
         20 * prices["dynamodb_on_demand_per_million_wru"] / 1000
         + busy.override_reads_per_1000 * 0.5 * prices["dynamodb_on_demand_per_million_rru"] / 1000
     )
+
+
+def test_a_tenant_over_one_keys_write_rate_is_flagged_with_the_partitions_it_needs() -> None:
+    from core.partitions import MAX_PARTITIONS
+    from loadtest.cost import DDB_KEY_WRU_PER_S, partition_advice
+
+    assert partition_advice(500).partitions == 1 and not partition_advice(500).over_one_key
+    assert partition_advice(0.8 * DDB_KEY_WRU_PER_S).partitions == 1
+    advice = partition_advice(3000)
+    assert (
+        advice.over_one_key
+        and advice.partitions == 4
+        and "keys partitions set --tenant T 4" in advice.describe()
+    )
+    assert 3000 / advice.partitions <= 0.8 * DDB_KEY_WRU_PER_S
+    huge = partition_advice(10**6)
+    assert huge.partitions == MAX_PARTITIONS and huge.beyond_max
+
+
+def test_make_cost_sizes_the_largest_tenant_from_the_stored_item() -> None:
+    from loadtest.cost import Profile, dynamodb_wru, load_prices, plan, stored_item_bytes
+
+    profile = Profile()
+    # 30 requests/s of 100 events of 1 KB: every event is one stored item of this many units.
+    wru = dynamodb_wru(stored_item_bytes(profile, 1024))
+    whole = plan(30, 1024, 100, profile, load_prices())
+    assert whole["partitions"].tenant_wru_per_s == pytest.approx(3000 * wru)
+    assert whole["partitions"].over_one_key
+    assert not plan(30, 1024, 100, profile, load_prices(), tenant_share=0.2)["partitions"].over_one_key
