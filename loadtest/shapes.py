@@ -102,6 +102,22 @@ def burst(
     return Schedule("burst", tuple(phases))
 
 
+def noisy_neighbour(quiet_senders: int, flood_clients: int, baseline_seconds: float,
+                    flood_seconds: float) -> Schedule:  # fmt: skip
+    """The tenants scenario (``loadtest/tenants.py``): the quiet tenants alone, then with a flooder beside them.
+
+    Users here are concurrent senders: one per quiet tenant throughout, plus the flooder's clients in
+    the second phase. The quiet load is the same in both phases, so the first is the second's baseline.
+    """
+    return Schedule(
+        "noisy-neighbour",
+        (
+            Phase("baseline", baseline_seconds, quiet_senders, float(quiet_senders)),
+            Phase("flood", flood_seconds, quiet_senders + flood_clients, float(flood_clients)),
+        ),
+    )
+
+
 SHAPES = ("steady", "step", "burst")
 
 
