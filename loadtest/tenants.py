@@ -127,11 +127,14 @@ class Outcome:
     sample: str | None  # one accepted event id, for the lag
 
 
-def send(client: KeepAliveClient, sender: Sender, key: str, bodies: Sequence[PostBody],
+def send(client: KeepAliveClient, sender: Sender, key: str | None, bodies: Sequence[PostBody],
          schedule: shapes.Schedule, started: float, seed: int) -> list[Outcome]:  # fmt: skip
-    """One client of ``sender``: paced requests (open loop: a slow answer does not lower the rate)."""
+    """One client of ``sender``: paced requests (open loop: a slow answer does not lower the rate).
+
+    With ``key`` the tenant is its API key's; without, ``X-Tenant-Id`` names it (API keys off).
+    """
     rng = random.Random(seed)
-    headers = {"authorization": f"Bearer {key}"}
+    headers = {"authorization": f"Bearer {key}"} if key else {"x-tenant-id": sender.tenant}
     interval = 1.0 / sender.requests_per_second
     next_at = started + rng.random() * interval
     outcomes: list[Outcome] = []
