@@ -338,8 +338,8 @@ def drive_locust(o: RunOptions, host: str, out: Path, run_id: str, report: Any) 
                     locust.kill()
 
 
-def start_local_stack(o: RunOptions, cleanup: ExitStack, report: Any) -> Stack:
-    """A local stack on free ports with ``o``'s settings, stopped when ``cleanup`` closes."""
+def start_local_stack(o: RunOptions, cleanup: ExitStack, report: Any) -> tuple[Stack, StackProcess]:
+    """A local stack on free ports with ``o``'s settings (and its process), stopped when ``cleanup`` closes."""
     state_dir = Path(tempfile.mkdtemp(prefix="sluice-loadtest-"))
     process = cleanup.enter_context(StackProcess(state_dir, o.worker_concurrency, o.stack_env,
                                                  o.visibility_timeout, run_args=o.stack_args))  # fmt: skip
@@ -350,7 +350,7 @@ def start_local_stack(o: RunOptions, cleanup: ExitStack, report: Any) -> Stack:
     os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
     os.environ.pop("AWS_SESSION_TOKEN", None)
     os.environ.pop("AWS_PROFILE", None)
-    return stack
+    return stack, process
 
 
 def _target(o: RunOptions, cleanup: ExitStack, report: Any) -> tuple[str, StackInspector | None]:
@@ -362,7 +362,7 @@ def _target(o: RunOptions, cleanup: ExitStack, report: Any) -> tuple[str, StackI
                 o.queue_url, o.dlq_url, o.table, endpoint_url=o.endpoint_url, region=o.region
             )
         return o.host.rstrip("/"), probe
-    stack = start_local_stack(o, cleanup, report)
+    stack, _ = start_local_stack(o, cleanup, report)
     return stack.api_url, StackInspector(stack.queue_url, stack.dlq_url, stack.table_name,
                                          endpoint_url=stack.endpoint_url, region=stack.region)  # fmt: skip
 

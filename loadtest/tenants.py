@@ -25,6 +25,7 @@ import csv
 import http.client
 import os
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -50,6 +51,7 @@ from loadtest.run import (
     wait_for_drain,
 )
 from local.inspect import StackInspector, count_by_tenant
+from local.moto_server import WITHOUT_FAIR_QUEUE
 
 MAX_RATIO = 1.5  # issue 16: a quiet tenant's p95s under the flood, against its own baseline
 QUIET, FLOODER = "quiet", "flooder"
@@ -86,6 +88,8 @@ class ScenarioOptions:
     flood_seconds: float = 30.0
     drain_timeout: float = 120.0
     worker_concurrency: int | None = None
+    worker_cost_ms_per_kchar: float | None = None  # a slower worker (SIMULATED_COST_MS_PER_KCHAR): a backlog
+    fair_queue: bool = True  # False: the emulator delivers oldest first, to measure what fair queueing does
     out: Path | None = None
     plot: bool = True
     quiet: bool = False
@@ -257,6 +261,50 @@ COLUMNS = (
 )  # fmt: skip
 
 
+class CpuSampler(threading.Thread):
+    """CPU seconds of the stack's process and of its emulator (its children), sampled every 0.5 s."""
+
+    def __init__(self, pid: int | None, interval: float = 0.5) -> None:
+        super().__init__(name="cpu-sampler", daemon=True)
+        self.pid, self.interval = pid, interval
+        self.samples: list[tuple[float, float, float]] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        try:
+            stack = psutil.Process(self.pid)
+        except (psutil.Error, ValueError):
+            return
+        while not self._stop_event.wait(self.interval):
+            try:
+                own = sum(stack.cpu_times()[:2])
+                children = sum(sum(c.cpu_times()[:2]) for c in stack.children(recursive=True))
+            except psutil.Error:
+                continue
+            self.samples.append((time.time(), own, children))
+
+    def per_phase(self, schedule: shapes.Schedule, started: float) -> dict[str, dict[str, float | None]]:
+        """Cores used per phase (CPU seconds per second) by the stack and by the emulator."""
+        out: dict[str, dict[str, float | None]] = {}
+        start = started
+        for phase in schedule.phases:
+            inside = [s for s in self.samples if start <= s[0] <= start + phase.seconds]
+            if len(inside) < 2:
+                out[phase.name] = {"stack_cores": None, "emulator_cores": None}
+            else:
+                (t0, a0, b0), (t1, a1, b1) = inside[0], inside[-1]
+                out[phase.name] = {"stack_cores": round((a1 - a0) / (t1 - t0), 3),
+                                   "emulator_cores": round((b1 - b0) / (t1 - t0), 3)}  # fmt: skip
+            start += phase.seconds
+        return out
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(5)
+
+
 @dataclass
 class ScenarioResult:
     out: Path
@@ -284,10 +332,17 @@ def execute(o: ScenarioOptions) -> ScenarioResult:
     schedule = o.schedule()
     quota_args = ["--auth", "--tenant-records-per-second", str(o.quota_records_per_second),
                   "--tenant-records-burst", str(o.quota_records_burst)]  # fmt: skip
-    stack_options = RunOptions(worker_concurrency=o.worker_concurrency, stack_env=o.stack_env,
-                               stack_args=quota_args)  # fmt: skip
+    env = dict(o.stack_env)
+    if o.worker_cost_ms_per_kchar is not None:
+        env["SIMULATED_COST_MS_PER_KCHAR"] = str(o.worker_cost_ms_per_kchar)
+    if not o.fair_queue:
+        env[WITHOUT_FAIR_QUEUE] = "1"
+    stack_options = RunOptions(worker_concurrency=o.worker_concurrency, stack_env=env, stack_args=quota_args)
     with ExitStack() as cleanup:
-        stack = start_local_stack(stack_options, cleanup, report)
+        stack, process = start_local_stack(stack_options, cleanup, report)
+        cpu = CpuSampler(process.pid)
+        cpu.start()
+        cleanup.callback(cpu.stop)
         probe = StackInspector.for_stack(stack, read_timeout=60)
         keys_store = ApiKeyStore(stack.api_keys_table_name, client=probe.client("dynamodb"))
         keys = {s.tenant: keys_store.create(s.tenant, "loadtest tenants")[0] for s in senders}
@@ -321,6 +376,7 @@ def execute(o: ScenarioOptions) -> ScenarioResult:
         }
         dlq = probe.backlog().dlq
     rows = figures(outcomes, lags, senders, schedule)
+    cpu_by_phase = cpu.per_phase(schedule, started)
     found = verdicts(rows, loss.lost, dlq, o.quota_records_per_second)
     if not drained:
         found.append(Verdict(False, f"the queue did not drain within {o.drain_timeout:.0f}s"))
@@ -329,7 +385,7 @@ def execute(o: ScenarioOptions) -> ScenarioResult:
         "senders": [asdict(s) for s in senders], "rows": [asdict(r) for r in rows],
         "lost_by_tenant": loss.lost_by_tenant, "records_accepted": loss.accepted, "records_stored": loss.stored,
         "dlq_depth": dlq, "drained": drained, "peak_backlog": measures.peak(sampler.series()),
-        "load_average_before": load_before, "load_average_after": load_after,
+        "load_average_before": load_before, "load_average_after": load_after, "cpu_by_phase": cpu_by_phase,
         "verdicts": [asdict(v) for v in found], "passed": all(v.met for v in found),
     }  # fmt: skip
     result = ScenarioResult(out, started, outcomes, lags, rows, found, summary)
@@ -407,6 +463,9 @@ def print_result(result: ScenarioResult) -> None:
                        [label for _, label in COLUMNS], "Per tenant and phase"))  # fmt: skip
     say(f"\nrecords accepted {s['records_accepted']:,}, stored {s['records_stored']:,}, "
         f"lost {sum(s['lost_by_tenant'].values())}, DLQ {s['dlq_depth']}, peak backlog {s['peak_backlog']}")  # fmt: skip
+    say("cores used by the stack / its emulator: " + ", ".join(
+        f"{name} {measures.cell(c['stack_cores'])} / {measures.cell(c['emulator_cores'])}"
+        for name, c in s["cpu_by_phase"].items()))  # fmt: skip
     say("load average (1/5/15 min) before the load {:.2f} {:.2f} {:.2f}, after {:.2f} {:.2f} {:.2f}".format(
         *s["load_average_before"], *s["load_average_after"]))  # fmt: skip
     say("\nTargets")
@@ -432,13 +491,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline-seconds", type=float, default=d.baseline_seconds)
     p.add_argument("--flood-seconds", type=float, default=d.flood_seconds)
     p.add_argument("--worker-concurrency", type=int, help="local stack: worker maximum concurrency")
+    p.add_argument("--worker-cost-ms-per-kchar", type=float,
+                   help="local stack: per-record worker cost (SIMULATED_COST_MS_PER_KCHAR), to build a backlog")  # fmt: skip
+    p.add_argument("--without-fair-queue", action="store_true",
+                   help="the emulator delivers oldest first (no fair queues): to measure what they change")  # fmt: skip
     p.add_argument("--out", type=Path, help="output folder (default: loadtest/out/tenants-<timestamp>)")
     args = p.parse_args(argv)
     o = replace(d, quota_records_per_second=args.quota, quota_records_burst=args.burst,
                 quiet_records_per_second=tuple(float(r) for r in args.quiet_rates.split(",") if r.strip()),
                 quiet_batch=args.quiet_batch, flood_factor=args.flood_factor, flood_batch=args.flood_batch,
                 flood_clients=args.flood_clients, baseline_seconds=args.baseline_seconds,
-                flood_seconds=args.flood_seconds, worker_concurrency=args.worker_concurrency, out=args.out)  # fmt: skip
+                flood_seconds=args.flood_seconds, worker_concurrency=args.worker_concurrency,
+                worker_cost_ms_per_kchar=args.worker_cost_ms_per_kchar, fair_queue=not args.without_fair_queue,
+                out=args.out)  # fmt: skip
     stop_on_sigterm()
     started = time.monotonic()
     try:
