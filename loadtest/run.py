@@ -251,6 +251,11 @@ class KeepAliveClient:
 
     def post(self, item: bytes | PostBody, headers: dict[str, str]) -> tuple[int, bytes]:
         """One POST: (status, reply). A bare ``bytes`` body goes to /events as JSON."""
+        status, _, reply = self.exchange(item, headers)
+        return status, reply
+
+    def exchange(self, item: bytes | PostBody, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        """One POST: (status, response headers with lower-case names, reply)."""
         body = item if isinstance(item, PostBody) else PostBody(item)
         if getattr(self._local, "conn", None) is None:
             self._local.conn = self._connection(self.url.netloc, timeout=self.timeout)
@@ -258,11 +263,12 @@ class KeepAliveClient:
             self._local.conn.request("POST", self.url.path.rstrip("/") + body.route, body=body.data,
                                      headers={**headers, "content-type": body.content_type})  # fmt: skip
             response = self._local.conn.getresponse()
-            return int(response.status), response.read()
+            reply = response.read()
         except (OSError, http.client.HTTPException):
             self._local.conn.close()
             self._local.conn = None
             raise
+        return int(response.status), {k.lower(): v for k, v in response.getheaders()}, reply
 
 
 def post_bodies(
