@@ -18,17 +18,29 @@ def test_the_quiet_tenants_send_in_both_phases_and_the_flooder_at_its_factor_in_
     quiet = [s for s in o.senders("run") if s.role == QUIET]
     (flooder,) = [s for s in o.senders("run") if s.role == FLOODER]
     assert [s.records_per_second for s in quiet] == [20, 30, 40]
-    assert all(s.phases == ("baseline", "flood") for s in quiet)
+    assert all(s.phases == ("warm-up", "baseline", "flood") for s in quiet)
     assert flooder.phases == ("flood",) and flooder.clients == 4
     assert flooder.records_per_second == pytest.approx(2000)
     schedule = o.schedule()
-    assert [p.name for p in schedule.phases] == ["baseline", "flood"]
-    assert schedule.duration == o.baseline_seconds + o.flood_seconds
+    assert [p.name for p in schedule.phases] == ["warm-up", "baseline", "flood"]
+    assert schedule.duration == o.warm_up_seconds + o.baseline_seconds + o.flood_seconds
 
 
-def test_the_noisy_neighbour_schedule_adds_the_flood_clients_in_its_second_phase() -> None:
+def test_the_noisy_neighbour_schedule_adds_the_flood_clients_after_the_baseline() -> None:
     s = shapes.noisy_neighbour(3, 4, 10, 20)
     assert s.tick(0) == (3, 3.0) and s.tick(15) == (7, 4.0) and s.tick(30) is None
+    warm = shapes.noisy_neighbour(3, 4, 10, 20, warm_up_seconds=5)
+    assert [p.name for p in warm.phases] == ["warm-up", "baseline", "flood"] and warm.duration == 35
+
+
+def test_the_warm_up_is_not_measured() -> None:
+    outcomes = [_outcome("q", "warm-up", 900), _outcome("q", "baseline", 10), _outcome("q", "flood", 12)]
+    senders = [tenants.Sender("q", QUIET, 5, 1.0, 1, ("warm-up", "baseline", "flood"))]
+    rows = tenants.figures(outcomes, {}, senders, shapes.noisy_neighbour(1, 1, 10, 10, warm_up_seconds=5))
+    assert [(r.phase, r.requests, r.accept_p95_ms) for r in rows] == [
+        ("baseline", 1, 10.0),
+        ("flood", 1, 12.0),
+    ]
 
 
 def _outcome(tenant: str, phase: str, ms: float, status: int = 202, sample: str | None = None) -> Outcome:
