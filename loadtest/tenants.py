@@ -55,7 +55,8 @@ from local.moto_server import WITHOUT_FAIR_QUEUE
 
 MAX_RATIO = 1.5  # issue 16: a quiet tenant's p95s under the flood, against its own baseline
 QUIET, FLOODER = "quiet", "flooder"
-MEASURED = ("baseline", "flood")  # the warm-up's requests (cold starts, pacing settling) are not
+# The phases whose requests are measured; the warm-up's (cold starts, the pacing settling) are not.
+MEASURED = ("baseline", "flood")
 WARM_UP_REQUESTS = 16  # concurrent requests before the load: every ingest environment it will use exists
 HANDLER_MS_HEADER = "x-sluice-duration-ms"  # local/http.py: the time inside the ingest function
 
@@ -102,8 +103,9 @@ class ScenarioOptions:
     @classmethod
     def short(cls) -> ScenarioOptions:
         """A few seconds per phase: enough to see who is refused and what is lost, not to time anything."""
-        return cls(baseline_seconds=3.0, flood_seconds=4.0, warm_up_seconds=1.0, quiet_records_per_second=(10.0, 15.0, 20.0),
-                   flood_clients=3, drain_timeout=60.0, plot=False, quiet=True)  # fmt: skip
+        return cls(baseline_seconds=3.0, flood_seconds=4.0, warm_up_seconds=1.0,
+                   quiet_records_per_second=(10.0, 15.0, 20.0), flood_clients=3, drain_timeout=60.0,
+                   plot=False, quiet=True)  # fmt: skip
 
     def schedule(self) -> shapes.Schedule:
         return shapes.noisy_neighbour(len(self.quiet_records_per_second), self.flood_clients,
@@ -115,9 +117,8 @@ class ScenarioOptions:
         every = tuple(p.name for p in self.schedule().phases)
         out = [Sender(t, QUIET, self.quiet_batch, rate / self.quiet_batch, 1, every)
                for t, rate in zip(tenants, self.quiet_records_per_second, strict=False)]  # fmt: skip
-        flood_rate = self.flood_factor * self.quota_records_per_second
-        out.append(Sender(tenants[-1], FLOODER, self.flood_batch,
-                          flood_rate / self.flood_batch / self.flood_clients, self.flood_clients, ("flood",)))  # fmt: skip
+        per_client = self.flood_factor * self.quota_records_per_second / self.flood_batch / self.flood_clients
+        out.append(Sender(tenants[-1], FLOODER, self.flood_batch, per_client, self.flood_clients, ("flood",)))
         return out
 
 
@@ -280,7 +281,8 @@ COLUMNS = (
     ("tenant", "tenant"), ("role", "role"), ("phase", "phase"), ("requests", "requests"),
     ("accepted", "accepted"), ("refused", "429"), ("server_errors", "5xx"), ("other_failures", "other"),
     ("records_offered_per_s", "offered rec/s"), ("records_accepted_per_s", "accepted rec/s"),
-    ("accept_p95_ms", "accept p95 (ms)"), ("handler_p95_ms", "in function p95 (ms)"), ("lag_p95_s", "lag p95 (s)"), ("lag_samples", "lag samples"),
+    ("accept_p95_ms", "accept p95 (ms)"), ("handler_p95_ms", "in function p95 (ms)"),
+    ("lag_p95_s", "lag p95 (s)"), ("lag_samples", "lag samples"),
 )  # fmt: skip
 
 
@@ -377,7 +379,8 @@ def execute(o: ScenarioOptions) -> ScenarioResult:
         client = KeepAliveClient(stack.api_url)
         warm_up(client, keys_store.create(f"lt-{run_id}-warm", "loadtest tenants warm-up")[0])
         load_before = os.getloadavg()
-        report(f"load: {schedule.duration:.0f}s ({', '.join(f'{p.name} {p.seconds:.0f}s' for p in schedule.phases)}); "
+        phases = ", ".join(f"{p.name} {p.seconds:.0f}s" for p in schedule.phases)
+        report(f"load: {schedule.duration:.0f}s ({phases}); "
                f"quota {o.quota_records_per_second:.0f} records/s, burst {o.quota_records_burst:.0f}")  # fmt: skip
         started = time.time() + 0.5
         jobs = [(s, k) for s in senders for k in range(s.clients)]
@@ -518,9 +521,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flood-seconds", type=float, default=d.flood_seconds)
     p.add_argument("--worker-concurrency", type=int, help="local stack: worker maximum concurrency")
     p.add_argument("--worker-cost-ms-per-kchar", type=float,
-                   help="local stack: per-record worker cost (SIMULATED_COST_MS_PER_KCHAR), to build a backlog")  # fmt: skip
+                   help="local stack: worker cost per record (SIMULATED_COST_MS_PER_KCHAR): a backlog")  # fmt: skip
     p.add_argument("--without-fair-queue", action="store_true",
-                   help="the emulator delivers oldest first (no fair queues): to measure what they change")  # fmt: skip
+                   help="the emulator delivers oldest first: to measure what fair queues change")  # fmt: skip
     p.add_argument("--out", type=Path, help="output folder (default: loadtest/out/tenants-<timestamp>)")
     args = p.parse_args(argv)
     o = replace(d, quota_records_per_second=args.quota, quota_records_burst=args.burst,

@@ -16,7 +16,7 @@ from loadtest.bench import quota
 RUNS = [
     {"batch": 1, "requests": 240, "records": 240, "statuses": {"202": 240}, "seconds": 12.0,
      "requests_per_second": 20.0, "ingest_containers": 4, "containers_before": 1,
-     "calls": {"UpdateItem": 25, "GetItem": 4}, "calls_per_1000": {"UpdateItem": 104.2, "GetItem": 16.7},
+     "calls": {"UpdateItem": 25, "GetItem": 4, "conflicts": 9}, "calls_per_1000": {"UpdateItem": 104.2, "GetItem": 16.7},
      "usd_per_million": 0.0685, "model_calls_per_1000": 53.3, "model_usd_per_million": 0.0315},
     {"batch": 100, "requests": 48, "records": 4800, "statuses": {"202": 48}, "seconds": 12.0,
      "requests_per_second": 4.0, "ingest_containers": 4, "containers_before": 4,
@@ -50,6 +50,17 @@ def test_only_calls_on_the_quota_items_of_the_keys_table_are_counted() -> None:
     assert counter.take() == {}
 
 
+def test_a_lease_that_lost_the_race_is_counted_as_a_conflict_too() -> None:
+    counter = quota.QuotaCallCounter("keys")
+    lost = {"Error": {"Code": "ConditionalCheckFailedException"}}
+    for key, answer in (("quota-state#acme", lost), ("quota-state#acme", {}), ("3f2a...", lost)):
+        context: dict[str, object] = {}
+        params = {"TableName": "keys", "Key": {"key_hash": {"S": key}}}
+        counter._count(SimpleNamespace(name="UpdateItem"), params, context=context)
+        counter._answered(answer, context=context)
+    assert counter.take() == {"UpdateItem": 2, "conflicts": 1}
+
+
 def test_a_lease_is_priced_as_one_write_unit_and_an_overrides_read_as_half_a_read_unit() -> None:
     prices = cost.load_prices()
     usd = quota.usd_per_million({"UpdateItem": 2.0, "GetItem": 4.0}, prices)
@@ -73,6 +84,7 @@ def test_the_quota_rows_are_targets_of_5_and_2_percent_added(usd_1: float, met_1
     printed = bench.report(result)
     assert "quota enforcement, 1 event/request" in printed.split("Targets", 1)[1]
     assert "11. Quota enforcement" in printed and "20 req/s over 4 containers" in printed
+    assert "25 (9 lost a race) + 4" in printed
 
 
 def test_skip_e2e_leaves_the_quota_runs_out_too(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
