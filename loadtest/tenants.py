@@ -53,6 +53,11 @@ from loadtest.run import (
 from local.inspect import StackInspector, count_by_tenant
 from local.moto_server import WITHOUT_FAIR_QUEUE
 
+OPTIONS_SHOWN = (
+    "quota_records_per_second", "quota_records_burst", "quiet_records_per_second", "quiet_batch", "flood_factor",
+    "flood_batch", "flood_clients", "baseline_seconds", "flood_seconds", "warm_up_seconds", "drain_timeout",
+    "worker_concurrency", "worker_cost_ms_per_kchar", "fair_queue",
+)  # fmt: skip
 MAX_RATIO = 1.5  # issue 16: a quiet tenant's p95s under the flood, against its own baseline
 QUIET, FLOODER = "quiet", "flooder"
 # The phases whose requests are measured; the warm-up's (cold starts, the pacing settling) are not.
@@ -95,6 +100,14 @@ class ScenarioOptions:
     worker_concurrency: int | None = None
     worker_cost_ms_per_kchar: float | None = None  # a slower worker (SIMULATED_COST_MS_PER_KCHAR): a backlog
     fair_queue: bool = True  # False: the emulator delivers oldest first, to measure what fair queueing does
+    # A deployment instead of a local stack: its API, its AWS names (Terraform outputs) and a key file
+    # {"tenant": "key", ...} naming the quiet tenants, then the flooder, then optionally a warm-up tenant.
+    host: str | None = None
+    api_keys_file: Path | None = None
+    queue_url: str | None = None
+    dlq_url: str | None = None
+    table: str | None = None
+    region: str | None = None
     out: Path | None = None
     plot: bool = True
     quiet: bool = False
@@ -111,9 +124,9 @@ class ScenarioOptions:
         return shapes.noisy_neighbour(len(self.quiet_records_per_second), self.flood_clients,
                                       self.baseline_seconds, self.flood_seconds, self.warm_up_seconds)  # fmt: skip
 
-    def senders(self, run_id: str) -> list[Sender]:
-        """The quiet tenants (``t00``...) in every phase, and the flooder (the last tenant) in the flood only."""
-        tenants = gen.run_tenants(run_id, len(self.quiet_records_per_second) + 1)
+    def senders(self, run_id: str, tenants: Sequence[str] | None = None) -> list[Sender]:
+        """The quiet tenants (``t00``...) in every phase, and the flooder (the next tenant) in the flood only."""
+        tenants = list(tenants or gen.run_tenants(run_id, len(self.quiet_records_per_second) + 1))
         every = tuple(p.name for p in self.schedule().phases)
         out = [Sender(t, QUIET, self.quiet_batch, rate / self.quiet_batch, 1, every)
                for t, rate in zip(tenants, self.quiet_records_per_second, strict=False)]  # fmt: skip
@@ -345,16 +358,22 @@ class ScenarioResult:
         return 0 if all(v.met for v in self.verdicts) else 1
 
 
-def execute(o: ScenarioOptions) -> ScenarioResult:
-    """The scenario end to end; the local stack is stopped before this returns or raises."""
+@dataclass
+class Target:
+    """What the scenario loads and reads: the API, its AWS side, and a key per tenant."""
+
+    api_url: str
+    probe: StackInspector
+    keys: dict[str, str]
+    tenants: list[str]
+    warm_up_key: str | None
+    cpu: CpuSampler | None
+
+
+def _local_target(o: ScenarioOptions, cleanup: ExitStack, report: Any, run_id: str) -> Target:
+    """A local stack with API keys on and ``o``'s quota, a key per tenant of the run; stopped by ``cleanup``."""
     from ingest.apikeys import ApiKeyStore
 
-    out = o.out or DEFAULT_OUT / time.strftime("tenants-%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
-    report = (lambda _t: None) if o.quiet else say
-    run_id = gen.new_run_id()
-    senders = o.senders(run_id)
-    schedule = o.schedule()
     quota_args = ["--auth", "--tenant-records-per-second", str(o.quota_records_per_second),
                   "--tenant-records-burst", str(o.quota_records_burst)]  # fmt: skip
     env = dict(o.stack_env)
@@ -363,21 +382,55 @@ def execute(o: ScenarioOptions) -> ScenarioResult:
     if not o.fair_queue:
         env[WITHOUT_FAIR_QUEUE] = "1"
     stack_options = RunOptions(worker_concurrency=o.worker_concurrency, stack_env=env, stack_args=quota_args)
+    stack, process = start_local_stack(stack_options, cleanup, report)
+    cpu = CpuSampler(process.pid)
+    cpu.start()
+    cleanup.callback(cpu.stop)
+    probe = StackInspector.for_stack(stack, read_timeout=60)
+    store = ApiKeyStore(stack.api_keys_table_name, client=probe.client("dynamodb"))
+    tenants = gen.run_tenants(run_id, len(o.quiet_records_per_second) + 1)
+    keys = {t: store.create(t, "loadtest tenants")[0] for t in tenants}
+    warm = store.create(f"lt-{run_id}-warm", "loadtest tenants warm-up")[0]
+    return Target(stack.api_url, probe, keys, tenants, warm, cpu)
+
+
+def _deployment(o: ScenarioOptions, run_id: str) -> Target:
+    """A deployment: ``o.host``, its queues and table, and the tenants and keys of ``o.api_keys_file``.
+
+    Its quota is its own (``tenant_quota`` or the tenants' overrides): ``--quota`` must say what it is,
+    for the flood's rate. Use fresh tenants per run, so the stored counts see only this run's records.
+    """
+    if not (o.api_keys_file and o.queue_url and o.table):
+        raise SystemExit("a deployment needs --api-keys-file, --queue-url and --table (and --dlq-url)")
+    keys = {str(t): str(k) for t, k in orjson.loads(o.api_keys_file.read_bytes()).items()}
+    needed = len(o.quiet_records_per_second) + 1
+    if len(keys) < needed:
+        raise SystemExit(f"{o.api_keys_file}: {needed} tenants needed (the quiet ones, then the flooder)")
+    tenants = list(keys)[:needed]
+    warm = keys[list(keys)[needed]] if len(keys) > needed else None
+    probe = StackInspector(o.queue_url, o.dlq_url, o.table, region=o.region, read_timeout=60)
+    return Target(o.host.rstrip("/") if o.host else "", probe, keys, tenants, warm, None)
+
+
+def execute(o: ScenarioOptions) -> ScenarioResult:
+    """The scenario end to end; the local stack (if any) is stopped before this returns or raises."""
+    out = o.out or DEFAULT_OUT / time.strftime("tenants-%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    report = (lambda _t: None) if o.quiet else say
+    run_id = gen.new_run_id()
+    schedule = o.schedule()
     with ExitStack() as cleanup:
-        stack, process = start_local_stack(stack_options, cleanup, report)
-        cpu = CpuSampler(process.pid)
-        cpu.start()
-        cleanup.callback(cpu.stop)
-        probe = StackInspector.for_stack(stack, read_timeout=60)
-        keys_store = ApiKeyStore(stack.api_keys_table_name, client=probe.client("dynamodb"))
-        keys = {s.tenant: keys_store.create(s.tenant, "loadtest tenants")[0] for s in senders}
+        target = _local_target(o, cleanup, report, run_id) if o.host is None else _deployment(o, run_id)
+        api_url, probe, keys, cpu = target.api_url, target.probe, target.keys, target.cpu
+        senders = o.senders(run_id, target.tenants)
         bodies = {s.tenant: request_bodies(s, 4 if s.role == FLOODER else 20, seed=i)
                   for i, s in enumerate(senders)}  # fmt: skip
         sampler = BacklogSampler(probe, out / "backlog.csv")
         sampler.start()
         cleanup.callback(sampler.stop)
-        client = KeepAliveClient(stack.api_url)
-        warm_up(client, keys_store.create(f"lt-{run_id}-warm", "loadtest tenants warm-up")[0])
+        client = KeepAliveClient(api_url)
+        if target.warm_up_key:
+            warm_up(client, target.warm_up_key)
         load_before = os.getloadavg()
         phases = ", ".join(f"{p.name} {p.seconds:.0f}s" for p in schedule.phases)
         report(f"load: {schedule.duration:.0f}s ({phases}); "
@@ -403,12 +456,13 @@ def execute(o: ScenarioOptions) -> ScenarioResult:
         }
         dlq = probe.backlog().dlq
     rows = figures(outcomes, lags, senders, schedule)
-    cpu_by_phase = cpu.per_phase(schedule, started)
+    cpu_by_phase = cpu.per_phase(schedule, started) if cpu is not None else {}
     found = verdicts(rows, loss.lost, dlq, o.quota_records_per_second)
     if not drained:
         found.append(Verdict(False, f"the queue did not drain within {o.drain_timeout:.0f}s"))
     summary = {
-        "run_id": run_id, "options": {k: v for k, v in asdict(o).items() if k not in ("out", "stack_env")},
+        "run_id": run_id, "target": o.host or "local stack",
+        "options": {k: v for k, v in asdict(o).items() if k in OPTIONS_SHOWN},
         "senders": [asdict(s) for s in senders], "rows": [asdict(r) for r in rows],
         "lost_by_tenant": loss.lost_by_tenant, "records_accepted": loss.accepted, "records_stored": loss.stored,
         "dlq_depth": dlq, "drained": drained, "peak_backlog": measures.peak(sampler.series()),
@@ -492,9 +546,10 @@ def print_result(result: ScenarioResult) -> None:
                        [label for _, label in COLUMNS], "Per tenant and phase"))  # fmt: skip
     say(f"\nrecords accepted {s['records_accepted']:,}, stored {s['records_stored']:,}, "
         f"lost {sum(s['lost_by_tenant'].values())}, DLQ {s['dlq_depth']}, peak backlog {s['peak_backlog']}")  # fmt: skip
-    say("cores used by the stack / its emulator: " + ", ".join(
-        f"{name} {measures.cell(c['stack_cores'])} / {measures.cell(c['emulator_cores'])}"
-        for name, c in s["cpu_by_phase"].items()))  # fmt: skip
+    if s["cpu_by_phase"]:
+        say("cores used by the stack / its emulator: " + ", ".join(
+            f"{name} {measures.cell(c['stack_cores'])} / {measures.cell(c['emulator_cores'])}"
+            for name, c in s["cpu_by_phase"].items()))  # fmt: skip
     say("load average (1/5/15 min) before the load {:.2f} {:.2f} {:.2f}, after {:.2f} {:.2f} {:.2f}".format(
         *s["load_average_before"], *s["load_average_after"]))  # fmt: skip
     say("\nTargets")
@@ -524,6 +579,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="local stack: worker cost per record (SIMULATED_COST_MS_PER_KCHAR): a backlog")  # fmt: skip
     p.add_argument("--without-fair-queue", action="store_true",
                    help="the emulator delivers oldest first: to measure what fair queues change")  # fmt: skip
+    p.add_argument("--host", help="a deployed API (https://...) instead of a local stack")
+    p.add_argument("--api-keys-file", type=Path,
+                   help='deployment: JSON {"tenant": "key"}: the quiet tenants, the flooder, a warm-up tenant')  # fmt: skip
+    p.add_argument("--queue-url", help="deployment: the events queue URL (terraform output)")
+    p.add_argument("--dlq-url", help="deployment: the dead-letter queue URL")
+    p.add_argument("--table", help="deployment: the events table name")
+    p.add_argument("--region", help="deployment: AWS region (default: your AWS config)")
     p.add_argument("--out", type=Path, help="output folder (default: loadtest/out/tenants-<timestamp>)")
     args = p.parse_args(argv)
     o = replace(d, quota_records_per_second=args.quota, quota_records_burst=args.burst,
@@ -532,7 +594,8 @@ def main(argv: list[str] | None = None) -> int:
                 flood_clients=args.flood_clients, baseline_seconds=args.baseline_seconds,
                 flood_seconds=args.flood_seconds, worker_concurrency=args.worker_concurrency,
                 worker_cost_ms_per_kchar=args.worker_cost_ms_per_kchar, fair_queue=not args.without_fair_queue,
-                out=args.out)  # fmt: skip
+                host=args.host, api_keys_file=args.api_keys_file, queue_url=args.queue_url, dlq_url=args.dlq_url,
+                table=args.table, region=args.region, out=args.out)  # fmt: skip
     stop_on_sigterm()
     started = time.monotonic()
     try:

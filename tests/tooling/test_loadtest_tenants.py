@@ -99,3 +99,19 @@ def test_a_short_scenario_refuses_only_the_flooder_and_loses_nothing(tmp_path: P
     assert result.summary["records_accepted"] == result.summary["records_stored"] > 0
     assert result.summary["lost_by_tenant"] == {} and result.summary["dlq_depth"] == 0
     assert (tmp_path / "tenants.json").exists() and (tmp_path / "requests.csv").exists()
+
+
+def test_a_deployment_run_takes_its_tenants_in_the_order_of_the_key_file(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.json"
+    keys.write_text('{"q0": "k0", "q1": "k1", "q2": "k2", "flood": "k3", "warm": "k4"}')
+    o = replace(ScenarioOptions(), host="https://api.example/", api_keys_file=keys,
+                queue_url="https://sqs.example/q", table="events", region="eu-west-1")  # fmt: skip
+    target = tenants._deployment(o, "run")
+    assert target.api_url == "https://api.example" and target.cpu is None
+    assert target.tenants == ["q0", "q1", "q2", "flood"] and target.warm_up_key == "k4"
+    assert [(s.tenant, s.role) for s in o.senders("run", target.tenants)][-1] == ("flood", FLOODER)
+    keys.write_text('{"q0": "k0", "q1": "k1"}')
+    with pytest.raises(SystemExit, match="4 tenants needed"):
+        tenants._deployment(o, "run")
+    with pytest.raises(SystemExit, match="--queue-url"):
+        tenants._deployment(replace(o, queue_url=None), "run")
