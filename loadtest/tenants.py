@@ -1,7 +1,8 @@
 """``python -m loadtest.tenants`` (``make loadtest-tenants``): the noisy-neighbour scenario of docs/quotas.md.
 
 One local stack with API keys on and a per-tenant records quota (``--tenant-records-per-second``), four
-tenants with their own keys, and in the same run two phases (``shapes.noisy_neighbour``):
+tenants with their own keys (or a deployment: ``--host`` with its keys file and AWS names), and in the same
+run, after an unmeasured warm-up, two phases (``shapes.noisy_neighbour``):
 
 - **baseline**: three quiet tenants send small requests at steady rates, well inside the quota;
 - **flood**: the same quiet load while a fourth tenant sends ``--flood-factor`` (20) times the quota in
@@ -14,8 +15,9 @@ each quiet tenant's p95 accept latency and p95 lag at most 1.5x its own baseline
 refused, the flooder refused with 429 and never a 5xx, nothing accepted lost, nothing in the DLQ.
 
 Output in ``loadtest/out/tenants-<timestamp>/``: ``tenants.json`` (every figure, the verdicts, the load
-average), ``requests.csv`` (one row per request), ``lag.csv`` and ``tenants.png`` (accept rate, accept
-latency and lag per tenant over time, the flood shaded). Exit code 0 only when every verdict holds.
+average, the cores the stack and its emulator used per phase), ``requests.csv`` (one row per request),
+``lag.csv``, ``backlog.csv`` and ``tenants.png`` (accept rate, accept latency and lag per tenant over time,
+the flood shaded). Exit code 0 only when every verdict holds.
 """
 
 from __future__ import annotations
