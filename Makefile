@@ -16,7 +16,7 @@ FUZZ_RUNS ?= 5
 export TF_PLUGIN_MIRROR ENV PORT
 
 .PHONY: help venv test lint unit integration system tooling tf-check run demo build preflight plan deploy destroy deploy-local \
-	bench cost loadtest loadtest-concurrency loadtest-smoke clean
+	bench cost loadtest loadtest-concurrency loadtest-tenants loadtest-smoke clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -93,6 +93,9 @@ loadtest: $(STAMP) ## headless Locust run against the local stack, or HOST=https
 
 loadtest-concurrency: $(STAMP) ## the same burst at worker concurrency 1, 2, 4, 8: table and PNG plot
 	$(PY) -m loadtest.concurrency
+
+loadtest-tenants: $(STAMP) ## noisy neighbour: 3 quiet tenants, then one flooding at 20x its quota: table, PNG, verdicts
+	$(PY) -m loadtest.tenants
 
 loadtest-smoke: $(STAMP) ## a few seconds of load against the local stack, so the suite cannot rot
 	$(PY) -m loadtest.run --smoke

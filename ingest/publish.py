@@ -198,10 +198,19 @@ class KinesisPublisher:
         return _retry_loop(batch, deadline, self.backoff, attempt)
 
 
+def publish_pool() -> ThreadPoolExecutor:
+    """A pool for ``publish``: SQS batches of 10 are many small calls, worth overlapping.
+
+    One per container: the service holds its own. A module-level pool would be one per process, and the
+    local runtime runs every ingest container in one process: one tenant's 25-batch request would then
+    queue the other containers' publishes behind it, which separate Lambda environments never do.
+    """
+    return ThreadPoolExecutor(max_workers=16, thread_name_prefix="publish")
+
+
 @functools.cache
 def _executor() -> ThreadPoolExecutor:
-    # One pool per container: SQS batches of 10 are many small calls, worth overlapping.
-    return ThreadPoolExecutor(max_workers=16, thread_name_prefix="publish")
+    return publish_pool()
 
 
 @dataclass
@@ -223,16 +232,20 @@ class PublishReport:
 
 
 def publish(
-    records: Sequence[OutRecord], sinks: Sequence[RecordSink], budget_seconds: float
+    records: Sequence[OutRecord],
+    sinks: Sequence[RecordSink],
+    budget_seconds: float,
+    pool: ThreadPoolExecutor | None = None,
 ) -> PublishReport:
     """Write ``records`` to every sink concurrently; return by ``budget_seconds`` whatever happens.
 
     A batch not done by then is reported failed with ``TIMEOUT_CODE`` (its thread may still finish the
     call: the records may then be on the sink, which a client retry with the same ids makes harmless).
+    ``pool``: the container's (``publish_pool``); by default one shared by the process.
     """
     deadline = Deadline(budget_seconds)
     futures: list[tuple[str, list[OutRecord], Future[SinkResult]]] = []
-    pool = _executor()
+    pool = pool or _executor()
     for sink in sinks:
         for batch in sink.batches(records):
             futures.append((sink.name, batch, pool.submit(sink.put_batch, batch, deadline)))

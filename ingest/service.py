@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ from ingest.bodies import Limits, check_record_count, decode_body, decompress, p
 from ingest.normalize import Normalized, RequestFacts, build_decoded_envelope, normalize
 from ingest.problems import ItemError, Problem
 from ingest.protocols.records import Decoded, DecodedRecord, ProtocolError
-from ingest.publish import OutRecord, RecordSink, publish
+from ingest.publish import OutRecord, RecordSink, publish, publish_pool
 from ingest.quotas import QuotaEnforcer, QuotaExceeded, rate_limit_headers
 
 if TYPE_CHECKING:
@@ -174,6 +175,7 @@ class IngestService:
         self.quotas = quotas
         # A tenant's partition key values, stamped on its SQS messages (ingest/tenant_partitions.py).
         self.partitions: Callable[[str], int] = partitions or (lambda _tenant: settings.tenant_partitions)
+        self._publish_pool: ThreadPoolExecutor | None = None
         self._partition: Callable[[dict[str, Any]], str] = (
             (lambda e: e["tenant_id"]) if settings.partition_key == "tenant_id" else (lambda e: e["event_id"])
         )
@@ -398,7 +400,9 @@ class IngestService:
         if remaining_seconds is not None:
             # Keep a reserve to answer: a Lambda timeout would give the client a bare 5xx with no Retry-After.
             budget = max(0.1, min(budget, remaining_seconds - RESPONSE_RESERVE_SECONDS))
-        report = publish(records, self.sinks, budget)
+        if self._publish_pool is None:
+            self._publish_pool = publish_pool()
+        report = publish(records, self.sinks, budget, self._publish_pool)
         missing = report.missing
         if missing:
             codes = Counter(missing.values())

@@ -38,6 +38,7 @@ from loadtest import generators as gen
 from loadtest import measures, shapes
 from local.inspect import Backlog, StackInspector, count_by_tenant
 from local.process import REPO, StackProcess
+from local.stack import Stack
 
 DEFAULT_OUT = REPO / "loadtest" / "out"
 
@@ -82,6 +83,7 @@ class RunOptions:
     # still above the worker's function timeout, as SQS requires.
     visibility_timeout: int | None = 45
     stack_env: dict[str, str] = field(default_factory=dict)
+    stack_args: list[str] = field(default_factory=list)  # added to ``python -m local run``
     queue_url: str | None = None
     dlq_url: str | None = None
     table: str | None = None
@@ -236,6 +238,39 @@ def wait_for_drain(sampler: BacklogSampler, timeout: float) -> bool:
     return False
 
 
+class KeepAliveClient:
+    """POSTs to one API over one keep-alive connection per calling thread, reopened after a failure."""
+
+    def __init__(self, host: str, timeout: float = 60) -> None:
+        self.url = urllib.parse.urlsplit(host)
+        self.timeout = timeout
+        self._connection = (
+            http.client.HTTPSConnection if self.url.scheme == "https" else http.client.HTTPConnection
+        )
+        self._local = threading.local()
+
+    def post(self, item: bytes | PostBody, headers: dict[str, str]) -> tuple[int, bytes]:
+        """One POST: (status, reply). A bare ``bytes`` body goes to /events as JSON."""
+        status, _, reply = self.exchange(item, headers)
+        return status, reply
+
+    def exchange(self, item: bytes | PostBody, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        """One POST: (status, response headers with lower-case names, reply)."""
+        body = item if isinstance(item, PostBody) else PostBody(item)
+        if getattr(self._local, "conn", None) is None:
+            self._local.conn = self._connection(self.url.netloc, timeout=self.timeout)
+        try:
+            self._local.conn.request("POST", self.url.path.rstrip("/") + body.route, body=body.data,
+                                     headers={**headers, "content-type": body.content_type})  # fmt: skip
+            response = self._local.conn.getresponse()
+            reply = response.read()
+        except (OSError, http.client.HTTPException):
+            self._local.conn.close()
+            self._local.conn = None
+            raise
+        return int(response.status), {k.lower(): v for k, v in response.getheaders()}, reply
+
+
 def post_bodies(
     host: str, bodies: Sequence[bytes | PostBody], headers: dict[str, str], concurrency: int
 ) -> list[tuple[int, bytes]]:
@@ -243,21 +278,9 @@ def post_bodies(
 
     A bare ``bytes`` body goes to /events as JSON; a ``PostBody`` names its route and content type.
     """
-    url = urllib.parse.urlsplit(host)
-    connection = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-    local = threading.local()
-
-    def post(item: bytes | PostBody) -> tuple[int, bytes]:
-        body = item if isinstance(item, PostBody) else PostBody(item)
-        if not hasattr(local, "conn"):
-            local.conn = connection(url.netloc, timeout=60)
-        local.conn.request("POST", url.path.rstrip("/") + body.route, body=body.data,
-                           headers={**headers, "content-type": body.content_type})  # fmt: skip
-        response = local.conn.getresponse()
-        return int(response.status), response.read()
-
+    client = KeepAliveClient(host)
     with ThreadPoolExecutor(concurrency) as pool:
-        return list(pool.map(post, bodies))
+        return list(pool.map(lambda body: client.post(body, headers), bodies))
 
 
 def drive_directly(o: RunOptions, host: str, out: Path, run_id: str) -> tuple[int, str]:
@@ -321,6 +344,21 @@ def drive_locust(o: RunOptions, host: str, out: Path, run_id: str, report: Any) 
                     locust.kill()
 
 
+def start_local_stack(o: RunOptions, cleanup: ExitStack, report: Any) -> tuple[Stack, StackProcess]:
+    """A local stack on free ports with ``o``'s settings (and its process), stopped when ``cleanup`` closes."""
+    state_dir = Path(tempfile.mkdtemp(prefix="sluice-loadtest-"))
+    process = cleanup.enter_context(StackProcess(state_dir, o.worker_concurrency, o.stack_env,
+                                                 o.visibility_timeout, run_args=o.stack_args))  # fmt: skip
+    t0 = time.monotonic()
+    report(f"starting a local stack (state in {state_dir}) ...")
+    stack = process.start()
+    report(f"  up in {time.monotonic() - t0:.1f}s at {stack.api_url}")
+    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.pop("AWS_PROFILE", None)
+    return stack, process
+
+
 def _target(o: RunOptions, cleanup: ExitStack, report: Any) -> tuple[str, StackInspector | None]:
     """The API to load and the inspector of its AWS side: a local stack started here, or ``o.host``."""
     if o.host is not None:
@@ -330,17 +368,7 @@ def _target(o: RunOptions, cleanup: ExitStack, report: Any) -> tuple[str, StackI
                 o.queue_url, o.dlq_url, o.table, endpoint_url=o.endpoint_url, region=o.region
             )
         return o.host.rstrip("/"), probe
-    state_dir = Path(tempfile.mkdtemp(prefix="sluice-loadtest-"))
-    process = cleanup.enter_context(
-        StackProcess(state_dir, o.worker_concurrency, o.stack_env, o.visibility_timeout)
-    )
-    t0 = time.monotonic()
-    report(f"starting a local stack (state in {state_dir}) ...")
-    stack = process.start()
-    report(f"  up in {time.monotonic() - t0:.1f}s at {stack.api_url}")
-    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
-    os.environ.pop("AWS_SESSION_TOKEN", None)
-    os.environ.pop("AWS_PROFILE", None)
+    stack, _ = start_local_stack(o, cleanup, report)
     return stack.api_url, StackInspector(stack.queue_url, stack.dlq_url, stack.table_name,
                                          endpoint_url=stack.endpoint_url, region=stack.region)  # fmt: skip
 

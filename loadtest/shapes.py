@@ -102,6 +102,23 @@ def burst(
     return Schedule("burst", tuple(phases))
 
 
+def noisy_neighbour(quiet_senders: int, flood_clients: int, baseline_seconds: float, flood_seconds: float,
+                    warm_up_seconds: float = 0.0) -> Schedule:  # fmt: skip
+    """The tenants scenario (``loadtest/tenants.py``): the quiet tenants alone, then with a flooder beside them.
+
+    Users here are concurrent senders: one per quiet tenant throughout, plus the flooder's clients in
+    the flood. The quiet load is the same in both phases, so the first is the second's baseline. A
+    warm-up phase of the quiet load comes first when asked: its requests are not measured.
+    """
+    phases = [
+        Phase("baseline", baseline_seconds, quiet_senders, float(quiet_senders)),
+        Phase("flood", flood_seconds, quiet_senders + flood_clients, float(flood_clients)),
+    ]
+    if warm_up_seconds:
+        phases.insert(0, Phase("warm-up", warm_up_seconds, quiet_senders, float(quiet_senders)))
+    return Schedule("noisy-neighbour", tuple(phases))
+
+
 SHAPES = ("steady", "step", "burst")
 
 

@@ -11,6 +11,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -130,12 +131,20 @@ class LocalApiGateway:
     """ASGI application: routing, the optional authorizer, and the ingest handler in a thread pool."""
 
     def __init__(
-        self, handler: Handler, authorizer: Handler | None = None, timeout_seconds: int = 29
+        self,
+        handler: Handler,
+        authorizer: Handler | None = None,
+        timeout_seconds: int = 29,
+        concurrency: int = 16,
     ) -> None:
         self.handler = handler
         self.authorizer = authorizer
         self.timeout_seconds = timeout_seconds
         self.requests = 0
+        # API Gateway invokes the functions up to their concurrency. asyncio's default executor would cap
+        # the local gateway at min(32, cores + 4) invocations (6 on 2 cores), authorizer calls included:
+        # a few slow requests of one tenant would hold every slot and queue every other tenant's.
+        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="gateway")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -159,7 +168,7 @@ class LocalApiGateway:
         event = build_event(scope, body, route_key, path_params)
         loop = asyncio.get_running_loop()
         if protected and self.authorizer is not None:
-            denied = await loop.run_in_executor(None, self._authorize, event)
+            denied = await loop.run_in_executor(self._executor, self._authorize, event)
             if denied is not None:
                 await _respond(send, *denied)
                 return
@@ -167,7 +176,8 @@ class LocalApiGateway:
         started = time.monotonic()
         try:
             result = await asyncio.wait_for(
-                loop.run_in_executor(None, self.handler, event, context), timeout=self.timeout_seconds
+                loop.run_in_executor(self._executor, self.handler, event, context),
+                timeout=self.timeout_seconds,
             )
         except TimeoutError:
             await _respond(

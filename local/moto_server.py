@@ -15,6 +15,7 @@ lock every request thread takes); errors are still logged. ``--access-log`` turn
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from local.patches import (
@@ -44,6 +45,9 @@ PATCHES = (
     server_backend_lookup,
 )
 ACCESS_LOG_FLAG = "--access-log"
+# A measuring switch, not a setting: ``python -m loadtest.tenants --without-fair-queue`` sets it to measure
+# what fair queueing changes for quiet tenants (docs/quotas.md). The emulator then delivers oldest first.
+WITHOUT_FAIR_QUEUE = "SLUICE_EMULATOR_WITHOUT_FAIR_QUEUE"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -53,6 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
     for patch in PATCHES:
+        if patch is sqs_fair_queue and os.environ.get(WITHOUT_FAIR_QUEUE) == "1":
+            continue
         patch.apply()
     from moto.server import main as moto_main
 

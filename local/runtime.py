@@ -111,10 +111,11 @@ class LocalRuntime:
                                c, self.stack.stream_failures_url)
             for c in w.stream_consumers
         ]  # fmt: skip
-        # API Gateway calls the functions concurrently: a pool of environments per function, sized like
-        # the HTTP server's thread pool.
+        # API Gateway calls the functions concurrently: a pool of environments per function, as many as
+        # the gateway runs invocations at once.
         authorizer = ContainerPool(handlers["authorizer"], o.api_concurrency) if o.auth else None
-        self.gateway = LocalApiGateway(ContainerPool(handlers["ingest"], o.api_concurrency), authorizer)
+        self.gateway = LocalApiGateway(ContainerPool(handlers["ingest"], o.api_concurrency), authorizer,
+                                       concurrency=o.api_concurrency)  # fmt: skip
         self.worker.start()
         for consumer in self.consumers:
             consumer.start()

@@ -3,7 +3,8 @@
 Prints the tables (CPU, cold start, end to end, cost, redaction) and the targets and writes everything
 to ``loadtest/out/bench.json`` (whose ``profile`` ``make cost`` plans with). ``--quick`` trims
 repetitions and record counts; ``--skip-e2e`` runs only the CPU, cold-start and redaction parts;
-``--skip-burst`` leaves out the 20,000-record burst (``burst.py``). Absolute times depend on the
+``--skip-burst`` leaves out the 20,000-record burst (``burst.py``). With the end-to-end runs comes
+quota enforcement's cost (``quota.py``), as a share of their cost per million. Absolute times depend on the
 machine; the ratios, measured side by side, are the figures to read.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 import orjson
 
 from loadtest import cost
-from loadtest.bench import burst, coldstart, cpu, e2e, protocols, redaction, workload
+from loadtest.bench import burst, coldstart, cpu, e2e, protocols, quota, redaction, workload
 from loadtest.measures import cell, table
 
 OUT = Path(__file__).resolve().parents[1] / "out" / "bench.json"
@@ -34,6 +35,8 @@ TARGETS = {
     "redaction_false_markers": 0,
     "redaction_time_ratio": 1.0,
     "burst_share_of_raw": 0.6,
+    "quota_added_share_1": 0.05,  # issue 16: quota enforcement adds at most 5% at 1 event per request
+    "quota_added_share_100": 0.02,  # and 2% at 100
 }
 
 
@@ -127,6 +130,11 @@ def report(result: dict[str, Any]) -> str:
         )
         out.append(f"   pipeline (100/request) uses {result['e2e_share_of_raw']:.0%} of the emulator's raw capacity; "
                    f"baseline (100/request) uses {result['baseline_share_of_raw']:.0%}.")  # fmt: skip
+    q = result.get("quota")
+    if q:
+        out.append(table(quota.rows(q), quota.HEADER,
+                         "11. Quota enforcement (deployed default quotas): DynamoDB calls on the quota items, "
+                         "USD, and the share of table 4's total it adds"))  # fmt: skip
     b = result.get("burst")
     if b:
         out.append(table(burst.rows(b), ["measure", "value"],
@@ -205,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         result["e2e_share_of_raw"] = runs["sluice, 100/request"]["records_per_second"] / raw
         result["baseline_share_of_raw"] = runs["baseline, 100/request"]["records_per_second"] / raw
         profile.update(_profile_from(runs["sluice, 1/request"], runs["sluice, 100/request"]))
+        print("quota enforcement ...", file=sys.stderr)
+        result["quota"] = quota.run_child()
+        result["quota"]["added_share"] = quota.added_share(
+            result["quota"], {name: c["total"] for name, c in costs.items()}
+        )
     if not (args.skip_e2e or args.skip_burst):
         print("burst ...", file=sys.stderr)
         result["burst"] = burst.run_child(records=4000 if quick else burst.RECORDS)
@@ -295,6 +308,17 @@ def _targets(result: dict[str, Any]) -> dict[str, Any]:
                     "value": r["speed"]["ratio"][key], "target": TARGETS["redaction_time_ratio"],
                     "note": f"{r['speed']['today'][key]:.1f} vs {r['speed']['baseline'][key]:.1f} us; "
                             f"IP on: {r['speed']['ratio'][key + '_ip']:.2f}x"}  # fmt: skip
+    q = result.get("quota")
+    for run in q["runs"] if q else []:
+        share = q["added_share"].get(str(run["batch"]))
+        if share is not None:
+            n = run["batch"]
+            out[f"quota enforcement, {n} event{'s' if n != 1 else ''}/request, share of USD per million added"] = {
+                "value": share, "target": TARGETS[f"quota_added_share_{n}"],
+                "note": f"{sum(run['calls_per_1000'].values()):.1f} DynamoDB calls per 1,000 records "
+                        f"(model {run['model_calls_per_1000']:.1f}) at {run['requests_per_second']:g} requests/s over "
+                        f"{run['ingest_containers']} ingest containers; load average {q['load_average_before'][0]:.1f}",
+            }  # fmt: skip
     b = result.get("burst")
     if b:
         out[f"burst of {b['records']:,} mixed records, end-to-end records/s x emulator raw capacity"] = {

@@ -421,3 +421,25 @@ def test_every_patch_of_the_emulator_loads_after_the_others(monkeypatch: pytest.
         models.Queue.attributes = saved["attributes"]  # type: ignore[method-assign]
         models.Queue.delete_message = saved["delete_message"]  # type: ignore[method-assign]
         models.unix_time_millis = saved["unix_time_millis"]
+
+
+@pytest.mark.parametrize(("switch", "fair_applied"), [(None, True), ("1", False)])
+def test_the_emulator_leaves_fair_queues_out_only_when_a_measurement_asks(
+    monkeypatch: pytest.MonkeyPatch, switch: str | None, fair_applied: bool
+) -> None:
+    # loadtest.tenants --without-fair-queue measures what fair queueing changes; every other patch stays.
+    import moto.server
+
+    from local import moto_server
+
+    applied: list[str] = []
+    for patch in moto_server.PATCHES:
+        monkeypatch.setattr(patch, "apply", lambda name=patch.__name__: applied.append(name))
+    monkeypatch.setattr(moto.server, "main", lambda args: None)
+    if switch is None:
+        monkeypatch.delenv(moto_server.WITHOUT_FAIR_QUEUE, raising=False)
+    else:
+        monkeypatch.setenv(moto_server.WITHOUT_FAIR_QUEUE, switch)
+    moto_server.main(["-p", "0"])
+    assert ("local.patches.sqs_fair_queue" in applied) is fair_applied
+    assert len(applied) == len(moto_server.PATCHES) - (0 if fair_applied else 1)

@@ -57,3 +57,37 @@ def test_an_authorizer_yes_hands_its_context_on_where_api_gateway_puts_it(path: 
     event = event_for(path, {"Authorization": "Bearer k"})
     assert gateway(Authorizer({"isAuthorized": True, "context": context}))._authorize(event) is None
     assert event["requestContext"]["authorizer"] == {"lambda": context}
+
+
+def test_the_gateway_runs_as_many_invocations_at_once_as_its_concurrency_not_the_default_executor() -> None:
+    # GIVEN a handler that returns only once 10 invocations are inside it at the same time
+    import asyncio
+    import threading
+
+    together = threading.Barrier(10, timeout=10)
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        together.wait()
+        return {"statusCode": 202, "body": "{}"}
+
+    app = LocalApiGateway(handler=handler, concurrency=16)
+
+    async def one() -> int:
+        sent: list[dict[str, Any]] = []
+        scope = {"type": "http", "method": "POST", "path": "/events", "headers": [], "query_string": b""}
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)
+        return int(sent[0]["status"])
+
+    async def ten() -> list[int]:
+        return await asyncio.gather(*(one() for _ in range(10)))
+
+    # WHEN 10 requests arrive at once THEN all 10 run concurrently (asyncio's default executor has 6
+    # threads on a 2-core machine: the barrier would break and the gateway answer 500)
+    assert asyncio.run(ten()) == [202] * 10

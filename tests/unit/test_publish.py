@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from core import aws
 from core.retry import Backoff, Deadline
-from ingest.publish import TIMEOUT_CODE, OutRecord, SinkResult, SqsPublisher, publish
+from ingest.publish import TIMEOUT_CODE, OutRecord, SinkResult, SqsPublisher, publish, publish_pool
 
 
 class StuckSink:
@@ -79,3 +80,28 @@ def test_a_bounded_client_has_no_botocore_retries_and_timeouts_inside_its_budget
     assert client.meta.config.read_timeout == 1.0
     assert client.meta.config.retries["total_max_attempts"] == 1
     assert client in aws.client.made("sqs")
+
+
+class QuickSink:
+    name = "quick"
+
+    def batches(self, records: Sequence[OutRecord]) -> list[list[OutRecord]]:
+        return [list(records)]
+
+    def put_batch(self, batch: list[OutRecord], deadline: Deadline) -> SinkResult:
+        return SinkResult()
+
+
+def test_a_container_publishes_on_its_own_pool_so_another_containers_busy_pool_does_not_queue_it() -> None:
+    # GIVEN one container's pool taken by a publish that does not finish (one thread, to keep it small)
+    busy, release = ThreadPoolExecutor(1), threading.Event()
+    busy.submit(release.wait, 10)
+    try:
+        # WHEN another container publishes on its own pool, and a third on the busy one
+        own = publish(records(2), [QuickSink()], 0.3, publish_pool())
+        queued = publish(records(2), [QuickSink()], 0.3, busy)
+    finally:
+        release.set()
+    # THEN only the one queued behind the busy pool misses its deadline
+    assert own.missing == {}
+    assert queued.missing == {"id-0": TIMEOUT_CODE, "id-1": TIMEOUT_CODE}

@@ -196,9 +196,9 @@ def test_publish_budget_never_outlives_the_invocation(monkeypatch: pytest.Monkey
     seen: list[float] = []
     real = service_module.publish
 
-    def spy(records, sinks, budget):  # type: ignore[no-untyped-def]
+    def spy(records, sinks, budget, pool=None):  # type: ignore[no-untyped-def]
         seen.append(budget)
-        return real(records, sinks, budget)
+        return real(records, sinks, budget, pool)
 
     monkeypatch.setattr(service_module, "publish", spy)
     service, _, _ = make()
