@@ -37,15 +37,24 @@ def _group(message: Any) -> object:
 
 
 def fair_order(visible: list[Any], in_flight: list[Any]) -> list[Any]:
-    """``visible`` (moto's order) with quiet groups' messages first, then noisy groups' (fewest in flight first)."""
+    """``visible`` (moto's order) with quiet groups' messages first, then noisy groups' (fewest in flight first).
+
+    It runs on every receive over every visible message, so the per-message work is one dictionary
+    lookup of the ``MessageGroupId``: a noisy group always has a ``MessageGroupId`` (a message without
+    one is a group of one, never noisy), so a message without one is quiet. With a single noisy group
+    and nothing quiet the order is moto's, returned as it is.
+    """
     groups = Counter(_group(m) for m in in_flight)
     total = sum(groups.values())
     noisy = {g: n for g, n in groups.items() if n >= NOISY_MIN_IN_FLIGHT and n > NOISY_SHARE * total}
     if not noisy:
         return visible
-    quiet = [m for m in visible if _group(m) not in noisy]
-    rest = [m for m in visible if _group(m) in noisy]
-    rest.sort(key=lambda m: noisy[_group(m)])  # stable: each group keeps moto's order
+    quiet = [m for m in visible if getattr(m, "group_id", None) not in noisy]
+    if not quiet and len(noisy) == 1:
+        return visible
+    rest = [m for m in visible if getattr(m, "group_id", None) in noisy]
+    if len(noisy) > 1:
+        rest.sort(key=lambda m: noisy[m.group_id])  # stable: each group keeps moto's order
     return quiet + rest
 
 

@@ -390,6 +390,48 @@ def test_sqs_fair_queue_keeps_order_when_no_group_is_noisy(fair_queue: None) -> 
     assert first + rest == [f"{t} {i}" for t in ("a", "b") for i in range(5)]
 
 
+class _Msg:
+    """What fair_order reads of a moto message: its group (None when it has none)."""
+
+    def __init__(self, group_id: str | None) -> None:
+        self.group_id = group_id
+
+
+def _fair_order_by_definition(visible: list[Any], in_flight: list[Any]) -> list[Any]:
+    # The definition in the patch's docstring, written plainly: quiet first, then noisy by fewest in flight.
+    def group(m: Any) -> object:
+        return m.group_id or id(m)
+
+    counts: dict[object, int] = {}
+    for m in in_flight:
+        counts[group(m)] = counts.get(group(m), 0) + 1
+    total = len(in_flight)
+    noisy = {g: n for g, n in counts.items()
+             if n >= sqs_fair_queue.NOISY_MIN_IN_FLIGHT and n > sqs_fair_queue.NOISY_SHARE * total}  # fmt: skip
+    quiet = [m for m in visible if group(m) not in noisy]
+    rest = sorted((m for m in visible if group(m) in noisy), key=lambda m: noisy[group(m)])
+    return quiet + rest
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_sqs_fair_queue_order_matches_its_definition(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    groups = [None, "", "a", "b", "c"][: rng.randrange(1, 6)]
+    weights = [rng.randrange(1, 10) for _ in groups]
+    in_flight = [_Msg(g) for g in rng.choices(groups, weights, k=rng.randrange(0, 200))]
+    visible = [_Msg(g) for g in rng.choices(groups, weights, k=rng.randrange(0, 60))]
+    assert sqs_fair_queue.fair_order(visible, in_flight) == _fair_order_by_definition(visible, in_flight)
+
+
+def test_sqs_fair_queue_one_noisy_group_and_nothing_quiet_keeps_the_list() -> None:
+    # A burst from one tenant: every receive at depth would otherwise copy and sort the whole queue.
+    visible = [_Msg("flood") for _ in range(1000)]
+    in_flight = [_Msg("flood") for _ in range(100)]
+    assert sqs_fair_queue.fair_order(visible, in_flight) is visible
+
+
 def test_sqs_fair_queue_without_the_patch_moto_serves_the_flood_first() -> None:
     # The behaviour the patch exists for: unpatched, the quiet tenant waits behind the whole backlog.
     with mock_aws():
