@@ -121,8 +121,9 @@ class SourceStats:
     """Counters for the CLI, the load tests and the end-to-end test."""
 
     invocations: int = 0
-    records: int = 0
+    records: int = 0  # counted as an invocation starts
     failed_records: int = 0
+    completed_records: int = 0  # of invocations that returned, not reported failed: done when counted
     errors: int = 0
     sent_to_failure_destination: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -259,7 +260,7 @@ class SqsEventSource(_Pollers):
             self.stats.add(errors=1, failed_records=len(messages))
             return
         done = [m for m in messages if m["MessageId"] not in failed_ids]
-        self.stats.add(failed_records=len(messages) - len(done))
+        self.stats.add(failed_records=len(messages) - len(done), completed_records=len(done))
         chunks = [done[start : start + DELETE_BATCH] for start in range(0, len(done), DELETE_BATCH)]
         if len(chunks) > 1:
             # The chunks of one batch are independent calls: sent together, so a batch of 100 costs one
