@@ -432,6 +432,35 @@ def test_sqs_fair_queue_one_noisy_group_and_nothing_quiet_keeps_the_list() -> No
     assert sqs_fair_queue.fair_order(visible, in_flight) is visible
 
 
+def test_sqs_fair_queue_does_not_scan_when_only_the_noisy_group_was_ever_sent() -> None:
+    class Unscannable(list[Any]):
+        def __iter__(self) -> Iterator[Any]:
+            raise AssertionError("the visible messages were scanned")
+
+    visible = Unscannable([_Msg("flood")])
+    in_flight = [_Msg("flood") for _ in range(100)]
+    assert sqs_fair_queue.fair_order(visible, in_flight, {"flood"}) is visible
+    with pytest.raises(AssertionError, match="scanned"):
+        sqs_fair_queue.fair_order(visible, in_flight, {"flood", None})  # an ungrouped message may be quiet
+
+
+def test_sqs_fair_queue_remembers_every_group_sent(fair_queue: None) -> None:
+    with mock_aws():
+        backend = models.sqs_backends[ACCOUNT][REGION]
+        name = flood_then_quiet(backend)
+        backend.send_message(name, "alone")
+        queue = backend.get_queue(name)
+        assert getattr(queue, sqs_fair_queue.SENT_GROUPS) == {"flood", "quiet", None}
+        # WHEN the quiet messages are received first and deleted, the flood's backlog is left
+        first = backend.receive_message(name, 6, 0, 300)
+        for m in first:
+            backend.delete_message(name, m.receipt_handle)
+        bodies = [m.body for m in backend.receive_message(name, 10, 0, 300)]
+    # THEN the set only grows (it can make a receive scan, never skip a quiet message), in moto's order
+    assert sorted(m.body for m in first) == sorted(["alone"] + [f"quiet {i}" for i in range(5)])
+    assert bodies == [f"flood {i}" for i in range(40, 50)]
+
+
 def test_sqs_fair_queue_without_the_patch_moto_serves_the_flood_first() -> None:
     # The behaviour the patch exists for: unpatched, the quiet tenant waits behind the whole backlog.
     with mock_aws():
