@@ -59,10 +59,11 @@ def fair_order(
     noisy = {g: n for g, n in groups.items() if n >= NOISY_MIN_IN_FLIGHT and n > NOISY_SHARE * total}
     if not noisy or (len(noisy) == 1 and sent_groups is not None and all(g in noisy for g in sent_groups)):
         return visible
-    quiet = [m for m in visible if getattr(m, "group_id", None) not in noisy]
+    listed = list(visible)
+    quiet = [m for m in listed if getattr(m, "group_id", None) not in noisy]
     if not quiet and len(noisy) == 1:
         return visible
-    rest = [m for m in visible if getattr(m, "group_id", None) in noisy]
+    rest = [m for m in listed if getattr(m, "group_id", None) in noisy]
     if len(noisy) > 1:
         rest.sort(key=lambda m: noisy[m.group_id])  # stable: each group keeps moto's order
     return quiet + rest

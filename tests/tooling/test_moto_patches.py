@@ -306,6 +306,41 @@ def test_sqs_visible_scan_reads_the_clock_once_per_scan(
     assert len(listed) == 279
 
 
+def test_sqs_visible_scan_a_receive_walks_the_head_not_the_queue(
+    visible_scan: property, lazy_attributes: property
+) -> None:
+    # (with the attribute patch, as in the emulator: moto's eager attributes count the queue per message)
+    looked = {"n": 0}
+
+    class Counted(list[Any]):
+        def __getitem__(self, i: Any) -> Any:
+            got = super().__getitem__(i)
+            looked["n"] += len(got) if isinstance(i, slice) else 1
+            return got
+
+        def __iter__(self) -> Iterator[Any]:
+            for m in super().__iter__():
+                looked["n"] += 1
+                yield m
+
+    with mock_aws():
+        # GIVEN a queue 2,000 deep whose 20 oldest are in flight, and a count of the messages looked at
+        backend = models.sqs_backends[ACCOUNT][REGION]
+        queue = backend.create_queue("deep")
+        for i in range(2000):
+            backend.send_message("deep", f"body {i}")
+        backend.receive_message("deep", 10, 0, 30)
+        backend.receive_message("deep", 10, 0, 30)
+        queue._messages = Counted(queue._messages)
+        # WHEN a receive takes ten
+        got = [m.body for m in backend.receive_message("deep", 10, 0, 30)]
+        # THEN it took the next ten in moto's order, looking at the head only
+        assert got == [f"body {i}" for i in range(20, 30)]
+        assert looked["n"] <= 100  # moto's own scan looks at all 2,000
+        # and a count still sees every visible message
+        assert len(queue.messages) == 2000 - 30
+
+
 def test_kinesis_sequence_ends_do_not_copy_the_shard(sequence_ends: None) -> None:
     from moto.kinesis import models as kinesis
 
