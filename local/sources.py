@@ -121,8 +121,9 @@ class SourceStats:
     """Counters for the CLI, the load tests and the end-to-end test."""
 
     invocations: int = 0
-    records: int = 0
+    records: int = 0  # counted as an invocation starts
     failed_records: int = 0
+    completed_records: int = 0  # of invocations that returned, not reported failed: done when counted
     errors: int = 0
     sent_to_failure_destination: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -166,9 +167,12 @@ class SqsEventSource(_Pollers):
         self.concurrency = max_concurrency or cfg.maximum_concurrency
         super().__init__()
         self.region = queue_arn.split(":")[3] if queue_arn.count(":") >= 3 else "us-east-1"
-        # The receives and deletes one batch sends together (threads start on first use).
+        # The receives one batch sends together, and the deletes (threads start on first use).
         self._calls = ThreadPoolExecutor(
             max(1, -(-cfg.batch_size // RECEIVE_BATCH)), thread_name_prefix=f"sqs-{function_name}-calls"
+        )
+        self._deletes = ThreadPoolExecutor(
+            max(1, -(-cfg.batch_size // DELETE_BATCH)), thread_name_prefix=f"sqs-{function_name}-deletes"
         )
 
     def start(self) -> None:
@@ -178,6 +182,7 @@ class SqsEventSource(_Pollers):
     def stop(self, timeout: float = 10.0) -> None:
         super().stop(timeout)
         self._calls.shutdown(wait=True)
+        self._deletes.shutdown(wait=True)
 
     def _run(self) -> None:
         sqs = aws.client("sqs")
@@ -259,18 +264,22 @@ class SqsEventSource(_Pollers):
             self.stats.add(errors=1, failed_records=len(messages))
             return
         done = [m for m in messages if m["MessageId"] not in failed_ids]
-        self.stats.add(failed_records=len(messages) - len(done))
-        chunks = [done[start : start + DELETE_BATCH] for start in range(0, len(done), DELETE_BATCH)]
-        if len(chunks) > 1:
-            # The chunks of one batch are independent calls: sent together, so a batch of 100 costs one
-            # round trip of waiting instead of ten. All are done before this poller receives again.
-            list(self._calls.map(lambda chunk: self._delete(sqs, chunk), chunks))
-        elif chunks:
-            self._delete(sqs, chunks[0])
+        self.stats.add(failed_records=len(messages) - len(done), completed_records=len(done))
+        # The mapping deletes what the invocation returned as done; the function's slot is free once it
+        # has returned, so this poller goes on to its next batch while the deletes (independent calls of
+        # ten, sent together) are in flight. The messages stay invisible meanwhile (their visibility
+        # timeout is the function's timeout or more), and stop() waits for every delete.
+        for start in range(0, len(done), DELETE_BATCH):
+            self._deletes.submit(self._delete, sqs, done[start : start + DELETE_BATCH])
 
     def _delete(self, sqs: Any, messages: list[dict[str, Any]]) -> None:
         entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
-        response = sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        try:
+            response = sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        except Exception:
+            logger.exception("delete of processed messages failed; they will be redelivered",
+                             extra={"messages": len(messages)})  # fmt: skip
+            return
         if response.get("Failed"):
             # Not a loss: the message comes back after its visibility timeout and is stored again
             # under the same key. Said aloud because it costs a redelivery.

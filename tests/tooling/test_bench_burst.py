@@ -56,3 +56,11 @@ def test_skip_e2e_leaves_the_burst_out_too(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setattr(bench.coldstart, "run", lambda **kwargs: {"rows": []})
     assert bench.main(["--skip-e2e", "--out", str(tmp_path / "bench.json")]) == 0
     assert "burst" not in orjson.loads((tmp_path / "bench.json").read_bytes())
+
+
+def test_the_simpler_raw_loop_is_reported_beside_the_same_calls_one() -> None:
+    result = {**RESULT, "raw_simple": {"records": 4000, "seconds": 4.0, "records_per_second": 1000.0}}
+    printed = dict((str(k), str(v)) for k, v in burst.rows(result))
+    (name,) = [k for k in printed if "simpler raw loop" in k]
+    assert printed[name] == "1000.0; 0.395"
+    assert not [k for k in dict((str(k), v) for k, v in burst.rows(RESULT)) if "simpler" in k]

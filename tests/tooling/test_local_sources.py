@@ -99,6 +99,31 @@ def test_sqs_only_reported_failures_come_back_and_poison_reaches_the_dlq(endpoin
     assert sqs.receive_message(QueueUrl=dlq)["Messages"][0]["Body"] == "poison"
 
 
+def test_sqs_completed_records_count_what_was_done_not_what_was_tried(endpoint: str) -> None:
+    # GIVEN a worker that reports "poison" as failed
+    url, arn, _ = make_queue("sources-completed", max_receive=5, visibility=30)
+
+    def handler(event: dict[str, Any], _: Any) -> dict[str, Any]:
+        return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"]
+                                      if r["body"] == "poison"]}  # fmt: skip
+
+    cfg = replace(
+        wiring.load().worker, batch_size=10, maximum_batching_window_seconds=0, maximum_concurrency=1
+    )
+    sqs = aws.client("sqs")
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": b}
+                                                  for i, b in enumerate(["a", "b", "poison"])])  # fmt: skip
+    source = SqsEventSource(url, arn, handler, cfg)
+    source.start()
+    try:
+        wait_for(lambda: source.stats.snapshot()["records"] >= 3 and depth(url) == 1)
+    finally:
+        source.stop()
+    # THEN every record tried is counted, and only the ones done (and deleted) are completed
+    stats = source.stats.snapshot()
+    assert (stats["records"], stats["failed_records"], stats["completed_records"]) == (3, 1, 2)
+
+
 def test_sqs_function_error_fails_the_whole_batch(endpoint: str) -> None:
     url, arn, dlq = make_queue("sources-crash", max_receive=3)
     calls: list[int] = []

@@ -306,6 +306,41 @@ def test_sqs_visible_scan_reads_the_clock_once_per_scan(
     assert len(listed) == 279
 
 
+def test_sqs_visible_scan_a_receive_walks_the_head_not_the_queue(
+    visible_scan: property, lazy_attributes: property
+) -> None:
+    # (with the attribute patch, as in the emulator: moto's eager attributes count the queue per message)
+    looked = {"n": 0}
+
+    class Counted(list[Any]):
+        def __getitem__(self, i: Any) -> Any:
+            got = super().__getitem__(i)
+            looked["n"] += len(got) if isinstance(i, slice) else 1
+            return got
+
+        def __iter__(self) -> Iterator[Any]:
+            for m in super().__iter__():
+                looked["n"] += 1
+                yield m
+
+    with mock_aws():
+        # GIVEN a queue 2,000 deep whose 20 oldest are in flight, and a count of the messages looked at
+        backend = models.sqs_backends[ACCOUNT][REGION]
+        queue = backend.create_queue("deep")
+        for i in range(2000):
+            backend.send_message("deep", f"body {i}")
+        backend.receive_message("deep", 10, 0, 30)
+        backend.receive_message("deep", 10, 0, 30)
+        queue._messages = Counted(queue._messages)
+        # WHEN a receive takes ten
+        got = [m.body for m in backend.receive_message("deep", 10, 0, 30)]
+        # THEN it took the next ten in moto's order, looking at the head only
+        assert got == [f"body {i}" for i in range(20, 30)]
+        assert looked["n"] <= 100  # moto's own scan looks at all 2,000
+        # and a count still sees every visible message
+        assert len(queue.messages) == 2000 - 30
+
+
 def test_kinesis_sequence_ends_do_not_copy_the_shard(sequence_ends: None) -> None:
     from moto.kinesis import models as kinesis
 
@@ -388,6 +423,77 @@ def test_sqs_fair_queue_keeps_order_when_no_group_is_noisy(fair_queue: None) -> 
         first = [m.body for m in backend.receive_message("calm", 3, 0, 300)]
         rest = [m.body for m in backend.receive_message("calm", 10, 0, 300)]
     assert first + rest == [f"{t} {i}" for t in ("a", "b") for i in range(5)]
+
+
+class _Msg:
+    """What fair_order reads of a moto message: its group (None when it has none)."""
+
+    def __init__(self, group_id: str | None) -> None:
+        self.group_id = group_id
+
+
+def _fair_order_by_definition(visible: list[Any], in_flight: list[Any]) -> list[Any]:
+    # The definition in the patch's docstring, written plainly: quiet first, then noisy by fewest in flight.
+    def group(m: Any) -> object:
+        return m.group_id or id(m)
+
+    counts: dict[object, int] = {}
+    for m in in_flight:
+        counts[group(m)] = counts.get(group(m), 0) + 1
+    total = len(in_flight)
+    noisy = {g: n for g, n in counts.items()
+             if n >= sqs_fair_queue.NOISY_MIN_IN_FLIGHT and n > sqs_fair_queue.NOISY_SHARE * total}  # fmt: skip
+    quiet = [m for m in visible if group(m) not in noisy]
+    rest = sorted((m for m in visible if group(m) in noisy), key=lambda m: noisy[group(m)])
+    return quiet + rest
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_sqs_fair_queue_order_matches_its_definition(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    groups = [None, "", "a", "b", "c"][: rng.randrange(1, 6)]
+    weights = [rng.randrange(1, 10) for _ in groups]
+    in_flight = [_Msg(g) for g in rng.choices(groups, weights, k=rng.randrange(0, 200))]
+    visible = [_Msg(g) for g in rng.choices(groups, weights, k=rng.randrange(0, 60))]
+    assert sqs_fair_queue.fair_order(visible, in_flight) == _fair_order_by_definition(visible, in_flight)
+
+
+def test_sqs_fair_queue_one_noisy_group_and_nothing_quiet_keeps_the_list() -> None:
+    # A burst from one tenant: every receive at depth would otherwise copy and sort the whole queue.
+    visible = [_Msg("flood") for _ in range(1000)]
+    in_flight = [_Msg("flood") for _ in range(100)]
+    assert sqs_fair_queue.fair_order(visible, in_flight) is visible
+
+
+def test_sqs_fair_queue_does_not_scan_when_only_the_noisy_group_was_ever_sent() -> None:
+    class Unscannable(list[Any]):
+        def __iter__(self) -> Iterator[Any]:
+            raise AssertionError("the visible messages were scanned")
+
+    visible = Unscannable([_Msg("flood")])
+    in_flight = [_Msg("flood") for _ in range(100)]
+    assert sqs_fair_queue.fair_order(visible, in_flight, {"flood"}) is visible
+    with pytest.raises(AssertionError, match="scanned"):
+        sqs_fair_queue.fair_order(visible, in_flight, {"flood", None})  # an ungrouped message may be quiet
+
+
+def test_sqs_fair_queue_remembers_every_group_sent(fair_queue: None) -> None:
+    with mock_aws():
+        backend = models.sqs_backends[ACCOUNT][REGION]
+        name = flood_then_quiet(backend)
+        backend.send_message(name, "alone")
+        queue = backend.get_queue(name)
+        assert getattr(queue, sqs_fair_queue.SENT_GROUPS) == {"flood", "quiet", None}
+        # WHEN the quiet messages are received first and deleted, the flood's backlog is left
+        first = backend.receive_message(name, 6, 0, 300)
+        for m in first:
+            backend.delete_message(name, m.receipt_handle)
+        bodies = [m.body for m in backend.receive_message(name, 10, 0, 300)]
+    # THEN the set only grows (it can make a receive scan, never skip a quiet message), in moto's order
+    assert sorted(m.body for m in first) == sorted(["alone"] + [f"quiet {i}" for i in range(5)])
+    assert bodies == [f"flood {i}" for i in range(40, 50)]
 
 
 def test_sqs_fair_queue_without_the_patch_moto_serves_the_flood_first() -> None:
