@@ -191,6 +191,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         s = runtime.stack
         assert s is not None
+        python = sys.executable.replace(str(REPO) + "/", "")
+        # With API keys on, a request must carry a key: the hint creates one first.
+        first = (
+            f"KEY=$({python} -m local keys create --tenant acme | grep -o 'slk_[A-Za-z0-9_-]*')\n  "
+            if args.auth
+            else ""
+        )
+        credential = '"authorization: Bearer $KEY"' if args.auth else "'x-tenant-id: acme'"
         _out(f"""
 sluice is running locally.
   HTTP API        {runtime.api_url}   (POST /events, POST /ingest, GET /health{", API keys on" if args.auth else ""})
@@ -202,9 +210,9 @@ sluice is running locally.
   archive bucket  {s.archive_bucket}
 
 Try:
-  curl -s -X POST {runtime.api_url}/events -H 'content-type: application/json' -H 'x-tenant-id: acme' \\
+  {first}curl -s -X POST {runtime.api_url}/events -H 'content-type: application/json' -H {credential} \\
        -d '{{"type": "signup", "user": "ada@example.com"}}'
-  {sys.executable.replace(str(REPO) + "/", "")} -m local events list --tenant acme
+  {python} -m local events list --tenant acme
 Ctrl-C stops everything.
 """)  # fmt: skip
         last = None
