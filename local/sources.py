@@ -74,12 +74,15 @@ class ContainerPool:
     """At most ``size`` execution environments of one function; an invocation takes a free one.
 
     Environments are created on first need (a cold start) and reused after; when all are busy the
-    caller waits, as a function at its concurrency limit would throttle.
+    caller waits, as a function at its concurrency limit would throttle. The free environment used last
+    is taken first, as Lambda keeps sending a steady trickle to the same warm environment rather than
+    rotating it over every one a past burst created: per-environment state (caches, quota leases) then
+    behaves as it does on AWS.
     """
 
     def __init__(self, dotted: str, size: int) -> None:
         self.dotted, self.size = dotted, size
-        self._free: queue.SimpleQueue[Handler] = queue.SimpleQueue()
+        self._free: queue.LifoQueue[Handler] = queue.LifoQueue()
         self._slots = threading.Semaphore(size)
         self._lock = threading.Lock()
         self.created = 0
