@@ -25,7 +25,7 @@ from core import aws
 from core.errors import error_code
 from core.partitions import parse_partitions
 from core.tenancy import is_valid_tenant_id
-from ingest.quota_store import PARTITIONS_ATTRIBUTE, parse_overrides, quota_key
+from ingest.quota_store import PARTITIONS_ATTRIBUTE, parse_overrides, partitions_override, quota_key
 
 KEY_PREFIX: Final = "slk_"
 KEY_RANDOM_BYTES: Final = 32  # 256 bits: guessing is hopeless, which is what makes a plain hash safe
@@ -325,7 +325,7 @@ class ApiKeyStore:
         item = self._client.get_item(
             TableName=self._table, Key={"key_hash": {"S": quota_key(tenant_id)}}
         ).get("Item")
-        return int(item[PARTITIONS_ATTRIBUTE]["N"]) if item and PARTITIONS_ATTRIBUTE in item else None
+        return partitions_override(item)
 
     def quota(self, tenant_id: str) -> dict[str, dict[str, float]]:
         """The tenant's quota overrides (empty: the defaults of the ingest function apply)."""

@@ -72,6 +72,11 @@ def parse_overrides(text: str) -> dict[str, dict[str, float]]:
     return out
 
 
+def partitions_override(item: Mapping[str, Any] | None) -> int | None:
+    """The partitions override on a tenant's ``quota#<tenant>`` item (attribute values), None when unset."""
+    return int(item[PARTITIONS_ATTRIBUTE]["N"]) if item and PARTITIONS_ATTRIBUTE in item else None
+
+
 def _state(item: Mapping[str, Any] | None) -> SharedState:
     if not item:
         return SharedState()
@@ -117,7 +122,7 @@ class DynamoQuotaStore:
             ).get("Item")
         except (ClientError, BotoCoreError) as exc:
             raise QuotaStoreUnavailable(error_code(exc)) from exc
-        return int(item[PARTITIONS_ATTRIBUTE]["N"]) if item and PARTITIONS_ATTRIBUTE in item else None
+        return partitions_override(item)
 
     def lease(
         self,

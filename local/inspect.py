@@ -176,15 +176,9 @@ class StackInspector:
         """The tenant's N: the larger of its override (API keys table, when known) and the stack's default."""
         override = None
         if self.api_keys_table_name:
-            from ingest.quota_store import PARTITIONS_ATTRIBUTE, quota_key
+            from ingest.apikeys import ApiKeyStore
 
-            item = (
-                self.client("dynamodb")
-                .get_item(TableName=self.api_keys_table_name, Key={"key_hash": {"S": quota_key(tenant_id)}})
-                .get("Item")
-            )
-            if item and PARTITIONS_ATTRIBUTE in item:
-                override = int(item[PARTITIONS_ATTRIBUTE]["N"])
+            override = ApiKeyStore(self.api_keys_table_name, self.client("dynamodb")).partitions(tenant_id)
         return effective_partitions(override, self.default_partitions)
 
     def _query_key(
