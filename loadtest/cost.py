@@ -490,8 +490,16 @@ def quota_overhead(
     period = min(longest, max(shortest, min_lease_requests / requests_per_second))
     leases = min(requests_per_second, 1 / period) * 1000 / records_per_second
     reads = min(requests_per_second, 1 / policy_ttl_seconds) * 1000 / records_per_second
-    usd = (
-        leases * 1000 * prices["dynamodb_on_demand_per_million_wru"]
-        + reads * 1000 * 0.5 * prices["dynamodb_on_demand_per_million_rru"]
-    ) / 1_000_000
+    usd = quota_calls_usd_per_million(leases, reads, prices)
     return QuotaOverhead(records_per_request, requests_per_second, leases, reads, usd)
+
+
+def quota_calls_usd_per_million(
+    leases_per_1000: float, reads_per_1000: float, prices: Mapping[str, float]
+) -> float:
+    """USD per million records of the quota store's calls: a lease (``UpdateItem`` of an item far below
+    1 KB) is 1 WRU, a read of the overrides (eventually consistent ``GetItem``) half an RRU."""
+    return (
+        leases_per_1000 * 1000 * prices["dynamodb_on_demand_per_million_wru"]
+        + reads_per_1000 * 1000 * 0.5 * prices["dynamodb_on_demand_per_million_rru"]
+    ) / 1_000_000

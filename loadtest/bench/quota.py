@@ -87,10 +87,10 @@ class QuotaCallCounter:
 
 
 def usd_per_million(calls_per_1000: Mapping[str, float], prices: Mapping[str, float]) -> float:
-    """A lease (``UpdateItem`` of an item far below 1 KB) is 1 WRU; an eventually consistent read half an RRU."""
-    wru = calls_per_1000.get("UpdateItem", 0.0) * prices["dynamodb_on_demand_per_million_wru"]
-    rru = calls_per_1000.get("GetItem", 0.0) * 0.5 * prices["dynamodb_on_demand_per_million_rru"]
-    return (wru + rru) * 1000 / 1_000_000
+    """The measured calls per 1,000 records, priced as ``cost.quota_calls_usd_per_million`` prices them."""
+    return cost.quota_calls_usd_per_million(
+        calls_per_1000.get("UpdateItem", 0.0), calls_per_1000.get("GetItem", 0.0), prices
+    )
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
