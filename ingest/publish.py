@@ -13,7 +13,6 @@ each batch only until the deadline: a batch still in flight then counts as faile
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -208,11 +207,6 @@ def publish_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=16, thread_name_prefix="publish")
 
 
-@functools.cache
-def _executor() -> ThreadPoolExecutor:
-    return publish_pool()
-
-
 @dataclass
 class PublishReport:
     """Per sink results; ``missing`` are the ids that are not durably on every sink."""
@@ -235,17 +229,16 @@ def publish(
     records: Sequence[OutRecord],
     sinks: Sequence[RecordSink],
     budget_seconds: float,
-    pool: ThreadPoolExecutor | None = None,
+    pool: ThreadPoolExecutor,
 ) -> PublishReport:
     """Write ``records`` to every sink concurrently; return by ``budget_seconds`` whatever happens.
 
     A batch not done by then is reported failed with ``TIMEOUT_CODE`` (its thread may still finish the
     call: the records may then be on the sink, which a client retry with the same ids makes harmless).
-    ``pool``: the container's (``publish_pool``); by default one shared by the process.
+    ``pool``: the container's own (``publish_pool``).
     """
     deadline = Deadline(budget_seconds)
     futures: list[tuple[str, list[OutRecord], Future[SinkResult]]] = []
-    pool = pool or _executor()
     for sink in sinks:
         for batch in sink.batches(records):
             futures.append((sink.name, batch, pool.submit(sink.put_batch, batch, deadline)))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -175,7 +174,7 @@ class IngestService:
         self.quotas = quotas
         # A tenant's partition key values, stamped on its SQS messages (ingest/tenant_partitions.py).
         self.partitions: Callable[[str], int] = partitions or (lambda _tenant: settings.tenant_partitions)
-        self._publish_pool: ThreadPoolExecutor | None = None
+        self._publish_pool = publish_pool()  # threads start on first use
         self._partition: Callable[[dict[str, Any]], str] = (
             (lambda e: e["tenant_id"]) if settings.partition_key == "tenant_id" else (lambda e: e["event_id"])
         )
@@ -400,8 +399,6 @@ class IngestService:
         if remaining_seconds is not None:
             # Keep a reserve to answer: a Lambda timeout would give the client a bare 5xx with no Retry-After.
             budget = max(0.1, min(budget, remaining_seconds - RESPONSE_RESERVE_SECONDS))
-        if self._publish_pool is None:
-            self._publish_pool = publish_pool()
         report = publish(records, self.sinks, budget, self._publish_pool)
         missing = report.missing
         if missing:

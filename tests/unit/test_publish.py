@@ -38,7 +38,7 @@ def test_a_sink_stuck_past_the_budget_is_reported_failed_at_the_deadline() -> No
     try:
         start = time.monotonic()
         # WHEN three records are published with a 0.3 s budget
-        report = publish(records(3), [sink], 0.3)
+        report = publish(records(3), [sink], 0.3, publish_pool())
         elapsed = time.monotonic() - start
     finally:
         sink.release.set()
